@@ -1,0 +1,27 @@
+//! Names every producer and consumer of eventpipe topics agrees on: default
+//! topic names and partition counts, message header names, and the schema
+//! version those headers carry.
+
+/// Default name of the topic accepted events are produced to.
+pub const EVENTS_TOPIC: &str = "events";
+/// Default partition count of [`EVENTS_TOPIC`].
+pub const EVENTS_PARTITIONS: i32 = 6;
+/// Default name of the dead-letter topic for messages the worker cannot store.
+pub const DLQ_TOPIC: &str = "events.dlq";
+/// Default partition count of [`DLQ_TOPIC`].
+pub const DLQ_PARTITIONS: i32 = 1;
+/// Default name of the topic detected anomalies are published to.
+pub const ANOMALIES_TOPIC: &str = "anomalies";
+/// Default partition count of [`ANOMALIES_TOPIC`].
+pub const ANOMALIES_PARTITIONS: i32 = 3;
+
+/// Header naming the version of the value's schema.
+pub const HEADER_SCHEMA_VERSION: &str = "eventpipe-schema-version";
+/// Header carrying the id of the HTTP request that accepted the event.
+pub const HEADER_REQUEST_ID: &str = "eventpipe-request-id";
+/// Header naming the value's media type.
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+
+/// The wire format version this crate implements; sent in
+/// [`HEADER_SCHEMA_VERSION`].
+pub const SCHEMA_VERSION: &str = "1";

@@ -1,0 +1,421 @@
+//! The API's configuration: one typed struct read from environment variables,
+//! validated at start-up with an error that names the variable. [`VARS`] is
+//! the single list of variables: `--help` prints it and [`Env`] refuses to
+//! read a variable missing from it, so the two cannot drift apart.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use eventpipe_contract::{Rules, kafka};
+use sha2::{Digest, Sha256};
+
+/// One environment variable the API reads.
+pub struct Var {
+    /// Its name.
+    pub name: &'static str,
+    /// The value used when it is unset (`None`: required or off).
+    pub default: Option<&'static str>,
+    /// What it sets.
+    pub doc: &'static str,
+}
+
+const fn var(name: &'static str, default: Option<&'static str>, doc: &'static str) -> Var {
+    Var { name, default, doc }
+}
+
+/// Every variable the API reads, with its default.
+pub const VARS: &[Var] = &[
+    var("API_ADDR", Some("127.0.0.1:8080"), "address the HTTP server listens on"),
+    var("KAFKA_BOOTSTRAP_SERVERS", None, "Kafka brokers, host:port[,host:port] (required)"),
+    var("KAFKA_EVENTS_TOPIC", Some(kafka::EVENTS_TOPIC), "topic accepted events are produced to"),
+    var("KAFKA_EVENTS_PARTITIONS", Some("6"), "partitions of the events topic when the API creates it"),
+    var("KAFKA_REPLICATION_FACTOR", Some("-1"), "replication factor of topics the API creates (-1: the broker's default)"),
+    var("KAFKA_CREATE_TOPICS", Some("true"), "create the events topic at start-up when it is missing"),
+    var("KAFKA_MESSAGE_TIMEOUT_MS", Some("5000"), "how long Kafka may take to acknowledge an event before the request gets 503"),
+    var("KAFKA_LINGER_MS", Some("5"), "producer linger.ms: how long to wait to fill a batch"),
+    var("KAFKA_COMPRESSION", Some("lz4"), "producer compression.type: none, gzip, snappy, lz4 or zstd"),
+    var("KAFKA_QUEUE_MAX_MESSAGES", Some("200000"), "producer queue size; when full, requests get 503"),
+    var("KAFKA_CONFIG", None, "extra librdkafka properties, key=value;key=value (e.g. security.protocol=SASL_SSL;sasl.mechanism=PLAIN)"),
+    var("API_MAX_BODY_BYTES", Some("5242880"), "largest request body, as sent (413 above)"),
+    var("API_MAX_DECOMPRESSED_BYTES", Some("5242880"), "largest gzip request body once decompressed (413 above)"),
+    var("API_MAX_BATCH_EVENTS", Some("1000"), "most events in one request (413 above)"),
+    var("API_MAX_EVENT_BYTES", Some("65536"), "largest single event, as JSON text (413 above)"),
+    var("EVENT_MAX_FUTURE_SECS", Some("300"), "how far in the future an event timestamp may be (422 above)"),
+    var("EVENT_STRICT_TYPES", Some("false"), "reject event types other than the known ones"),
+    var("API_KEY_SHA256", None, "comma-separated SHA-256 hex digests of accepted API keys; with API_KEYS_FILE unset too, the API is open"),
+    var("API_KEYS_FILE", None, "file of SHA-256 hex digests of accepted API keys, one per line, # comments"),
+    var("API_RATE_LIMIT_EVENTS_PER_SEC", Some("0"), "events per second each API key may send (0: unlimited)"),
+    var("API_RATE_LIMIT_BURST", None, "events a key may send at once (default: the larger of the rate and API_MAX_BATCH_EVENTS)"),
+    var("API_SHUTDOWN_GRACE_SECS", Some("10"), "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take"),
+];
+
+/// A variable that is missing or holds a value the API cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Reads variables through a lookup function, so tests and the local
+/// launcher can configure the API without touching the process environment.
+pub struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Wraps `lookup`, which returns a variable's value if it is set.
+    pub fn new(lookup: F) -> Self {
+        Env(lookup)
+    }
+
+    fn raw(&self, name: &'static str) -> Option<String> {
+        let known = VARS.iter().find(|v| v.name == name);
+        debug_assert!(known.is_some(), "{name} is missing from VARS");
+        (self.0)(name)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| known.and_then(|v| v.default).map(str::to_owned))
+    }
+
+    fn optional<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.raw(name)
+            .map(|value| {
+                value.trim().parse().map_err(|e| ConfigError {
+                    var: name,
+                    message: format!("cannot use {value:?}: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    fn required<T: FromStr>(&self, name: &'static str) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.optional(name)?.ok_or(ConfigError {
+            var: name,
+            message: "is required but not set".to_owned(),
+        })
+    }
+}
+
+/// Kafka producer settings.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// `KAFKA_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// `KAFKA_EVENTS_TOPIC`, default `events`.
+    pub events_topic: String,
+    /// `KAFKA_EVENTS_PARTITIONS`, default 6.
+    pub events_partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`, default -1 (broker default).
+    pub replication_factor: i32,
+    /// `KAFKA_CREATE_TOPICS`, default true.
+    pub create_topics: bool,
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`, default 5000.
+    pub message_timeout: Duration,
+    /// `KAFKA_LINGER_MS`, default 5.
+    pub linger_ms: u32,
+    /// `KAFKA_COMPRESSION`, default lz4.
+    pub compression: String,
+    /// `KAFKA_QUEUE_MAX_MESSAGES`, default 200000.
+    pub queue_max_messages: u32,
+    /// `KAFKA_CONFIG`: extra librdkafka properties. May hold credentials, so
+    /// `Debug` shows only the keys.
+    pub extra: Vec<(String, String)>,
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("events_topic", &self.events_topic)
+            .field("events_partitions", &self.events_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("create_topics", &self.create_topics)
+            .field("message_timeout", &self.message_timeout)
+            .field("linger_ms", &self.linger_ms)
+            .field("compression", &self.compression)
+            .field("queue_max_messages", &self.queue_max_messages)
+            .field("extra_keys", &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Size and count limits on requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `API_MAX_BODY_BYTES`, default 5 MiB.
+    pub max_body_bytes: usize,
+    /// `API_MAX_DECOMPRESSED_BYTES`, default 5 MiB.
+    pub max_decompressed_bytes: usize,
+    /// `API_MAX_BATCH_EVENTS`, default 1000.
+    pub max_batch_events: usize,
+    /// `API_MAX_EVENT_BYTES`, default 64 KiB.
+    pub max_event_bytes: usize,
+}
+
+/// The per-key token bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// `API_RATE_LIMIT_EVENTS_PER_SEC`.
+    pub events_per_sec: f64,
+    /// `API_RATE_LIMIT_BURST`.
+    pub burst: f64,
+}
+
+/// SHA-256 digests of the accepted API keys. `Debug` shows only how many.
+#[derive(Clone, Default)]
+pub struct KeyDigests(pub Vec<[u8; 32]>);
+
+impl fmt::Debug for KeyDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyDigests({} keys)", self.0.len())
+    }
+}
+
+impl KeyDigests {
+    /// The digest of a plain key, for tests and for operators creating keys.
+    pub fn digest(key: &str) -> [u8; 32] {
+        Sha256::digest(key.as_bytes()).into()
+    }
+}
+
+/// Everything the API needs to run.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `API_ADDR`, default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// Kafka settings.
+    pub kafka: KafkaConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// Event validation rules (`EVENT_MAX_FUTURE_SECS`, `EVENT_STRICT_TYPES`).
+    pub rules: Rules,
+    /// `API_KEY_SHA256` and `API_KEYS_FILE` together; empty means open.
+    pub api_keys: KeyDigests,
+    /// Per-key rate limit; `None` when `API_RATE_LIMIT_EVENTS_PER_SEC` is 0.
+    pub rate_limit: Option<RateLimit>,
+    /// `API_SHUTDOWN_GRACE_SECS`, default 10.
+    pub shutdown_grace: Duration,
+}
+
+impl ApiConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (a variable's value if set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(lookup);
+        let limits = Limits {
+            max_body_bytes: positive(&env, "API_MAX_BODY_BYTES")?,
+            max_decompressed_bytes: positive(&env, "API_MAX_DECOMPRESSED_BYTES")?,
+            max_batch_events: positive(&env, "API_MAX_BATCH_EVENTS")?,
+            max_event_bytes: positive(&env, "API_MAX_EVENT_BYTES")?,
+        };
+        let rate: f64 = env.required("API_RATE_LIMIT_EVENTS_PER_SEC")?;
+        let rate_limit = if rate > 0.0 {
+            let burst = env
+                .optional("API_RATE_LIMIT_BURST")?
+                .unwrap_or_else(|| rate.max(limits.max_batch_events as f64));
+            if burst < 1.0 {
+                return Err(ConfigError {
+                    var: "API_RATE_LIMIT_BURST",
+                    message: "must be at least 1".to_owned(),
+                });
+            }
+            Some(RateLimit {
+                events_per_sec: rate,
+                burst,
+            })
+        } else {
+            None
+        };
+        let max_future_secs: i64 = env.required("EVENT_MAX_FUTURE_SECS")?;
+        Ok(ApiConfig {
+            addr: env.required("API_ADDR")?,
+            kafka: KafkaConfig {
+                bootstrap_servers: env.required("KAFKA_BOOTSTRAP_SERVERS")?,
+                events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
+                events_partitions: positive(&env, "KAFKA_EVENTS_PARTITIONS")?,
+                replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
+                create_topics: env.required("KAFKA_CREATE_TOPICS")?,
+                message_timeout: Duration::from_millis(positive(&env, "KAFKA_MESSAGE_TIMEOUT_MS")?),
+                linger_ms: env.required("KAFKA_LINGER_MS")?,
+                compression: env.required("KAFKA_COMPRESSION")?,
+                queue_max_messages: positive(&env, "KAFKA_QUEUE_MAX_MESSAGES")?,
+                extra: key_values(&env, "KAFKA_CONFIG")?,
+            },
+            limits,
+            rules: Rules {
+                max_future: chrono::Duration::seconds(max_future_secs.max(0)),
+                strict_types: env.required("EVENT_STRICT_TYPES")?,
+            },
+            api_keys: api_keys(&env)?,
+            rate_limit,
+            shutdown_grace: Duration::from_secs(env.required("API_SHUTDOWN_GRACE_SECS")?),
+        })
+    }
+}
+
+/// The variables as `--help` prints them.
+pub fn help() -> String {
+    let mut out = String::from("Environment variables (default in brackets):\n");
+    for v in VARS {
+        let default = v.default.map(|d| format!(" [{d}]")).unwrap_or_default();
+        out.push_str(&format!("  {:<32}{}{}\n", v.name, v.doc, default));
+    }
+    out
+}
+
+fn positive<T, F>(env: &Env<F>, name: &'static str) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default,
+    T::Err: fmt::Display,
+    F: Fn(&str) -> Option<String>,
+{
+    let value: T = env.required(name)?;
+    if value <= T::default() {
+        return Err(ConfigError {
+            var: name,
+            message: "must be greater than 0".to_owned(),
+        });
+    }
+    Ok(value)
+}
+
+fn key_values<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(text) = env.raw(name) else {
+        return Ok(Vec::new());
+    };
+    text.split(';')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(ConfigError {
+                var: name,
+                message: format!("expected key=value pairs separated by ';', got {:?}", pair.split('=').next().unwrap_or("")),
+            }),
+        })
+        .collect()
+}
+
+fn api_keys<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeyDigests, ConfigError> {
+    let mut digests = Vec::new();
+    if let Some(list) = env.raw("API_KEY_SHA256") {
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            digests.push(parse_digest(item).map_err(|message| ConfigError {
+                var: "API_KEY_SHA256",
+                message,
+            })?);
+        }
+    }
+    if let Some(path) = env.raw("API_KEYS_FILE") {
+        let file_error = |message: String| ConfigError {
+            var: "API_KEYS_FILE",
+            message,
+        };
+        let text = std::fs::read_to_string(Path::new(&path))
+            .map_err(|e| file_error(format!("cannot read {path}: {e}")))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            digests.push(parse_digest(line).map_err(|m| file_error(format!("{path} line {}: {m}", n + 1)))?);
+        }
+    }
+    Ok(KeyDigests(digests))
+}
+
+fn parse_digest(hex_digest: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut out).map_err(|_| {
+        "expected a SHA-256 digest as 64 hex characters (e.g. from `printf %s KEY | sha256sum`)".to_owned()
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ApiConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_only_the_brokers() {
+        let c = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k:9092")]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.kafka.events_topic, "events");
+        assert_eq!(c.kafka.events_partitions, 6);
+        assert_eq!(c.limits.max_body_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.limits.max_batch_events, 1000);
+        assert_eq!(c.limits.max_event_bytes, 64 * 1024);
+        assert_eq!(c.rules.max_future.num_seconds(), 300);
+        assert!(c.api_keys.0.is_empty());
+        assert!(c.rate_limit.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let missing = config(&[]).unwrap_err();
+        assert_eq!(missing.to_string(), "KAFKA_BOOTSTRAP_SERVERS: is required but not set");
+        let cases = [
+            ("API_ADDR", "nowhere"),
+            ("API_MAX_BATCH_EVENTS", "0"),
+            ("API_MAX_BODY_BYTES", "-5"),
+            ("KAFKA_CREATE_TOPICS", "maybe"),
+            ("API_KEY_SHA256", "abc"),
+            ("KAFKA_CONFIG", "novalue"),
+            ("API_KEYS_FILE", "/nonexistent/keys"),
+        ];
+        for (name, value) in cases {
+            let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k:9092"), (name, value)]).unwrap_err();
+            assert_eq!(err.var, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let digest = hex::encode(KeyDigests::digest("s3cret"));
+        let c = config(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+            ("API_KEY_SHA256", &digest),
+            ("KAFKA_CONFIG", "sasl.username=bob;sasl.password=hunter2"),
+        ])
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains(&digest), "{debug}");
+        assert!(debug.contains("sasl.password"));
+        assert_eq!(c.api_keys.0, vec![KeyDigests::digest("s3cret")]);
+    }
+
+    #[test]
+    fn rate_limit_burst_defaults_to_fit_a_full_batch() {
+        let c = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k"), ("API_RATE_LIMIT_EVENTS_PER_SEC", "10")]).unwrap();
+        let limit = c.rate_limit.unwrap();
+        assert_eq!((limit.events_per_sec, limit.burst), (10.0, 1000.0));
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let text = help();
+        assert!(VARS.iter().all(|v| text.contains(v.name)));
+    }
+}

@@ -1,0 +1,250 @@
+//! `POST /events`: validate a request's events and answer 202 once Kafka
+//! acknowledged every one of them.
+
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::{Body, to_bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::{AppError, bad_request, too_large};
+use crate::observe::RequestId;
+use crate::sink::FailureKind;
+use crate::{AppState, intake};
+
+/// Query parameters of `POST /events`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IngestParams {
+    /// Validate and answer with receipts, but produce nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What happened to one event of the request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// Kafka acknowledged the event.
+    Accepted,
+    /// Dry run: the event is valid; nothing was produced.
+    Valid,
+}
+
+/// The receipt of one event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventReceipt {
+    /// Position of the event in the request.
+    #[schema(example = 0)]
+    pub index: usize,
+    /// The event's id: the client's, or the UUIDv7 the API assigned.
+    pub event_id: Uuid,
+    /// `accepted`, or `valid` for a dry run.
+    pub status: ReceiptStatus,
+    /// Partition of the events topic holding the event (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 3)]
+    pub partition: Option<i32>,
+    /// Offset of the event in that partition (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 1042)]
+    pub offset: Option<i64>,
+}
+
+/// The answer to an accepted (or dry-run) request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Receipt {
+    /// How many events Kafka acknowledged (0 for a dry run).
+    #[schema(example = 1)]
+    pub accepted: usize,
+    /// True when nothing was produced because `dry_run=true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// One receipt per event, in request order.
+    pub results: Vec<EventReceipt>,
+}
+
+/// Ingest one event, a batch, or NDJSON.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    params(IngestParams),
+    request_body(
+        description = "One event object, a JSON array of events (a batch), or NDJSON (one event per line). \
+                       May be sent with `Content-Encoding: gzip`.",
+        content(
+            (crate::openapi::IngestBody = "application/json", examples(
+                ("single" = (summary = "One event", value = json!(crate::openapi::example_single()))),
+                ("batch" = (summary = "A batch", value = json!(crate::openapi::example_batch()))),
+            )),
+            (String = "application/x-ndjson", example = json!(crate::openapi::example_ndjson())),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Kafka acknowledged every event.", body = Receipt,
+            example = json!(crate::openapi::example_receipt())),
+        (status = 200, description = "Dry run: every event is valid; nothing was produced.", body = Receipt,
+            example = json!(crate::openapi::example_dry_run())),
+        (status = 400, description = "Malformed JSON (the message says where), bad gzip, or not UTF-8.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::example_problem(400))),
+        (status = 401, description = "API key missing or not accepted.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::example_problem(401))),
+        (status = 413, description = "Body, decompressed body, batch or event over its limit (stated in the message).",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::example_problem(413))),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::example_problem(415))),
+        (status = 422, description = "At least one event is invalid; nothing was produced. Every error is listed.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            example = json!(crate::openapi::example_problem(422))),
+        (status = 429, description = "The API key's event rate is exceeded.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!(crate::openapi::example_problem(429))),
+        (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out). \
+                                      Retrying with the same event ids is safe.",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!(crate::openapi::example_problem(503))),
+    ),
+    security((), ("api_key" = [])),
+)]
+pub async fn ingest_events(
+    State(app): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let received_at = Utc::now();
+    let key = app.keys.authenticate(&headers)?;
+    let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| bad_request(format!("invalid query string: {e}")))?;
+    let format = intake::format_of(&headers)?;
+    let limits = &app.config.limits;
+    let body = to_bytes(body, limits.max_body_bytes).await.map_err(|e| {
+        if std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large(format!(
+                "request body exceeds {} bytes, the limit",
+                limits.max_body_bytes
+            ))
+        } else {
+            bad_request(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let body = intake::decode(&headers, &body, limits)?;
+    let events = intake::split(format, intake::text(&body)?, limits)?;
+
+    let metrics = &app.metrics;
+    metrics.events_received.inc_by(events.len() as u64);
+    let reject = |error: AppError| {
+        metrics
+            .events_rejected
+            .with_label_values(&[error.reason()])
+            .inc_by(events.len() as u64);
+        error
+    };
+    let records = intake::validate(&events, received_at, &app.config.rules).map_err(reject)?;
+    app.limiter
+        .take(key, records.len())
+        .map_err(|retry_after| reject(AppError::RateLimited { retry_after }))?;
+
+    if params.dry_run {
+        let results = records
+            .iter()
+            .enumerate()
+            .map(|(index, r)| EventReceipt {
+                index,
+                event_id: r.event_id,
+                status: ReceiptStatus::Valid,
+                partition: None,
+                offset: None,
+            })
+            .collect();
+        let receipt = Receipt {
+            accepted: 0,
+            dry_run: true,
+            results,
+        };
+        return Ok((StatusCode::OK, Json(receipt)).into_response());
+    }
+
+    let started = Instant::now();
+    let sent = app.sink.send(&records, &request_id.0).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = match sent {
+        Ok(delivered) => {
+            metrics.produce_duration.with_label_values(&["ok"]).observe(elapsed);
+            delivered
+        }
+        Err(failure) => {
+            metrics.produce_duration.with_label_values(&["error"]).observe(elapsed);
+            metrics
+                .produce_errors
+                .with_label_values(&[failure.kind.label()])
+                .inc_by(failure.failed as u64);
+            tracing::warn!(
+                request.id = %request_id.0,
+                kind = failure.kind.label(),
+                failed = failure.failed,
+                events = records.len(),
+                "Kafka did not acknowledge every event"
+            );
+            let detail = match failure.kind {
+                FailureKind::QueueFull => "Kafka is not keeping up (the producer queue is full); retry shortly".to_owned(),
+                FailureKind::TimedOut => format!(
+                    "Kafka did not acknowledge {} of {} event(s) within {} ms; retrying with the same event ids is safe",
+                    failure.failed,
+                    records.len(),
+                    app.config.kafka.message_timeout.as_millis()
+                ),
+                FailureKind::TooLarge => {
+                    return Err(reject(too_large(
+                        "Kafka refused an event as too large for the topic (message.max.bytes)",
+                    )));
+                }
+                FailureKind::Broker => format!(
+                    "Kafka refused {} of {} event(s); retrying with the same event ids is safe",
+                    failure.failed,
+                    records.len()
+                ),
+            };
+            return Err(reject(AppError::Unavailable {
+                detail,
+                retry_after: std::time::Duration::from_secs(1),
+            }));
+        }
+    };
+    metrics.events_accepted.inc_by(delivered.len() as u64);
+    let results = records
+        .iter()
+        .zip(&delivered)
+        .enumerate()
+        .map(|(index, (r, d))| EventReceipt {
+            index,
+            event_id: r.event_id,
+            status: ReceiptStatus::Accepted,
+            partition: Some(d.partition),
+            offset: Some(d.offset),
+        })
+        .collect();
+    let receipt = Receipt {
+        accepted: delivered.len(),
+        dry_run: false,
+        results,
+    };
+    Ok((StatusCode::ACCEPTED, Json(receipt)).into_response())
+}

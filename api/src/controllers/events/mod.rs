@@ -1,0 +1,3 @@
+//! The events resource.
+
+pub mod ingest;

@@ -1,0 +1,222 @@
+//! The API's one error type and the policy for turning errors into HTTP
+//! responses, all in one place:
+//!
+//! - handlers return [`AppError`]; its [`IntoResponse`] picks the status code
+//!   and writes an RFC 9457 `application/problem+json` body;
+//! - 4xx bodies say exactly what was wrong, so a client can fix its request;
+//! - 5xx bodies are opaque: the cause is logged once, here, never sent;
+//! - start-up and background code uses `anyhow`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eventpipe_contract::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The body is not what it claims to be (malformed JSON, bad gzip, not UTF-8).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No API key, or one that is not configured.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A size or count limit was exceeded; the message states the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Content-Type or Content-Encoding the API does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// One or more events broke the contract; nothing was produced.
+    #[error("{} invalid event(s)", .0.len())]
+    Invalid(Vec<EventError>),
+    /// The API key's rate was exceeded.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// When the request would fit in the key's bucket again.
+        retry_after: Duration,
+    },
+    /// Kafka did not acknowledge every event in time, or cannot take more now.
+    #[error("{detail}")]
+    Unavailable {
+        /// What happened, without internals.
+        detail: String,
+        /// How long a client should wait before retrying.
+        retry_after: Duration,
+    },
+    /// A bug or an unexpected failure; logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// One invalid field of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EventError {
+    /// Position of the event in the request (0 for a single event; the
+    /// event's position among the non-blank lines for NDJSON).
+    #[schema(example = 1)]
+    pub index: usize,
+    /// JSON pointer to the field, relative to the event.
+    #[schema(example = "/payload/amount")]
+    pub pointer: String,
+    /// What is wrong with it.
+    #[schema(example = "must be a number >= 0, got -5")]
+    pub message: String,
+}
+
+impl EventError {
+    /// Places a field error at event `index`.
+    pub fn at(index: usize, error: FieldError) -> Self {
+        EventError {
+            index,
+            pointer: error.pointer,
+            message: error.message,
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem; stable, for clients to switch on.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:eventpipe:problem:invalid-events")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem.
+    #[schema(example = "Invalid events")]
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(example = 422)]
+    pub status: u16,
+    /// What went wrong with this request.
+    #[schema(example = "1 of 2 events is invalid; nothing was accepted")]
+    pub detail: String,
+    /// Every invalid field, for `invalid-events` problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<EventError>,
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `type` slug and `title` of the problem document.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            AppError::BadRequest(_) => ("malformed-request", "Malformed request"),
+            AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            AppError::TooLarge(_) => ("too-large", "Request too large"),
+            AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            AppError::Invalid(_) => ("invalid-events", "Invalid events"),
+            AppError::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
+            AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            AppError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    /// The rejection reason label used by the events-rejected metric.
+    pub fn reason(&self) -> &'static str {
+        self.kind().0
+    }
+
+    fn into_problem(self) -> (Problem, Option<Duration>) {
+        let status = self.status().as_u16();
+        let (slug, title) = self.kind();
+        let (detail, errors, retry_after) = match self {
+            AppError::BadRequest(d)
+            | AppError::Unauthorized(d)
+            | AppError::TooLarge(d)
+            | AppError::UnsupportedMediaType(d) => (d, Vec::new(), None),
+            AppError::Invalid(errors) => {
+                let events = errors
+                    .iter()
+                    .map(|e| e.index)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                let detail = format!(
+                    "{events} event(s) invalid ({} error(s)); nothing was accepted",
+                    errors.len()
+                );
+                (detail, errors, None)
+            }
+            AppError::RateLimited { retry_after } => (
+                format!(
+                    "this API key's event rate is exceeded; retry after {} s",
+                    retry_secs(retry_after)
+                ),
+                Vec::new(),
+                Some(retry_after),
+            ),
+            AppError::Unavailable {
+                detail,
+                retry_after,
+            } => (detail, Vec::new(), Some(retry_after)),
+            AppError::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "request failed");
+                ("an internal error occurred; it has been logged".to_owned(), Vec::new(), None)
+            }
+        };
+        let problem = Problem {
+            problem_type: format!("urn:eventpipe:problem:{slug}"),
+            title: title.to_owned(),
+            status,
+            detail,
+            errors,
+        };
+        (problem, retry_after)
+    }
+}
+
+/// `Retry-After` is whole seconds; never advertise 0, which invites a hot loop.
+fn retry_secs(d: Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (problem, retry_after) = self.into_problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(after)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Shorthand for a 400.
+pub fn bad_request(detail: impl Into<String>) -> AppError {
+    AppError::BadRequest(detail.into())
+}
+
+/// Shorthand for a 413.
+pub fn too_large(detail: impl Into<String>) -> AppError {
+    AppError::TooLarge(detail.into())
+}
+
+/// Shorthand for a 415.
+pub fn unsupported_media_type(detail: impl Into<String>) -> AppError {
+    AppError::UnsupportedMediaType(detail.into())
+}

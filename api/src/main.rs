@@ -1,0 +1,33 @@
+//! The `eventpipe-api` binary: reads configuration from the environment and
+//! serves until Ctrl-C or SIGTERM. `--help` lists the variables; `openapi`
+//! prints the OpenAPI document.
+
+use anyhow::Context;
+use eventpipe_api::config::{self, ApiConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("-h" | "--help") => {
+            println!("eventpipe-api: validates events and produces them to Kafka.\n");
+            println!("Usage: eventpipe-api [openapi]\n");
+            print!("{}", config::help());
+            println!("  {:<32}log filter, e.g. info,eventpipe_api=debug [info]", "RUST_LOG");
+            println!("  {:<32}text or json [text]", "LOG_FORMAT");
+            return Ok(());
+        }
+        Some("openapi") => {
+            print!("{}", eventpipe_api::openapi::document_json());
+            return Ok(());
+        }
+        Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),
+        None => {}
+    }
+    eventpipe_api::init_tracing();
+    let config = ApiConfig::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding API_ADDR={}", config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "eventpipe-api listening");
+    eventpipe_api::serve(config, listener, eventpipe_api::shutdown_signal()).await
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics of the API. Metric names are the constants below, the
+//! one place they are spelled; each server owns its own registry, so several
+//! servers (tests, the local launcher) can share a process.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// HTTP requests by route, method and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "eventpipe_api_http_requests_total";
+/// HTTP request latency by route, method and status.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "eventpipe_api_http_request_duration_seconds";
+/// Events found in requests that got as far as being parsed.
+pub const EVENTS_RECEIVED_TOTAL: &str = "eventpipe_api_events_received_total";
+/// Events Kafka acknowledged.
+pub const EVENTS_ACCEPTED_TOTAL: &str = "eventpipe_api_events_accepted_total";
+/// Events rejected, by reason (the problem type slug).
+pub const EVENTS_REJECTED_TOTAL: &str = "eventpipe_api_events_rejected_total";
+/// Time from handing a request's events to the producer until Kafka acknowledged all.
+pub const KAFKA_PRODUCE_DURATION_SECONDS: &str = "eventpipe_api_kafka_produce_duration_seconds";
+/// Events Kafka did not acknowledge, by kind of failure.
+pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "eventpipe_api_kafka_produce_errors_total";
+/// Messages in the producer's queue, not yet acknowledged.
+pub const KAFKA_PRODUCER_QUEUE_MESSAGES: &str = "eventpipe_api_kafka_producer_queue_messages";
+/// 1 when the last broker probe succeeded.
+pub const KAFKA_READY: &str = "eventpipe_api_kafka_ready";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The API's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// See [`HTTP_REQUESTS_TOTAL`].
+    pub http_requests: IntCounterVec,
+    /// See [`HTTP_REQUEST_DURATION_SECONDS`].
+    pub http_duration: HistogramVec,
+    /// See [`EVENTS_RECEIVED_TOTAL`].
+    pub events_received: IntCounter,
+    /// See [`EVENTS_ACCEPTED_TOTAL`].
+    pub events_accepted: IntCounter,
+    /// See [`EVENTS_REJECTED_TOTAL`].
+    pub events_rejected: IntCounterVec,
+    /// See [`KAFKA_PRODUCE_DURATION_SECONDS`].
+    pub produce_duration: HistogramVec,
+    /// See [`KAFKA_PRODUCE_ERRORS_TOTAL`].
+    pub produce_errors: IntCounterVec,
+    /// See [`KAFKA_PRODUCER_QUEUE_MESSAGES`].
+    pub producer_queue: IntGauge,
+    /// See [`KAFKA_READY`].
+    pub kafka_ready: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_labels = &["route", "method", "status"];
+        let metrics = Metrics {
+            http_requests: IntCounterVec::new(
+                Opts::new(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status"),
+                http_labels,
+            )?,
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(HTTP_REQUEST_DURATION_SECONDS, "HTTP request latency")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                http_labels,
+            )?,
+            events_received: IntCounter::new(EVENTS_RECEIVED_TOTAL, "Events received in parsed requests")?,
+            events_accepted: IntCounter::new(EVENTS_ACCEPTED_TOTAL, "Events acknowledged by Kafka")?,
+            events_rejected: IntCounterVec::new(
+                Opts::new(EVENTS_REJECTED_TOTAL, "Events rejected, by reason"),
+                &["reason"],
+            )?,
+            produce_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    KAFKA_PRODUCE_DURATION_SECONDS,
+                    "Time for Kafka to acknowledge all events of a request",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["outcome"],
+            )?,
+            produce_errors: IntCounterVec::new(
+                Opts::new(KAFKA_PRODUCE_ERRORS_TOTAL, "Events Kafka did not acknowledge, by kind"),
+                &["kind"],
+            )?,
+            producer_queue: IntGauge::new(KAFKA_PRODUCER_QUEUE_MESSAGES, "Messages awaiting Kafka acknowledgement")?,
+            kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
+            registry,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.events_received.clone()),
+            Box::new(metrics.events_accepted.clone()),
+            Box::new(metrics.events_rejected.clone()),
+            Box::new(metrics.produce_duration.clone()),
+            Box::new(metrics.produce_errors.clone()),
+            Box::new(metrics.producer_queue.clone()),
+            Box::new(metrics.kafka_ready.clone()),
+        ];
+        for collector in collectors {
+            metrics.registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on a malformed metric family, which
+        // registration already ruled out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

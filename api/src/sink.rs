@@ -1,0 +1,295 @@
+//! The API's one door to Kafka: the idempotent `acks=all` producer that puts
+//! accepted events on the events topic, topic creation at start-up, and the
+//! broker probe behind `/ready`. Nothing else in the API imports rdkafka.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use eventpipe_contract::{EventRecord, kafka};
+use futures::future::join_all;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::KafkaConfig;
+
+/// How long start-up may wait for Kafka before giving up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Routes librdkafka's own logs and errors into `tracing`.
+pub struct SinkContext;
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+            _ => tracing::debug!(facility, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+}
+
+/// Where Kafka put an acknowledged event.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered {
+    /// Partition of the events topic.
+    pub partition: i32,
+    /// Offset within that partition.
+    pub offset: i64,
+}
+
+/// Why Kafka did not acknowledge an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The producer's queue is full: Kafka is slower than the intake.
+    QueueFull,
+    /// No acknowledgement within `KAFKA_MESSAGE_TIMEOUT_MS`.
+    TimedOut,
+    /// The broker refused the message as too large.
+    TooLarge,
+    /// Any other broker or client error.
+    Broker,
+}
+
+impl FailureKind {
+    /// Label for the produce-errors metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::QueueFull => "queue_full",
+            FailureKind::TimedOut => "timed_out",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Broker => "broker",
+        }
+    }
+
+    fn of(error: &KafkaError) -> Self {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::QueueFull) => FailureKind::QueueFull,
+            Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+                FailureKind::TimedOut
+            }
+            Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+                FailureKind::TooLarge
+            }
+            _ => FailureKind::Broker,
+        }
+    }
+}
+
+/// Some events of a request were not acknowledged.
+#[derive(Debug)]
+pub struct SendError {
+    /// The first failure's kind.
+    pub kind: FailureKind,
+    /// How many events of the request were not acknowledged (or not enqueued).
+    pub failed: usize,
+}
+
+/// Produces events to the events topic.
+#[derive(Clone)]
+pub struct EventSink {
+    producer: FutureProducer<SinkContext>,
+    topic: String,
+}
+
+fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", "eventpipe-api");
+    for (key, value) in &config.extra {
+        client.set(key, value);
+    }
+    client
+}
+
+impl EventSink {
+    /// Creates the producer. Connecting happens in the background; see
+    /// [`EventSink::ensure_topic`] and [`EventSink::probe`].
+    pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
+        let mut client = client_config(config);
+        client
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", &config.compression)
+            .set("linger.ms", config.linger_ms.to_string())
+            .set("message.timeout.ms", config.message_timeout.as_millis().to_string())
+            .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
+            .set("queue.buffering.max.kbytes", "1048576");
+        let producer = client
+            .create_with_context(SinkContext)
+            .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
+        Ok(EventSink {
+            producer,
+            topic: config.events_topic.clone(),
+        })
+    }
+
+    /// Makes sure the events topic exists: creates it when missing (if
+    /// allowed), then checks the broker reports it. Fails when Kafka cannot be
+    /// reached within a few seconds.
+    pub async fn ensure_topic(&self, config: &KafkaConfig) -> anyhow::Result<()> {
+        if config.create_topics {
+            let admin: AdminClient<DefaultClientContext> = client_config(config)
+                .create()
+                .context("creating the Kafka admin client")?;
+            let topic = NewTopic::new(
+                &config.events_topic,
+                config.events_partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            );
+            let options = AdminOptions::new().request_timeout(Some(STARTUP_TIMEOUT));
+            match admin.create_topics([&topic], &options).await {
+                Ok(results) => {
+                    for result in results {
+                        match result {
+                            Ok(name) => tracing::info!(topic = %name, "created topic"),
+                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                            Err((name, code)) => {
+                                tracing::warn!(topic = %name, error = %code, "could not create topic")
+                            }
+                        }
+                    }
+                }
+                // Some brokers refuse the CreateTopics API (ACLs, managed
+                // services); the metadata check below then decides.
+                Err(e) => tracing::warn!(error = %e, "could not create topics"),
+            }
+        }
+        let partitions = self
+            .partition_count(STARTUP_TIMEOUT)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
+                    config.bootstrap_servers
+                )
+            })?;
+        match partitions {
+            0 => bail!(
+                "topic {:?} does not exist and could not be created (KAFKA_EVENTS_TOPIC, KAFKA_CREATE_TOPICS)",
+                self.topic
+            ),
+            n if i32::try_from(n).ok() != Some(config.events_partitions) => tracing::warn!(
+                topic = %self.topic,
+                partitions = n,
+                configured = config.events_partitions,
+                "topic exists with a different partition count than KAFKA_EVENTS_PARTITIONS"
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Number of partitions the broker reports for the events topic (0 when
+    /// it does not know the topic); an error when no broker answers.
+    async fn partition_count(&self, timeout: Duration) -> anyhow::Result<usize> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(Some(&topic), Timeout::After(timeout))
+        })
+        .await??;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len()))
+    }
+
+    /// True when a broker answers a metadata request for the events topic.
+    pub async fn probe(&self, timeout: Duration) -> bool {
+        matches!(self.partition_count(timeout).await, Ok(n) if n > 0)
+    }
+
+    /// Messages enqueued but not yet acknowledged.
+    pub fn queue_depth(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Produces `events` (keyed by user id, with schema-version and
+    /// request-id headers) and waits until Kafka acknowledged every one.
+    pub async fn send(
+        &self,
+        events: &[EventRecord<'_>],
+        request_id: &str,
+    ) -> Result<Vec<Delivered>, SendError> {
+        let mut pending = Vec::with_capacity(events.len());
+        let mut value = Vec::with_capacity(512);
+        for (sent, event) in events.iter().enumerate() {
+            value.clear();
+            // Serializing a record into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut value, event);
+            let headers = OwnedHeaders::new_with_capacity(3)
+                .insert(Header {
+                    key: kafka::HEADER_SCHEMA_VERSION,
+                    value: Some(kafka::SCHEMA_VERSION),
+                })
+                .insert(Header {
+                    key: kafka::HEADER_REQUEST_ID,
+                    value: Some(request_id),
+                })
+                .insert(Header {
+                    key: kafka::HEADER_CONTENT_TYPE,
+                    value: Some("application/json"),
+                });
+            let record = FutureRecord::to(&self.topic)
+                .key(event.user_id.as_bytes())
+                .payload(&value)
+                .headers(headers);
+            match self.producer.send_result(record) {
+                Ok(delivery) => pending.push(delivery),
+                Err((error, _)) => {
+                    return Err(SendError {
+                        kind: FailureKind::of(&error),
+                        failed: events.len() - sent,
+                    });
+                }
+            }
+        }
+        let mut delivered = Vec::with_capacity(events.len());
+        let mut first_failure = None;
+        let mut failed = 0;
+        for outcome in join_all(pending).await {
+            match outcome {
+                Ok(Ok(d)) => delivered.push(Delivered {
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
+                Ok(Err((error, _))) => {
+                    failed += 1;
+                    first_failure.get_or_insert(FailureKind::of(&error));
+                }
+                // The producer was dropped before answering.
+                Err(_canceled) => {
+                    failed += 1;
+                    first_failure.get_or_insert(FailureKind::Broker);
+                }
+            }
+        }
+        match first_failure {
+            None => Ok(delivered),
+            Some(kind) => Err(SendError { kind, failed }),
+        }
+    }
+
+    /// Waits up to `timeout` for every queued message to be acknowledged.
+    pub async fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
+            .await?
+            .context("flushing the Kafka producer")
+    }
+}

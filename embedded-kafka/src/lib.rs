@@ -1,0 +1,67 @@
+//! A Kafka cluster inside this process: librdkafka's mock cluster, which
+//! speaks the Kafka protocol on loopback sockets. The local run and the tests
+//! start one and hand its bootstrap address to the services, which connect
+//! to it as to any broker and cannot tell the difference.
+//!
+//! The mock keeps everything in memory and does not implement the
+//! CreateTopics API, so topics are created here, on the cluster directly.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+/// A running in-process cluster; stops when dropped.
+pub struct EmbeddedKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+    brokers: i32,
+}
+
+impl EmbeddedKafka {
+    /// Starts a cluster of `brokers` brokers on ephemeral loopback ports.
+    pub fn start(brokers: i32) -> anyhow::Result<Self> {
+        let cluster = MockCluster::new(brokers).context("starting the embedded Kafka cluster")?;
+        Ok(EmbeddedKafka { cluster, brokers })
+    }
+
+    /// The `host:port,...` list clients connect to.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Creates `topic` with `partitions` partitions, replicated on every broker.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+        self.cluster
+            .create_topic(topic, partitions, self.brokers)
+            .with_context(|| format!("creating topic {topic}"))
+    }
+
+    /// Takes broker `id` (1-based) down: its connections are closed and it
+    /// refuses new ones until [`EmbeddedKafka::broker_up`].
+    pub fn broker_down(&self, id: i32) -> anyhow::Result<()> {
+        self.cluster.broker_down(id).with_context(|| format!("taking broker {id} down"))
+    }
+
+    /// Brings broker `id` back.
+    pub fn broker_up(&self, id: i32) -> anyhow::Result<()> {
+        self.cluster.broker_up(id).with_context(|| format!("bringing broker {id} up"))
+    }
+
+    /// Takes every broker down.
+    pub fn all_down(&self) -> anyhow::Result<()> {
+        (1..=self.brokers).try_for_each(|id| self.broker_down(id))
+    }
+
+    /// Brings every broker back.
+    pub fn all_up(&self) -> anyhow::Result<()> {
+        (1..=self.brokers).try_for_each(|id| self.broker_up(id))
+    }
+
+    /// Delays every response of broker `id` by `delay`.
+    pub fn slow_broker(&self, id: i32, delay: Duration) -> anyhow::Result<()> {
+        self.cluster
+            .broker_round_trip_time(id, delay)
+            .with_context(|| format!("slowing broker {id}"))
+    }
+}

@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
-use subtle::{ConstantTimeEq, ConditionallySelectable};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::KeyDigests;
 use crate::error::AppError;
@@ -51,7 +51,10 @@ impl ApiKeys {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
@@ -83,7 +86,10 @@ mod tests {
     use super::*;
 
     fn keys() -> ApiKeys {
-        ApiKeys::new(&KeyDigests(vec![KeyDigests::digest("alpha"), KeyDigests::digest("beta")]))
+        ApiKeys::new(&KeyDigests(vec![
+            KeyDigests::digest("alpha"),
+            KeyDigests::digest("beta"),
+        ]))
     }
 
     fn auth(keys: &ApiKeys, value: Option<&str>) -> Result<KeyId, String> {
@@ -105,9 +111,16 @@ mod tests {
     fn refusals_say_why() {
         let k = keys();
         assert!(auth(&k, None).unwrap_err().contains("missing API key"));
-        assert!(auth(&k, Some("Basic YWxwaGE=")).unwrap_err().contains("malformed"));
+        assert!(
+            auth(&k, Some("Basic YWxwaGE="))
+                .unwrap_err()
+                .contains("malformed")
+        );
         assert!(auth(&k, Some("Bearer ")).unwrap_err().contains("malformed"));
-        assert_eq!(auth(&k, Some("Bearer gamma")).unwrap_err(), "invalid API key");
+        assert_eq!(
+            auth(&k, Some("Bearer gamma")).unwrap_err(),
+            "invalid API key"
+        );
     }
 
     #[test]

@@ -28,28 +28,121 @@ const fn var(name: &'static str, default: Option<&'static str>, doc: &'static st
 
 /// Every variable the API reads, with its default.
 pub const VARS: &[Var] = &[
-    var("API_ADDR", Some("127.0.0.1:8080"), "address the HTTP server listens on"),
-    var("KAFKA_BOOTSTRAP_SERVERS", None, "Kafka brokers, host:port[,host:port] (required)"),
-    var("KAFKA_EVENTS_TOPIC", Some(kafka::EVENTS_TOPIC), "topic accepted events are produced to"),
-    var("KAFKA_EVENTS_PARTITIONS", Some("6"), "partitions of the events topic when the API creates it"),
-    var("KAFKA_REPLICATION_FACTOR", Some("-1"), "replication factor of topics the API creates (-1: the broker's default)"),
-    var("KAFKA_CREATE_TOPICS", Some("true"), "create the events topic at start-up when it is missing"),
-    var("KAFKA_MESSAGE_TIMEOUT_MS", Some("5000"), "how long Kafka may take to acknowledge an event before the request gets 503"),
-    var("KAFKA_LINGER_MS", Some("5"), "producer linger.ms: how long to wait to fill a batch"),
-    var("KAFKA_COMPRESSION", Some("lz4"), "producer compression.type: none, gzip, snappy, lz4 or zstd"),
-    var("KAFKA_QUEUE_MAX_MESSAGES", Some("200000"), "producer queue size; when full, requests get 503"),
-    var("KAFKA_CONFIG", None, "extra librdkafka properties, key=value;key=value (e.g. security.protocol=SASL_SSL;sasl.mechanism=PLAIN)"),
-    var("API_MAX_BODY_BYTES", Some("5242880"), "largest request body, as sent (413 above)"),
-    var("API_MAX_DECOMPRESSED_BYTES", Some("5242880"), "largest gzip request body once decompressed (413 above)"),
-    var("API_MAX_BATCH_EVENTS", Some("1000"), "most events in one request (413 above)"),
-    var("API_MAX_EVENT_BYTES", Some("65536"), "largest single event, as JSON text (413 above)"),
-    var("EVENT_MAX_FUTURE_SECS", Some("300"), "how far in the future an event timestamp may be (422 above)"),
-    var("EVENT_STRICT_TYPES", Some("false"), "reject event types other than the known ones"),
-    var("API_KEY_SHA256", None, "comma-separated SHA-256 hex digests of accepted API keys; with API_KEYS_FILE unset too, the API is open"),
-    var("API_KEYS_FILE", None, "file of SHA-256 hex digests of accepted API keys, one per line, # comments"),
-    var("API_RATE_LIMIT_EVENTS_PER_SEC", Some("0"), "events per second each API key may send (0: unlimited)"),
-    var("API_RATE_LIMIT_BURST", None, "events a key may send at once (default: the larger of the rate and API_MAX_BATCH_EVENTS)"),
-    var("API_SHUTDOWN_GRACE_SECS", Some("10"), "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take"),
+    var(
+        "API_ADDR",
+        Some("127.0.0.1:8080"),
+        "address the HTTP server listens on",
+    ),
+    var(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        None,
+        "Kafka brokers, host:port[,host:port] (required)",
+    ),
+    var(
+        "KAFKA_EVENTS_TOPIC",
+        Some(kafka::EVENTS_TOPIC),
+        "topic accepted events are produced to",
+    ),
+    var(
+        "KAFKA_EVENTS_PARTITIONS",
+        Some("6"),
+        "partitions of the events topic when the API creates it",
+    ),
+    var(
+        "KAFKA_REPLICATION_FACTOR",
+        Some("-1"),
+        "replication factor of topics the API creates (-1: the broker's default)",
+    ),
+    var(
+        "KAFKA_CREATE_TOPICS",
+        Some("true"),
+        "create the events topic at start-up when it is missing",
+    ),
+    var(
+        "KAFKA_CONNECT_TIMEOUT_MS",
+        Some("10000"),
+        "how long start-up waits for Kafka to answer before failing",
+    ),
+    var(
+        "KAFKA_MESSAGE_TIMEOUT_MS",
+        Some("5000"),
+        "how long Kafka may take to acknowledge an event before the request gets 503",
+    ),
+    var(
+        "KAFKA_LINGER_MS",
+        Some("5"),
+        "producer linger.ms: how long to wait to fill a batch",
+    ),
+    var(
+        "KAFKA_COMPRESSION",
+        Some("lz4"),
+        "producer compression.type: none, gzip, snappy, lz4 or zstd",
+    ),
+    var(
+        "KAFKA_QUEUE_MAX_MESSAGES",
+        Some("200000"),
+        "producer queue size; when full, requests get 503",
+    ),
+    var(
+        "KAFKA_CONFIG",
+        None,
+        "extra librdkafka properties, key=value;key=value (e.g. security.protocol=SASL_SSL;sasl.mechanism=PLAIN)",
+    ),
+    var(
+        "API_MAX_BODY_BYTES",
+        Some("5242880"),
+        "largest request body, as sent (413 above)",
+    ),
+    var(
+        "API_MAX_DECOMPRESSED_BYTES",
+        Some("5242880"),
+        "largest gzip request body once decompressed (413 above)",
+    ),
+    var(
+        "API_MAX_BATCH_EVENTS",
+        Some("1000"),
+        "most events in one request (413 above)",
+    ),
+    var(
+        "API_MAX_EVENT_BYTES",
+        Some("65536"),
+        "largest single event, as JSON text (413 above)",
+    ),
+    var(
+        "EVENT_MAX_FUTURE_SECS",
+        Some("300"),
+        "how far in the future an event timestamp may be (422 above)",
+    ),
+    var(
+        "EVENT_STRICT_TYPES",
+        Some("false"),
+        "reject event types other than the known ones",
+    ),
+    var(
+        "API_KEY_SHA256",
+        None,
+        "comma-separated SHA-256 hex digests of accepted API keys; with API_KEYS_FILE unset too, the API is open",
+    ),
+    var(
+        "API_KEYS_FILE",
+        None,
+        "file of SHA-256 hex digests of accepted API keys, one per line, # comments",
+    ),
+    var(
+        "API_RATE_LIMIT_EVENTS_PER_SEC",
+        Some("0"),
+        "events per second each API key may send (0: unlimited)",
+    ),
+    var(
+        "API_RATE_LIMIT_BURST",
+        None,
+        "events a key may send at once (default: the larger of the rate and API_MAX_BATCH_EVENTS)",
+    ),
+    var(
+        "API_SHUTDOWN_GRACE_SECS",
+        Some("10"),
+        "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take",
+    ),
 ];
 
 /// A variable that is missing or holds a value the API cannot use.
@@ -118,6 +211,8 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// `KAFKA_CREATE_TOPICS`, default true.
     pub create_topics: bool,
+    /// `KAFKA_CONNECT_TIMEOUT_MS`, default 10000.
+    pub connect_timeout: Duration,
     /// `KAFKA_MESSAGE_TIMEOUT_MS`, default 5000.
     pub message_timeout: Duration,
     /// `KAFKA_LINGER_MS`, default 5.
@@ -139,11 +234,15 @@ impl fmt::Debug for KafkaConfig {
             .field("events_partitions", &self.events_partitions)
             .field("replication_factor", &self.replication_factor)
             .field("create_topics", &self.create_topics)
+            .field("connect_timeout", &self.connect_timeout)
             .field("message_timeout", &self.message_timeout)
             .field("linger_ms", &self.linger_ms)
             .field("compression", &self.compression)
             .field("queue_max_messages", &self.queue_max_messages)
-            .field("extra_keys", &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "extra_keys",
+                &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -248,6 +347,7 @@ impl ApiConfig {
                 events_partitions: positive(&env, "KAFKA_EVENTS_PARTITIONS")?,
                 replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
                 create_topics: env.required("KAFKA_CREATE_TOPICS")?,
+                connect_timeout: Duration::from_millis(positive(&env, "KAFKA_CONNECT_TIMEOUT_MS")?),
                 message_timeout: Duration::from_millis(positive(&env, "KAFKA_MESSAGE_TIMEOUT_MS")?),
                 linger_ms: env.required("KAFKA_LINGER_MS")?,
                 compression: env.required("KAFKA_COMPRESSION")?,
@@ -305,7 +405,10 @@ fn key_values<F: Fn(&str) -> Option<String>>(
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
             _ => Err(ConfigError {
                 var: name,
-                message: format!("expected key=value pairs separated by ';', got {:?}", pair.split('=').next().unwrap_or("")),
+                message: format!(
+                    "expected key=value pairs separated by ';', got {:?}",
+                    pair.split('=').next().unwrap_or("")
+                ),
             }),
         })
         .collect()
@@ -333,7 +436,10 @@ fn api_keys<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeyDigests, C
             if line.is_empty() {
                 continue;
             }
-            digests.push(parse_digest(line).map_err(|m| file_error(format!("{path} line {}: {m}", n + 1)))?);
+            digests.push(
+                parse_digest(line)
+                    .map_err(|m| file_error(format!("{path} line {}: {m}", n + 1)))?,
+            );
         }
     }
     Ok(KeyDigests(digests))
@@ -342,7 +448,8 @@ fn api_keys<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeyDigests, C
 fn parse_digest(hex_digest: &str) -> Result<[u8; 32], String> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(hex_digest, &mut out).map_err(|_| {
-        "expected a SHA-256 digest as 64 hex characters (e.g. from `printf %s KEY | sha256sum`)".to_owned()
+        "expected a SHA-256 digest as 64 hex characters (e.g. from `printf %s KEY | sha256sum`)"
+            .to_owned()
     })?;
     Ok(out)
 }
@@ -354,7 +461,10 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ApiConfig::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -375,7 +485,10 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let missing = config(&[]).unwrap_err();
-        assert_eq!(missing.to_string(), "KAFKA_BOOTSTRAP_SERVERS: is required but not set");
+        assert_eq!(
+            missing.to_string(),
+            "KAFKA_BOOTSTRAP_SERVERS: is required but not set"
+        );
         let cases = [
             ("API_ADDR", "nowhere"),
             ("API_MAX_BATCH_EVENTS", "0"),
@@ -401,14 +514,21 @@ mod tests {
         ])
         .unwrap();
         let debug = format!("{c:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains(&digest), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains(&digest),
+            "{debug}"
+        );
         assert!(debug.contains("sasl.password"));
         assert_eq!(c.api_keys.0, vec![KeyDigests::digest("s3cret")]);
     }
 
     #[test]
     fn rate_limit_burst_defaults_to_fit_a_full_batch() {
-        let c = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k"), ("API_RATE_LIMIT_EVENTS_PER_SEC", "10")]).unwrap();
+        let c = config(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "k"),
+            ("API_RATE_LIMIT_EVENTS_PER_SEC", "10"),
+        ])
+        .unwrap();
         let limit = c.rate_limit.unwrap();
         assert_eq!((limit.events_per_sec, limit.burst), (10.0, 1000.0));
     }

@@ -122,7 +122,9 @@ impl AppError {
             AppError::BadRequest(_) => ("malformed-request", "Malformed request"),
             AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
             AppError::TooLarge(_) => ("too-large", "Request too large"),
-            AppError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            AppError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             AppError::Invalid(_) => ("invalid-events", "Invalid events"),
             AppError::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
@@ -169,7 +171,11 @@ impl AppError {
             } => (detail, Vec::new(), Some(retry_after)),
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "request failed");
-                ("an internal error occurred; it has been logged".to_owned(), Vec::new(), None)
+                (
+                    "an internal error occurred; it has been logged".to_owned(),
+                    Vec::new(),
+                    None,
+                )
             }
         };
         let problem = Problem {

@@ -28,7 +28,9 @@ pub enum Format {
 pub fn format_of(headers: &HeaderMap) -> Result<Format, AppError> {
     const EXPECTED: &str = "send Content-Type: application/json (an event or an array of events) or application/x-ndjson (one event per line)";
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(unsupported_media_type(format!("missing Content-Type; {EXPECTED}")));
+        return Err(unsupported_media_type(format!(
+            "missing Content-Type; {EXPECTED}"
+        )));
     };
     let value = value.to_str().unwrap_or("").to_ascii_lowercase();
     let mut parts = value.split(';').map(str::trim);
@@ -42,19 +44,23 @@ pub fn format_of(headers: &HeaderMap) -> Result<Format, AppError> {
         }
     };
     for param in parts {
-        if let Some(charset) = param.strip_prefix("charset=") {
-            if !charset.trim_matches('"').eq_ignore_ascii_case("utf-8") {
-                return Err(unsupported_media_type(format!(
-                    "charset {charset} is not supported; bodies must be UTF-8"
-                )));
-            }
+        if let Some(charset) = param.strip_prefix("charset=")
+            && !charset.trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err(unsupported_media_type(format!(
+                "charset {charset} is not supported; bodies must be UTF-8"
+            )));
         }
     }
     Ok(format)
 }
 
 /// The body with its `Content-Encoding` undone.
-pub fn decode<'a>(headers: &HeaderMap, body: &'a [u8], limits: &Limits) -> Result<Cow<'a, [u8]>, AppError> {
+pub fn decode<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<Cow<'a, [u8]>, AppError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
@@ -92,7 +98,11 @@ pub fn text(body: &[u8]) -> Result<&str, AppError> {
 
 /// Splits a body into its events, unparsed, enforcing the count and
 /// per-event size limits.
-pub fn split<'a>(format: Format, text: &'a str, limits: &Limits) -> Result<Vec<&'a RawValue>, AppError> {
+pub fn split<'a>(
+    format: Format,
+    text: &'a str,
+    limits: &Limits,
+) -> Result<Vec<&'a RawValue>, AppError> {
     let events = match format {
         Format::Json => split_json(text)?,
         Format::NdJson => split_ndjson(text, limits.max_batch_events)?,
@@ -132,7 +142,9 @@ fn split_json(text: &str) -> Result<Vec<&RawValue>, AppError> {
             "the body is empty; send an event object or an array of events",
         )),
         Some(b'[') => serde_json::from_str(text).map_err(malformed),
-        Some(b'{') => serde_json::from_str(text).map(|one| vec![one]).map_err(malformed),
+        Some(b'{') => serde_json::from_str(text)
+            .map(|one| vec![one])
+            .map_err(malformed),
         Some(_) => {
             let value: &RawValue = serde_json::from_str(text).map_err(malformed)?;
             Err(AppError::Invalid(vec![EventError {

@@ -74,7 +74,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(controllers::health::get_ready))
         .route("/metrics", get(controllers::metrics::get_metrics))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -123,7 +126,8 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     let grace = state.config.shutdown_grace;
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server =
+        axum::serve(listener, app(state.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
     let deadline = async {
         stopped(stop_rx).await;
         tokio::time::sleep(grace).await;

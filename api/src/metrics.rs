@@ -61,7 +61,10 @@ impl Metrics {
         let http_labels = &["route", "method", "status"];
         let metrics = Metrics {
             http_requests: IntCounterVec::new(
-                Opts::new(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status"),
+                Opts::new(
+                    HTTP_REQUESTS_TOTAL,
+                    "HTTP requests by route, method and status",
+                ),
                 http_labels,
             )?,
             http_duration: HistogramVec::new(
@@ -69,8 +72,14 @@ impl Metrics {
                     .buckets(LATENCY_BUCKETS.to_vec()),
                 http_labels,
             )?,
-            events_received: IntCounter::new(EVENTS_RECEIVED_TOTAL, "Events received in parsed requests")?,
-            events_accepted: IntCounter::new(EVENTS_ACCEPTED_TOTAL, "Events acknowledged by Kafka")?,
+            events_received: IntCounter::new(
+                EVENTS_RECEIVED_TOTAL,
+                "Events received in parsed requests",
+            )?,
+            events_accepted: IntCounter::new(
+                EVENTS_ACCEPTED_TOTAL,
+                "Events acknowledged by Kafka",
+            )?,
             events_rejected: IntCounterVec::new(
                 Opts::new(EVENTS_REJECTED_TOTAL, "Events rejected, by reason"),
                 &["reason"],
@@ -84,10 +93,16 @@ impl Metrics {
                 &["outcome"],
             )?,
             produce_errors: IntCounterVec::new(
-                Opts::new(KAFKA_PRODUCE_ERRORS_TOTAL, "Events Kafka did not acknowledge, by kind"),
+                Opts::new(
+                    KAFKA_PRODUCE_ERRORS_TOTAL,
+                    "Events Kafka did not acknowledge, by kind",
+                ),
                 &["kind"],
             )?,
-            producer_queue: IntGauge::new(KAFKA_PRODUCER_QUEUE_MESSAGES, "Messages awaiting Kafka acknowledgement")?,
+            producer_queue: IntGauge::new(
+                KAFKA_PRODUCER_QUEUE_MESSAGES,
+                "Messages awaiting Kafka acknowledgement",
+            )?,
             kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
             registry,
         };

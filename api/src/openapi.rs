@@ -123,13 +123,41 @@ pub(crate) fn example_dry_run() -> Value {
 
 pub(crate) fn example_problem(status: u16) -> Value {
     let (slug, title, detail) = match status {
-        400 => ("malformed-request", "Malformed request", "malformed JSON: expected `,` or `}` at line 1 column 31"),
-        401 => ("unauthorized", "Unauthorized", "missing API key: send `Authorization: Bearer <key>`"),
-        413 => ("too-large", "Request too large", "the request holds 1500 events; at most 1000 are accepted per request"),
-        415 => ("unsupported-media-type", "Unsupported media type", "Content-Type \"text/plain\" is not supported; send Content-Type: application/json (an event or an array of events) or application/x-ndjson (one event per line)"),
-        422 => ("invalid-events", "Invalid events", "2 event(s) invalid (2 error(s)); nothing was accepted"),
-        429 => ("rate-limited", "Rate limit exceeded", "this API key's event rate is exceeded; retry after 1 s"),
-        _ => ("unavailable", "Service unavailable", "Kafka did not acknowledge 1 of 1 event(s) within 5000 ms; retrying with the same event ids is safe"),
+        400 => (
+            "malformed-request",
+            "Malformed request",
+            "malformed JSON: expected `,` or `}` at line 1 column 31",
+        ),
+        401 => (
+            "unauthorized",
+            "Unauthorized",
+            "missing API key: send `Authorization: Bearer <key>`",
+        ),
+        413 => (
+            "too-large",
+            "Request too large",
+            "the request holds 1500 events; at most 1000 are accepted per request",
+        ),
+        415 => (
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Content-Type \"text/plain\" is not supported; send Content-Type: application/json (an event or an array of events) or application/x-ndjson (one event per line)",
+        ),
+        422 => (
+            "invalid-events",
+            "Invalid events",
+            "2 event(s) invalid (2 error(s)); nothing was accepted",
+        ),
+        429 => (
+            "rate-limited",
+            "Rate limit exceeded",
+            "this API key's event rate is exceeded; retry after 1 s",
+        ),
+        _ => (
+            "unavailable",
+            "Service unavailable",
+            "Kafka did not acknowledge 1 of 1 event(s) within 5000 ms; retrying with the same event ids is safe",
+        ),
     };
     let mut problem = json!({
         "type": format!("urn:eventpipe:problem:{slug}"),

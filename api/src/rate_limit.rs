@@ -51,7 +51,9 @@ impl RateLimiter {
         let Some(bucket) = self.buckets.get(key.0) else {
             return Ok(());
         };
-        let mut bucket = bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut bucket = bucket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * limit.events_per_sec).min(limit.burst);
         bucket.updated = now;
@@ -92,8 +94,14 @@ mod tests {
         assert!(l.take_at(KeyId(0), 20, t0).is_ok());
         let wait = l.take_at(KeyId(0), 5, t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
-        assert!(l.take_at(KeyId(0), 5, t0 + Duration::from_millis(500)).is_ok());
-        assert!(l.take_at(KeyId(0), 1, t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            l.take_at(KeyId(0), 5, t0 + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            l.take_at(KeyId(0), 1, t0 + Duration::from_millis(500))
+                .is_err()
+        );
     }
 
     #[test]

@@ -18,9 +18,6 @@ use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
 
-/// How long start-up may wait for Kafka before giving up.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Routes librdkafka's own logs and errors into `tracing`.
 pub struct SinkContext;
 
@@ -108,7 +105,10 @@ fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("client.id", "eventpipe-api");
+        .set("client.id", "eventpipe-api")
+        // Topics are created on purpose with the configured partition count,
+        // never as a side effect of a metadata request with broker defaults.
+        .set("allow.auto.create.topics", "false");
     for (key, value) in &config.extra {
         client.set(key, value);
     }
@@ -125,9 +125,17 @@ impl EventSink {
             .set("enable.idempotence", "true")
             .set("compression.type", &config.compression)
             .set("linger.ms", config.linger_ms.to_string())
-            .set("message.timeout.ms", config.message_timeout.as_millis().to_string())
-            .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
-            .set("queue.buffering.max.kbytes", "1048576");
+            .set(
+                "message.timeout.ms",
+                config.message_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                config.queue_max_messages.to_string(),
+            )
+            .set("queue.buffering.max.kbytes", "1048576")
+            // Come back within a second of a broker returning, not ten.
+            .set("reconnect.backoff.max.ms", "1000");
         let producer = client
             .create_with_context(SinkContext)
             .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
@@ -137,46 +145,27 @@ impl EventSink {
         })
     }
 
-    /// Makes sure the events topic exists: creates it when missing (if
-    /// allowed), then checks the broker reports it. Fails when Kafka cannot be
-    /// reached within a few seconds.
+    /// Makes sure the events topic exists: when the broker does not know
+    /// it, creates it (if allowed) and checks again. Fails when Kafka cannot
+    /// be reached within a few seconds or the topic cannot be had.
     pub async fn ensure_topic(&self, config: &KafkaConfig) -> anyhow::Result<()> {
-        if config.create_topics {
-            let admin: AdminClient<DefaultClientContext> = client_config(config)
-                .create()
-                .context("creating the Kafka admin client")?;
-            let topic = NewTopic::new(
-                &config.events_topic,
-                config.events_partitions,
-                TopicReplication::Fixed(config.replication_factor),
-            );
-            let options = AdminOptions::new().request_timeout(Some(STARTUP_TIMEOUT));
-            match admin.create_topics([&topic], &options).await {
-                Ok(results) => {
-                    for result in results {
-                        match result {
-                            Ok(name) => tracing::info!(topic = %name, "created topic"),
-                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                            Err((name, code)) => {
-                                tracing::warn!(topic = %name, error = %code, "could not create topic")
-                            }
-                        }
-                    }
-                }
-                // Some brokers refuse the CreateTopics API (ACLs, managed
-                // services); the metadata check below then decides.
-                Err(e) => tracing::warn!(error = %e, "could not create topics"),
-            }
-        }
-        let partitions = self
-            .partition_count(STARTUP_TIMEOUT)
+        let unreachable = || {
+            format!(
+                "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
+                config.bootstrap_servers
+            )
+        };
+        let mut partitions = self
+            .partition_count(config.connect_timeout)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
-                    config.bootstrap_servers
-                )
-            })?;
+            .with_context(unreachable)?;
+        if partitions == 0 && config.create_topics {
+            self.create_topic(config).await?;
+            partitions = self
+                .partition_count(config.connect_timeout)
+                .await
+                .with_context(unreachable)?;
+        }
         match partitions {
             0 => bail!(
                 "topic {:?} does not exist and could not be created (KAFKA_EVENTS_TOPIC, KAFKA_CREATE_TOPICS)",
@@ -193,13 +182,44 @@ impl EventSink {
         Ok(())
     }
 
+    async fn create_topic(&self, config: &KafkaConfig) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = client_config(config)
+            .create()
+            .context("creating the Kafka admin client")?;
+        let topic = NewTopic::new(
+            &config.events_topic,
+            config.events_partitions,
+            TopicReplication::Fixed(config.replication_factor),
+        );
+        let options = AdminOptions::new().request_timeout(Some(config.connect_timeout));
+        match admin.create_topics([&topic], &options).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = %name, "created topic"),
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => {
+                            tracing::warn!(topic = %name, error = %code, "could not create topic")
+                        }
+                    }
+                }
+            }
+            // Some brokers refuse the CreateTopics API (ACLs, managed
+            // services); the caller's second look decides.
+            Err(e) => tracing::warn!(error = %e, "could not create topics"),
+        }
+        Ok(())
+    }
+
     /// Number of partitions the broker reports for the events topic (0 when
     /// it does not know the topic); an error when no broker answers.
     async fn partition_count(&self, timeout: Duration) -> anyhow::Result<usize> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(Some(&topic), Timeout::After(timeout))
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Timeout::After(timeout))
         })
         .await??;
         Ok(metadata

@@ -110,14 +110,20 @@ fn check_value(rule: Rule, value: &RawValue) -> Result<(), String> {
         Rule::IpAddress => match object::text(value) {
             Some(s) if s.parse::<IpAddr>().is_ok() => Ok(()),
             Some(s) => Err(format!("must be an IPv4 or IPv6 address, got {s:?}")),
-            None => Err(format!("must be a string holding an IP address ({})", got())),
+            None => Err(format!(
+                "must be a string holding an IP address ({})",
+                got()
+            )),
         },
         Rule::Currency => match object::text(value) {
             Some(s) if is_iso4217(&s) => Ok(()),
             Some(s) => Err(format!(
                 "must be an ISO 4217 currency code such as \"USD\", got {s:?}"
             )),
-            None => Err(format!("must be an ISO 4217 currency code string ({})", got())),
+            None => Err(format!(
+                "must be an ISO 4217 currency code string ({})",
+                got()
+            )),
         },
         Rule::NonNegative => match number(value) {
             Some(n) if n >= 0.0 => Ok(()),
@@ -179,14 +185,26 @@ mod tests {
     #[test]
     fn valid_known_payloads_pass() {
         let ok = [
-            ("login", r#"{"success": false, "location": "US", "ip_address": "192.168.1.100", "login_method": "password"}"#),
+            (
+                "login",
+                r#"{"success": false, "location": "US", "ip_address": "192.168.1.100", "login_method": "password"}"#,
+            ),
             ("login", r#"{"ip_address": "::1"}"#),
-            ("purchase", r#"{"amount": 99.99, "currency": "USD", "extra": [1]}"#),
+            (
+                "purchase",
+                r#"{"amount": 99.99, "currency": "USD", "extra": [1]}"#,
+            ),
             ("purchase", r#"{"amount": 0}"#),
-            ("api_call", r#"{"status_code": 503, "endpoint": "/x", "method": "GET", "response_time_ms": 45}"#),
+            (
+                "api_call",
+                r#"{"status_code": 503, "endpoint": "/x", "method": "GET", "response_time_ms": 45}"#,
+            ),
             ("heartbeat", r#"{"heart_rate": 72.5}"#),
             ("click", r#"{"element": "buy", "page": "/cart"}"#),
-            ("file_access", r#"{"file_path": "/etc/passwd", "action": "read"}"#),
+            (
+                "file_access",
+                r#"{"file_path": "/etc/passwd", "action": "read"}"#,
+            ),
             ("custom.type", r#"{"anything": {"goes": true}}"#),
             ("login", r#"{"success": null}"#),
         ];
@@ -198,20 +216,90 @@ mod tests {
     #[test]
     fn each_wrong_field_is_named() {
         let cases = [
-            ("login", r#"{"success": "yes"}"#, "/payload/success", "must be a boolean (got a string)"),
-            ("login", r#"{"ip_address": "999.1.1.1"}"#, "/payload/ip_address", "IPv4 or IPv6"),
-            ("login", r#"{"location": 7}"#, "/payload/location", "must be a string (got a number)"),
-            ("purchase", r#"{"amount": -1}"#, "/payload/amount", "must be a number >= 0, got -1"),
-            ("purchase", r#"{"amount": "12"}"#, "/payload/amount", "got a string"),
-            ("purchase", r#"{"currency": "usd"}"#, "/payload/currency", "ISO 4217"),
-            ("purchase", r#"{"currency": "ABC"}"#, "/payload/currency", "ISO 4217"),
-            ("api_call", r#"{"status_code": 99}"#, "/payload/status_code", "100 to 599, got 99"),
-            ("api_call", r#"{"status_code": 200.5}"#, "/payload/status_code", "100 to 599"),
-            ("api_call", r#"{"status_code": 600}"#, "/payload/status_code", "100 to 599"),
-            ("api_call", r#"{"method": "get"}"#, "/payload/method", "HTTP method"),
-            ("api_call", r#"{"response_time_ms": -0.5}"#, "/payload/response_time_ms", ">= 0"),
-            ("heartbeat", r#"{"heart_rate": "72"}"#, "/payload/heart_rate", "beats per minute"),
-            ("heartbeat", r#"{"heart_rate": 301}"#, "/payload/heart_rate", "0 to 300"),
+            (
+                "login",
+                r#"{"success": "yes"}"#,
+                "/payload/success",
+                "must be a boolean (got a string)",
+            ),
+            (
+                "login",
+                r#"{"ip_address": "999.1.1.1"}"#,
+                "/payload/ip_address",
+                "IPv4 or IPv6",
+            ),
+            (
+                "login",
+                r#"{"location": 7}"#,
+                "/payload/location",
+                "must be a string (got a number)",
+            ),
+            (
+                "purchase",
+                r#"{"amount": -1}"#,
+                "/payload/amount",
+                "must be a number >= 0, got -1",
+            ),
+            (
+                "purchase",
+                r#"{"amount": "12"}"#,
+                "/payload/amount",
+                "got a string",
+            ),
+            (
+                "purchase",
+                r#"{"currency": "usd"}"#,
+                "/payload/currency",
+                "ISO 4217",
+            ),
+            (
+                "purchase",
+                r#"{"currency": "ABC"}"#,
+                "/payload/currency",
+                "ISO 4217",
+            ),
+            (
+                "api_call",
+                r#"{"status_code": 99}"#,
+                "/payload/status_code",
+                "100 to 599, got 99",
+            ),
+            (
+                "api_call",
+                r#"{"status_code": 200.5}"#,
+                "/payload/status_code",
+                "100 to 599",
+            ),
+            (
+                "api_call",
+                r#"{"status_code": 600}"#,
+                "/payload/status_code",
+                "100 to 599",
+            ),
+            (
+                "api_call",
+                r#"{"method": "get"}"#,
+                "/payload/method",
+                "HTTP method",
+            ),
+            (
+                "api_call",
+                r#"{"response_time_ms": -0.5}"#,
+                "/payload/response_time_ms",
+                ">= 0",
+            ),
+            (
+                "heartbeat",
+                r#"{"heart_rate": "72"}"#,
+                "/payload/heart_rate",
+                "beats per minute",
+            ),
+            (
+                "heartbeat",
+                r#"{"heart_rate": 301}"#,
+                "/payload/heart_rate",
+                "0 to 300",
+            ),
         ];
         for (t, p, pointer, message) in cases {
             let got = errors(t, p);

@@ -23,7 +23,14 @@ use crate::payload;
 use crate::record::EventRecord;
 
 /// Top-level fields of an event, in the order the docs list them.
-pub const FIELDS: [&str; 6] = ["event_id", "user_id", "type", "source", "timestamp", "payload"];
+pub const FIELDS: [&str; 6] = [
+    "event_id",
+    "user_id",
+    "type",
+    "source",
+    "timestamp",
+    "payload",
+];
 /// `source` when the client sends none.
 pub const DEFAULT_SOURCE: &str = "api";
 const USER_ID_MAX_CHARS: usize = 128;
@@ -133,7 +140,11 @@ pub fn validate_event<'a>(
         "/event_id",
         m.event_id.map_or_else(|| Ok(Uuid::now_v7()), event_id),
     );
-    let user_id = keep(&mut errors, "/user_id", required(m.user_id).and_then(user_id));
+    let user_id = keep(
+        &mut errors,
+        "/user_id",
+        required(m.user_id).and_then(user_id),
+    );
     let event_type = keep(
         &mut errors,
         "/type",
@@ -186,7 +197,9 @@ pub fn validate_event<'a>(
 
 /// The value of a field check, or `None` with its error recorded under `pointer`.
 fn keep<T>(errors: &mut Vec<FieldError>, pointer: &str, checked: Result<T, String>) -> Option<T> {
-    checked.map_err(|e| errors.push(FieldError::new(pointer, e))).ok()
+    checked
+        .map_err(|e| errors.push(FieldError::new(pointer, e)))
+        .ok()
 }
 
 fn event_id(v: &RawValue) -> Result<Uuid, String> {
@@ -253,9 +266,12 @@ fn bounded_text(text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn timestamp(v: &RawValue, received_at: DateTime<Utc>, rules: &Rules) -> Result<DateTime<Utc>, String> {
-    const EXPECTED: &str =
-        "must be an RFC 3339 date-time such as \"2026-11-23T13:45:00Z\" or integer epoch milliseconds";
+fn timestamp(
+    v: &RawValue,
+    received_at: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<DateTime<Utc>, String> {
+    const EXPECTED: &str = "must be an RFC 3339 date-time such as \"2026-11-23T13:45:00Z\" or integer epoch milliseconds";
     let at = match object::text(v) {
         Some(text) => DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
@@ -270,7 +286,8 @@ fn timestamp(v: &RawValue, received_at: DateTime<Utc>, rules: &Rules) -> Result<
                     "epoch milliseconds must be from 0 to {MAX_EPOCH_MILLIS}, got {millis}"
                 ));
             }
-            DateTime::from_timestamp_millis(millis).ok_or_else(|| format!("{EXPECTED}, got {millis}"))?
+            DateTime::from_timestamp_millis(millis)
+                .ok_or_else(|| format!("{EXPECTED}, got {millis}"))?
         }
     };
     let ahead = at - received_at;

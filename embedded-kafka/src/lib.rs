@@ -40,12 +40,16 @@ impl EmbeddedKafka {
     /// Takes broker `id` (1-based) down: its connections are closed and it
     /// refuses new ones until [`EmbeddedKafka::broker_up`].
     pub fn broker_down(&self, id: i32) -> anyhow::Result<()> {
-        self.cluster.broker_down(id).with_context(|| format!("taking broker {id} down"))
+        self.cluster
+            .broker_down(id)
+            .with_context(|| format!("taking broker {id} down"))
     }
 
     /// Brings broker `id` back.
     pub fn broker_up(&self, id: i32) -> anyhow::Result<()> {
-        self.cluster.broker_up(id).with_context(|| format!("bringing broker {id} up"))
+        self.cluster
+            .broker_up(id)
+            .with_context(|| format!("bringing broker {id} up"))
     }
 
     /// Takes every broker down.

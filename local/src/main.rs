@@ -14,8 +14,13 @@ const EMBEDDED_BROKERS: i32 = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).is_some_and(|a| a == "-h" || a == "--help") {
-        println!("eventpipe: runs the pipeline locally (embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set).\n");
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|a| a == "-h" || a == "--help")
+    {
+        println!(
+            "eventpipe: runs the pipeline locally (embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set).\n"
+        );
         print!("{}", config::help());
         return Ok(());
     }
@@ -40,9 +45,18 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .with_context(|| format!("binding API_ADDR={} (is another eventpipe running?)", config.addr))?;
+        .with_context(|| {
+            format!(
+                "binding API_ADDR={} (is another eventpipe running?)",
+                config.addr
+            )
+        })?;
     let addr = listener.local_addr()?;
-    let kind = if embedded.is_some() { "embedded" } else { "external" };
+    let kind = if embedded.is_some() {
+        "embedded"
+    } else {
+        "external"
+    };
     println!();
     println!("  eventpipe is running");
     println!("  API          http://{addr}/events");
@@ -61,11 +75,27 @@ async fn main() -> anyhow::Result<()> {
 /// and sized as configured.
 fn start_embedded_kafka() -> anyhow::Result<EmbeddedKafka> {
     let kafka = EmbeddedKafka::start(EMBEDDED_BROKERS)?;
-    let setting = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let setting =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let topics = [
-        ("KAFKA_EVENTS_TOPIC", kafka::EVENTS_TOPIC, "KAFKA_EVENTS_PARTITIONS", kafka::EVENTS_PARTITIONS),
-        ("KAFKA_DLQ_TOPIC", kafka::DLQ_TOPIC, "KAFKA_DLQ_PARTITIONS", kafka::DLQ_PARTITIONS),
-        ("KAFKA_ANOMALIES_TOPIC", kafka::ANOMALIES_TOPIC, "KAFKA_ANOMALIES_PARTITIONS", kafka::ANOMALIES_PARTITIONS),
+        (
+            "KAFKA_EVENTS_TOPIC",
+            kafka::EVENTS_TOPIC,
+            "KAFKA_EVENTS_PARTITIONS",
+            kafka::EVENTS_PARTITIONS,
+        ),
+        (
+            "KAFKA_DLQ_TOPIC",
+            kafka::DLQ_TOPIC,
+            "KAFKA_DLQ_PARTITIONS",
+            kafka::DLQ_PARTITIONS,
+        ),
+        (
+            "KAFKA_ANOMALIES_TOPIC",
+            kafka::ANOMALIES_TOPIC,
+            "KAFKA_ANOMALIES_PARTITIONS",
+            kafka::ANOMALIES_PARTITIONS,
+        ),
     ];
     for (name_var, name, partitions_var, partitions) in topics {
         let partitions = setting(partitions_var, &partitions.to_string())

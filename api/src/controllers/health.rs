@@ -46,7 +46,11 @@ pub async fn get_ready(State(app): State<AppState>) -> (StatusCode, Json<Health>
     let kafka = app.kafka_up.load(Ordering::Relaxed);
     let draining = app.draining.load(Ordering::Relaxed);
     let ready = kafka && !draining;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Health {
         status: if ready { "ready" } else { "not_ready" },
         kafka: Some(kafka),

@@ -14,7 +14,10 @@ pub async fn get_metrics(State(app): State<AppState>) -> impl IntoResponse {
         .producer_queue
         .set(i64::from(app.sink.queue_depth()));
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
 }

@@ -42,9 +42,16 @@ fn content_types() {
         ("application/x-ndjson", Format::NdJson),
     ];
     for (ct, want) in ok {
-        assert_eq!(format_of(&headers(&[(header::CONTENT_TYPE, ct)])).unwrap(), want);
+        assert_eq!(
+            format_of(&headers(&[(header::CONTENT_TYPE, ct)])).unwrap(),
+            want
+        );
     }
-    for ct in ["text/plain", "application/json; charset=latin1", "application/xml"] {
+    for ct in [
+        "text/plain",
+        "application/json; charset=latin1",
+        "application/xml",
+    ] {
         let (code, msg) = status(format_of(&headers(&[(header::CONTENT_TYPE, ct)])).unwrap_err());
         assert_eq!(code, 415, "{ct}");
         assert!(msg.contains("not supported"), "{msg}");
@@ -56,7 +63,10 @@ fn content_types() {
 #[test]
 fn gzip_is_undone_within_the_cap() {
     let h = headers(&[(header::CONTENT_ENCODING, "gzip")]);
-    assert_eq!(&*decode(&h, &gzip(b"{\"a\":1}"), &limits()).unwrap(), b"{\"a\":1}");
+    assert_eq!(
+        &*decode(&h, &gzip(b"{\"a\":1}"), &limits()).unwrap(),
+        b"{\"a\":1}"
+    );
     let (code, msg) = status(decode(&h, &gzip(&[b' '; 101]), &limits()).unwrap_err());
     assert_eq!(code, 413);
     assert!(msg.contains("more than 100 bytes"), "{msg}");
@@ -65,7 +75,10 @@ fn gzip_is_undone_within_the_cap() {
     assert!(msg.contains("not valid gzip"), "{msg}");
     let br = headers(&[(header::CONTENT_ENCODING, "br")]);
     assert_eq!(status(decode(&br, b"x", &limits()).unwrap_err()).0, 415);
-    assert_eq!(&*decode(&HeaderMap::new(), b"raw", &limits()).unwrap(), b"raw");
+    assert_eq!(
+        &*decode(&HeaderMap::new(), b"raw", &limits()).unwrap(),
+        b"raw"
+    );
 }
 
 #[test]
@@ -79,7 +92,12 @@ fn utf8_errors_say_where() {
 fn json_framing() {
     let l = limits();
     assert_eq!(split(Format::Json, r#" {"a":1} "#, &l).unwrap().len(), 1);
-    assert_eq!(split(Format::Json, r#"[{"a":1},{"b":2}]"#, &l).unwrap().len(), 2);
+    assert_eq!(
+        split(Format::Json, r#"[{"a":1},{"b":2}]"#, &l)
+            .unwrap()
+            .len(),
+        2
+    );
     let (code, msg) = status(split(Format::Json, r#"[{"a":1},"#, &l).unwrap_err());
     assert_eq!(code, 400);
     assert!(msg.contains("line 1 column 9"), "{msg}");
@@ -102,21 +120,43 @@ fn json_framing() {
 #[test]
 fn ndjson_framing() {
     let l = limits();
-    assert_eq!(split(Format::NdJson, "{\"a\":1}\r\n\n{\"b\":2}\n", &l).unwrap().len(), 2);
+    assert_eq!(
+        split(Format::NdJson, "{\"a\":1}\r\n\n{\"b\":2}\n", &l)
+            .unwrap()
+            .len(),
+        2
+    );
     let (code, msg) = status(split(Format::NdJson, "{}\n{oops}\n", &l).unwrap_err());
     assert_eq!(code, 400);
     assert!(msg.contains("on line 2"), "{msg}");
-    assert_eq!(status(split(Format::NdJson, "{}\n{}\n{}\n{}\n", &l).unwrap_err()).0, 413);
-    assert_eq!(status(split(Format::NdJson, "\n\n", &l).unwrap_err()).0, 422);
+    assert_eq!(
+        status(split(Format::NdJson, "{}\n{}\n{}\n{}\n", &l).unwrap_err()).0,
+        413
+    );
+    assert_eq!(
+        status(split(Format::NdJson, "\n\n", &l).unwrap_err()).0,
+        422
+    );
 }
 
 #[test]
 fn validation_lists_every_error_with_its_index() {
     let body = r#"[{"user_id":"u","type":"login"},{"type":"x"},{"user_id":"u","type":"purchase","payload":{"amount":-1}}]"#;
-    let events = split(Format::Json, body, &Limits { max_event_bytes: 1000, ..limits() }).unwrap();
+    let events = split(
+        Format::Json,
+        body,
+        &Limits {
+            max_event_bytes: 1000,
+            ..limits()
+        },
+    )
+    .unwrap();
     let Err(AppError::Invalid(errors)) = validate(&events, Utc::now(), &Rules::default()) else {
         panic!("expected invalid");
     };
-    let got: Vec<_> = errors.iter().map(|e| (e.index, e.pointer.as_str())).collect();
+    let got: Vec<_> = errors
+        .iter()
+        .map(|e| (e.index, e.pointer.as_str()))
+        .collect();
     assert_eq!(got, [(1, "/user_id"), (2, "/payload/amount")]);
 }

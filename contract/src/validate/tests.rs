@@ -39,11 +39,17 @@ fn full_event_is_kept() {
             "source":"web","timestamp":"2026-11-23T13:00:00+01:00","payload":{"amount":5,"currency":"EUR"}}"#,
     )
     .unwrap();
-    assert_eq!(e.event_id.to_string(), "6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162");
+    assert_eq!(
+        e.event_id.to_string(),
+        "6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162"
+    );
     assert_eq!(e.user_id, "u\"1");
     assert_eq!(e.source, "web");
     assert_eq!(e.timestamp, now());
-    assert_eq!(e.timestamp_raw.unwrap().get(), r#""2026-11-23T13:00:00+01:00""#);
+    assert_eq!(
+        e.timestamp_raw.unwrap().get(),
+        r#""2026-11-23T13:00:00+01:00""#
+    );
 }
 
 #[test]
@@ -56,42 +62,152 @@ fn nulls_count_as_absent_for_optional_fields() {
 
 #[test]
 fn numeric_user_id_becomes_its_decimal_string() {
-    assert_eq!(check(r#"{"user_id":123,"type":"t"}"#).unwrap().user_id, "123");
+    assert_eq!(
+        check(r#"{"user_id":123,"type":"t"}"#).unwrap().user_id,
+        "123"
+    );
     let (p, m) = single_error(r#"{"user_id":-1,"type":"t"}"#);
-    assert_eq!((p.as_str(), m.as_str()), ("/user_id", "must be a string (got a number)"));
+    assert_eq!(
+        (p.as_str(), m.as_str()),
+        ("/user_id", "must be a string (got a number)")
+    );
 }
 
 #[test]
 fn every_bad_field_is_named() {
     let long = "x".repeat(129);
     let cases = [
-        (r#"[]"#.to_owned(), "", "an event must be a JSON object, got an array"),
+        (
+            r#"[]"#.to_owned(),
+            "",
+            "an event must be a JSON object, got an array",
+        ),
         (r#"{"type":"t"}"#.to_owned(), "/user_id", "is required"),
-        (r#"{"user_id":null,"type":"t"}"#.to_owned(), "/user_id", "is required"),
-        (r#"{"user_id":"","type":"t"}"#.to_owned(), "/user_id", "must not be empty"),
-        (format!(r#"{{"user_id":"{long}","type":"t"}}"#), "/user_id", "at most 128 characters, got 129"),
-        (r#"{"user_id":"a\u0007b","type":"t"}"#.to_owned(), "/user_id", "control characters"),
-        (r#"{"user_id":true,"type":"t"}"#.to_owned(), "/user_id", "must be a string (got a boolean)"),
+        (
+            r#"{"user_id":null,"type":"t"}"#.to_owned(),
+            "/user_id",
+            "is required",
+        ),
+        (
+            r#"{"user_id":"","type":"t"}"#.to_owned(),
+            "/user_id",
+            "must not be empty",
+        ),
+        (
+            format!(r#"{{"user_id":"{long}","type":"t"}}"#),
+            "/user_id",
+            "at most 128 characters, got 129",
+        ),
+        (
+            r#"{"user_id":"a\u0007b","type":"t"}"#.to_owned(),
+            "/user_id",
+            "control characters",
+        ),
+        (
+            r#"{"user_id":true,"type":"t"}"#.to_owned(),
+            "/user_id",
+            "must be a string (got a boolean)",
+        ),
         (r#"{"user_id":"u"}"#.to_owned(), "/type", "is required"),
-        (r#"{"user_id":"u","type":"Login"}"#.to_owned(), "/type", "must match ^[a-z][a-z0-9_.-]{0,63}$"),
-        (r#"{"user_id":"u","type":"9x"}"#.to_owned(), "/type", "must match"),
-        (r#"{"user_id":"u","type":"a b"}"#.to_owned(), "/type", "must match"),
-        (format!(r#"{{"user_id":"u","type":"a{}"}}"#, "b".repeat(64)), "/type", "must match"),
-        (r#"{"user_id":"u","type":"t","source":""}"#.to_owned(), "/source", "must not be empty"),
-        (format!(r#"{{"user_id":"u","type":"t","source":"{}"}}"#, "s".repeat(65)), "/source", "at most 64"),
-        (r#"{"user_id":"u","type":"t","event_id":"nope"}"#.to_owned(), "/event_id", "must be a UUID"),
-        (r#"{"user_id":"u","type":"t","event_id":5}"#.to_owned(), "/event_id", "must be a UUID string (got a number)"),
-        (r#"{"user_id":"u","type":"t","event_id":"00000000-0000-0000-0000-000000000000"}"#.to_owned(), "/event_id", "nil UUID"),
-        (r#"{"user_id":"u","type":"t","timestamp":"yesterday"}"#.to_owned(), "/timestamp", "RFC 3339"),
-        (r#"{"user_id":"u","type":"t","timestamp":1.5}"#.to_owned(), "/timestamp", "epoch milliseconds, got 1.5"),
-        (r#"{"user_id":"u","type":"t","timestamp":-1}"#.to_owned(), "/timestamp", "from 0 to"),
-        (r#"{"user_id":"u","type":"t","timestamp":"2026-11-23T12:05:01Z"}"#.to_owned(), "/timestamp", "301 s in the future; at most 300 s"),
-        (r#"{"user_id":"u","type":"t","payload":[1]}"#.to_owned(), "/payload", "must be a JSON object, got an array"),
-        (r#"{"user_id":"u","type":"t","payload":"{}"}"#.to_owned(), "/payload", "got a string"),
-        (r#"{"user_id":"u","type":"t","usr_id":"u"}"#.to_owned(), "/usr_id", "unknown field"),
-        (r#"{"user_id":"u","type":"t","a/b":1}"#.to_owned(), "/a~1b", "unknown field"),
-        (r#"{"user_id":"u","type":"t","type":"x"}"#.to_owned(), "/type", "field appears twice"),
-        (r#"{"user_id":"u","type":"purchase","payload":{"amount":-1}}"#.to_owned(), "/payload/amount", ">= 0"),
+        (
+            r#"{"user_id":"u","type":"Login"}"#.to_owned(),
+            "/type",
+            "must match ^[a-z][a-z0-9_.-]{0,63}$",
+        ),
+        (
+            r#"{"user_id":"u","type":"9x"}"#.to_owned(),
+            "/type",
+            "must match",
+        ),
+        (
+            r#"{"user_id":"u","type":"a b"}"#.to_owned(),
+            "/type",
+            "must match",
+        ),
+        (
+            format!(r#"{{"user_id":"u","type":"a{}"}}"#, "b".repeat(64)),
+            "/type",
+            "must match",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","source":""}"#.to_owned(),
+            "/source",
+            "must not be empty",
+        ),
+        (
+            format!(
+                r#"{{"user_id":"u","type":"t","source":"{}"}}"#,
+                "s".repeat(65)
+            ),
+            "/source",
+            "at most 64",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","event_id":"nope"}"#.to_owned(),
+            "/event_id",
+            "must be a UUID",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","event_id":5}"#.to_owned(),
+            "/event_id",
+            "must be a UUID string (got a number)",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","event_id":"00000000-0000-0000-0000-000000000000"}"#
+                .to_owned(),
+            "/event_id",
+            "nil UUID",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","timestamp":"yesterday"}"#.to_owned(),
+            "/timestamp",
+            "RFC 3339",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","timestamp":1.5}"#.to_owned(),
+            "/timestamp",
+            "epoch milliseconds, got 1.5",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","timestamp":-1}"#.to_owned(),
+            "/timestamp",
+            "from 0 to",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","timestamp":"2026-11-23T12:05:01Z"}"#.to_owned(),
+            "/timestamp",
+            "301 s in the future; at most 300 s",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","payload":[1]}"#.to_owned(),
+            "/payload",
+            "must be a JSON object, got an array",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","payload":"{}"}"#.to_owned(),
+            "/payload",
+            "got a string",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","usr_id":"u"}"#.to_owned(),
+            "/usr_id",
+            "unknown field",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","a/b":1}"#.to_owned(),
+            "/a~1b",
+            "unknown field",
+        ),
+        (
+            r#"{"user_id":"u","type":"t","type":"x"}"#.to_owned(),
+            "/type",
+            "field appears twice",
+        ),
+        (
+            r#"{"user_id":"u","type":"purchase","payload":{"amount":-1}}"#.to_owned(),
+            "/payload/amount",
+            ">= 0",
+        ),
     ];
     for (json, pointer, message) in cases {
         let (p, m) = single_error(&json);
@@ -104,12 +220,20 @@ fn every_bad_field_is_named() {
 fn timestamps_at_the_limits() {
     assert!(check(r#"{"user_id":"u","type":"t","timestamp":"2026-11-23T12:05:00Z"}"#).is_ok());
     assert!(check(r#"{"user_id":"u","type":"t","timestamp":0}"#).is_ok());
-    assert!(check(r#"{"user_id":"u","type":"t","timestamp":"1999-01-01T00:00:00.123456Z"}"#).is_ok());
+    assert!(
+        check(r#"{"user_id":"u","type":"t","timestamp":"1999-01-01T00:00:00.123456Z"}"#).is_ok()
+    );
     let rules = Rules {
         max_future: Duration::seconds(0),
         ..Rules::default()
     };
-    assert!(check_with(r#"{"user_id":"u","type":"t","timestamp":"2026-11-23T12:00:01Z"}"#, &rules).is_err());
+    assert!(
+        check_with(
+            r#"{"user_id":"u","type":"t","timestamp":"2026-11-23T12:00:01Z"}"#,
+            &rules
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -118,7 +242,10 @@ fn all_errors_are_listed_at_once() {
         .map(|_| ())
         .unwrap_err();
     let pointers: Vec<_> = errors.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(pointers, ["/extra", "/user_id", "/type", "/timestamp", "/payload"]);
+    assert_eq!(
+        pointers,
+        ["/extra", "/user_id", "/type", "/timestamp", "/payload"]
+    );
 }
 
 #[test]
@@ -132,6 +259,10 @@ fn strict_mode_rejects_unknown_types_only() {
         .map(|_| ())
         .unwrap_err();
     assert_eq!(errors[0].0, "/type");
-    assert!(errors[0].1.contains("strict mode accepts only login, purchase"));
+    assert!(
+        errors[0]
+            .1
+            .contains("strict mode accepts only login, purchase")
+    );
     assert!(check(r#"{"user_id":"u","type":"signup"}"#).is_ok());
 }

@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use axum::Extension;
+use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -134,8 +134,7 @@ pub async fn ingest_events(
     let format = intake::format_of(&headers)?;
     let limits = &app.config.limits;
     let body = to_bytes(body, limits.max_body_bytes).await.map_err(|e| {
-        if std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
         {
             too_large(format!(
                 "request body exceeds {} bytes, the limit",
@@ -187,11 +186,17 @@ pub async fn ingest_events(
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = match sent {
         Ok(delivered) => {
-            metrics.produce_duration.with_label_values(&["ok"]).observe(elapsed);
+            metrics
+                .produce_duration
+                .with_label_values(&["ok"])
+                .observe(elapsed);
             delivered
         }
         Err(failure) => {
-            metrics.produce_duration.with_label_values(&["error"]).observe(elapsed);
+            metrics
+                .produce_duration
+                .with_label_values(&["error"])
+                .observe(elapsed);
             metrics
                 .produce_errors
                 .with_label_values(&[failure.kind.label()])
@@ -204,7 +209,9 @@ pub async fn ingest_events(
                 "Kafka did not acknowledge every event"
             );
             let detail = match failure.kind {
-                FailureKind::QueueFull => "Kafka is not keeping up (the producer queue is full); retry shortly".to_owned(),
+                FailureKind::QueueFull => {
+                    "Kafka is not keeping up (the producer queue is full); retry shortly".to_owned()
+                }
                 FailureKind::TimedOut => format!(
                     "Kafka did not acknowledge {} of {} event(s) within {} ms; retrying with the same event ids is safe",
                     failure.failed,

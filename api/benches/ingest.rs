@@ -34,7 +34,10 @@ use serde_json::{Value, json};
 const TOPIC: &str = "events";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A realistic event: a few payload fields, like the known types carry.
@@ -42,8 +45,10 @@ fn sample_event(i: usize) -> Value {
     match i % 4 {
         0 => json!({"user_id": format!("user-{}", i % 1000), "type": "login", "source": "web",
                     "payload": {"success": i % 7 != 0, "location": "DE", "ip_address": "203.0.113.7", "login_method": "password"}}),
-        1 => json!({"user_id": format!("user-{}", i % 1000), "type": "purchase", "source": "mobile",
-                    "payload": {"amount": (i % 2000) as f64 + 0.99, "currency": "EUR", "product_id": format!("p-{}", i % 50)}}),
+        1 => {
+            json!({"user_id": format!("user-{}", i % 1000), "type": "purchase", "source": "mobile",
+                    "payload": {"amount": (i % 2000) as f64 + 0.99, "currency": "EUR", "product_id": format!("p-{}", i % 50)}})
+        }
         2 => json!({"user_id": format!("user-{}", i % 1000), "type": "api_call",
                     "payload": {"status_code": 200, "endpoint": "/api/orders", "method": "GET", "response_time_ms": 42}}),
         _ => json!({"user_id": format!("user-{}", i % 1000), "type": "heartbeat",
@@ -53,7 +58,13 @@ fn sample_event(i: usize) -> Value {
 
 /// Sends `bodies` round-robin over `connections` keep-alive connections for
 /// `secs`; returns (requests answered 2xx, events accepted).
-async fn drive(addr: std::net::SocketAddr, bodies: Arc<Vec<Bytes>>, per_request: u64, connections: usize, secs: u64) -> (u64, u64, Duration) {
+async fn drive(
+    addr: std::net::SocketAddr,
+    bodies: Arc<Vec<Bytes>>,
+    per_request: u64,
+    connections: usize,
+    secs: u64,
+) -> (u64, u64, Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -64,7 +75,9 @@ async fn drive(addr: std::net::SocketAddr, bodies: Arc<Vec<Bytes>>, per_request:
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
             tokio::spawn(conn);
             let mut i = c;
             while !stop.load(Ordering::Relaxed) {
@@ -93,7 +106,11 @@ async fn drive(addr: std::net::SocketAddr, bodies: Arc<Vec<Bytes>>, per_request:
     }
     let elapsed = started.elapsed();
     let requests = ok.load(Ordering::Relaxed);
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "some requests were not accepted");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "some requests were not accepted"
+    );
     (requests, requests * per_request, elapsed)
 }
 
@@ -116,10 +133,22 @@ async fn raw_produce(bootstrap: &str, values: &[(String, Vec<u8>)], n: usize) ->
     for i in 0..n {
         let (key, value) = &values[i % values.len()];
         let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header { key: "eventpipe-schema-version", value: Some("1") })
-            .insert(Header { key: "eventpipe-request-id", value: Some("01a208af-a42a-7758-a5af-e48e2bbf2254") })
-            .insert(Header { key: "content-type", value: Some("application/json") });
-        let record = FutureRecord::to(TOPIC).key(key.as_bytes()).payload(value).headers(headers);
+            .insert(Header {
+                key: "eventpipe-schema-version",
+                value: Some("1"),
+            })
+            .insert(Header {
+                key: "eventpipe-request-id",
+                value: Some("01a208af-a42a-7758-a5af-e48e2bbf2254"),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/json"),
+            });
+        let record = FutureRecord::to(TOPIC)
+            .key(key.as_bytes())
+            .payload(value)
+            .headers(headers);
         pending.push_back(producer.send_result(record).map_err(|(e, _)| e).unwrap());
         if pending.len() >= window {
             pending.pop_front().unwrap().await.unwrap().unwrap();
@@ -132,7 +161,10 @@ async fn raw_produce(bootstrap: &str, values: &[(String, Vec<u8>)], n: usize) ->
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
@@ -189,20 +221,37 @@ async fn run() {
             })
             .collect(),
     );
-    let singles: Arc<Vec<Bytes>> = Arc::new((0..1000).map(|i| Bytes::from(sample_event(i).to_string())).collect());
+    let singles: Arc<Vec<Bytes>> = Arc::new(
+        (0..1000)
+            .map(|i| Bytes::from(sample_event(i).to_string()))
+            .collect(),
+    );
 
-    let (batch_requests, batch_events, batch_elapsed) = drive(addr, batches, 100, connections, secs).await;
-    let (single_requests, _, single_elapsed) = drive(addr, singles, 1, single_connections, secs).await;
+    let (batch_requests, batch_events, batch_elapsed) =
+        drive(addr, batches, 100, connections, secs).await;
+    let (single_requests, _, single_elapsed) =
+        drive(addr, singles, 1, single_connections, secs).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
     let batch_rate = batch_events as f64 / batch_elapsed.as_secs_f64();
     let single_rate = single_requests as f64 / single_elapsed.as_secs_f64();
     println!();
-    println!("eventpipe ingest benchmark ({} cores; {connections} connections for batches, {single_connections} for singles; {secs} s per phase)", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!("  raw rdkafka produce (acks=all, idempotent, lz4)  {raw_rate:>10.0} msg/s   ({raw_messages} messages)");
-    println!("  API, batches of 100                              {batch_rate:>10.0} events/s ({:.0} req/s)", batch_requests as f64 / batch_elapsed.as_secs_f64());
+    println!(
+        "eventpipe ingest benchmark ({} cores; {connections} connections for batches, {single_connections} for singles; {secs} s per phase)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "  raw rdkafka produce (acks=all, idempotent, lz4)  {raw_rate:>10.0} msg/s   ({raw_messages} messages)"
+    );
+    println!(
+        "  API, batches of 100                              {batch_rate:>10.0} events/s ({:.0} req/s)",
+        batch_requests as f64 / batch_elapsed.as_secs_f64()
+    );
     println!("  API, single events                               {single_rate:>10.0} req/s");
-    println!("  API batches / raw produce                        {:>10.1} %", 100.0 * batch_rate / raw_rate);
+    println!(
+        "  API batches / raw produce                        {:>10.1} %",
+        100.0 * batch_rate / raw_rate
+    );
     println!();
 }

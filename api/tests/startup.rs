@@ -57,3 +57,41 @@ async fn an_unreachable_broker_is_named() {
         "{message}"
     );
 }
+
+#[test]
+fn every_documented_compression_builds_a_producer_and_typos_are_named() {
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let config = config(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+            ("KAFKA_COMPRESSION", codec),
+        ]);
+        assert!(
+            eventpipe_api::sink::EventSink::new(&config.kafka).is_ok(),
+            "{codec}"
+        );
+    }
+    let config = config(&[
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        ("KAFKA_COMPRESSION", "lzma"),
+    ]);
+    let error = eventpipe_api::sink::EventSink::new(&config.kafka)
+        .err()
+        .expect("lzma is no codec");
+    assert!(
+        format!("{error:#}").contains("KAFKA_COMPRESSION"),
+        "{error:#}"
+    );
+}
+
+#[test]
+fn tls_and_sasl_are_built_in() {
+    let config = config(&[
+        ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+        (
+            "KAFKA_CONFIG",
+            "security.protocol=SASL_SSL;sasl.mechanism=SCRAM-SHA-512;sasl.username=u;sasl.password=p",
+        ),
+    ]);
+    let sink = eventpipe_api::sink::EventSink::new(&config.kafka);
+    assert!(sink.is_ok(), "{:#}", sink.err().unwrap());
+}

@@ -44,7 +44,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn sample_event(i: usize) -> Value {
     match i % 4 {
         0 => json!({"user_id": format!("user-{}", i % 1000), "type": "login", "source": "web",
-                    "payload": {"success": i % 7 != 0, "location": "DE", "ip_address": "203.0.113.7", "login_method": "password"}}),
+                    "payload": {"success": !i.is_multiple_of(7), "location": "DE", "ip_address": "203.0.113.7", "login_method": "password"}}),
         1 => {
             json!({"user_id": format!("user-{}", i % 1000), "type": "purchase", "source": "mobile",
                     "payload": {"amount": (i % 2000) as f64 + 0.99, "currency": "EUR", "product_id": format!("p-{}", i % 50)}})

@@ -34,5 +34,6 @@ async fn in_flight_requests_finish_before_exit() {
         "the in-flight request completes"
     );
     server.await.unwrap().unwrap();
+    api.kafka.slow_broker(1, Duration::ZERO).unwrap();
     assert_eq!(api.topic_message_count(), 1);
 }

@@ -8,6 +8,7 @@ pub mod kafka;
 mod object;
 mod payload;
 pub mod record;
+pub mod rfc3339;
 pub mod schema;
 pub mod validate;
 

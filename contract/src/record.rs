@@ -25,11 +25,13 @@ pub struct EventRecord<'a> {
     #[serde(borrow)]
     pub source: Cow<'a, str>,
     /// When the event happened, in UTC (the receive time when the client sent none).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     /// The `timestamp` exactly as the client sent it, when it sent one.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub timestamp_raw: Option<&'a RawValue>,
     /// When the API received the request carrying the event.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// The event's payload object, byte for byte as the client sent it.
     #[serde(borrow)]

@@ -26,6 +26,20 @@ async fn main() -> anyhow::Result<()> {
             "eventpipe: runs the pipeline locally (embedded Kafka unless KAFKA_BOOTSTRAP_SERVERS is set).\n"
         );
         print!("{}", config::help());
+        println!("Embedded Kafka only (ignored when KAFKA_BOOTSTRAP_SERVERS is set):");
+        for (name, default) in [
+            ("KAFKA_DLQ_TOPIC", kafka::DLQ_TOPIC.to_owned()),
+            ("KAFKA_DLQ_PARTITIONS", kafka::DLQ_PARTITIONS.to_string()),
+            ("KAFKA_ANOMALIES_TOPIC", kafka::ANOMALIES_TOPIC.to_owned()),
+            (
+                "KAFKA_ANOMALIES_PARTITIONS",
+                kafka::ANOMALIES_PARTITIONS.to_string(),
+            ),
+        ] {
+            println!("  {name:<32}created in the embedded cluster [{default}]");
+        }
+        println!("  {:<32}log filter [info]", "RUST_LOG");
+        println!("  {:<32}text or json [text]", "LOG_FORMAT");
         return Ok(());
     }
     eventpipe_api::init_tracing();

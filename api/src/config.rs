@@ -6,25 +6,12 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use eventpipe_contract::{Rules, kafka};
+pub use eventpipe_service::settings::{ConfigError, Var};
+use eventpipe_service::settings::{Env, var};
 use sha2::{Digest, Sha256};
-
-/// One environment variable the API reads.
-pub struct Var {
-    /// Its name.
-    pub name: &'static str,
-    /// The value used when it is unset (`None`: required or off).
-    pub default: Option<&'static str>,
-    /// What it sets.
-    pub doc: &'static str,
-}
-
-const fn var(name: &'static str, default: Option<&'static str>, doc: &'static str) -> Var {
-    Var { name, default, doc }
-}
 
 /// Every variable the API reads, with its default.
 pub const VARS: &[Var] = &[
@@ -145,59 +132,6 @@ pub const VARS: &[Var] = &[
     ),
 ];
 
-/// A variable that is missing or holds a value the API cannot use.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    /// The variable at fault.
-    pub var: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-/// Reads variables through a lookup function, so tests and the local
-/// launcher can configure the API without touching the process environment.
-pub struct Env<F>(F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    /// Wraps `lookup`, which returns a variable's value if it is set.
-    pub fn new(lookup: F) -> Self {
-        Env(lookup)
-    }
-
-    fn raw(&self, name: &'static str) -> Option<String> {
-        let known = VARS.iter().find(|v| v.name == name);
-        debug_assert!(known.is_some(), "{name} is missing from VARS");
-        (self.0)(name)
-            .filter(|v| !v.trim().is_empty())
-            .or_else(|| known.and_then(|v| v.default).map(str::to_owned))
-    }
-
-    fn optional<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
-    where
-        T::Err: fmt::Display,
-    {
-        self.raw(name)
-            .map(|value| {
-                value.trim().parse().map_err(|e| ConfigError {
-                    var: name,
-                    message: format!("cannot use {value:?}: {e}"),
-                })
-            })
-            .transpose()
-    }
-
-    fn required<T: FromStr>(&self, name: &'static str) -> Result<T, ConfigError>
-    where
-        T::Err: fmt::Display,
-    {
-        self.optional(name)?.ok_or(ConfigError {
-            var: name,
-            message: "is required but not set".to_owned(),
-        })
-    }
-}
-
 /// Kafka producer settings.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -313,12 +247,12 @@ impl ApiConfig {
 
     /// Reads the configuration through `lookup` (a variable's value if set).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env::new(lookup);
+        let env = Env::new(VARS, lookup);
         let limits = Limits {
-            max_body_bytes: positive(&env, "API_MAX_BODY_BYTES")?,
-            max_decompressed_bytes: positive(&env, "API_MAX_DECOMPRESSED_BYTES")?,
-            max_batch_events: positive(&env, "API_MAX_BATCH_EVENTS")?,
-            max_event_bytes: positive(&env, "API_MAX_EVENT_BYTES")?,
+            max_body_bytes: env.positive("API_MAX_BODY_BYTES")?,
+            max_decompressed_bytes: env.positive("API_MAX_DECOMPRESSED_BYTES")?,
+            max_batch_events: env.positive("API_MAX_BATCH_EVENTS")?,
+            max_event_bytes: env.positive("API_MAX_EVENT_BYTES")?,
         };
         let rate: f64 = env.required("API_RATE_LIMIT_EVENTS_PER_SEC")?;
         let rate_limit = if rate > 0.0 {
@@ -326,10 +260,10 @@ impl ApiConfig {
                 .optional("API_RATE_LIMIT_BURST")?
                 .unwrap_or_else(|| rate.max(limits.max_batch_events as f64));
             if burst < 1.0 {
-                return Err(ConfigError {
-                    var: "API_RATE_LIMIT_BURST",
-                    message: "must be at least 1".to_owned(),
-                });
+                return Err(ConfigError::new(
+                    "API_RATE_LIMIT_BURST",
+                    "must be at least 1",
+                ));
             }
             Some(RateLimit {
                 events_per_sec: rate,
@@ -344,15 +278,15 @@ impl ApiConfig {
             kafka: KafkaConfig {
                 bootstrap_servers: env.required("KAFKA_BOOTSTRAP_SERVERS")?,
                 events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
-                events_partitions: positive(&env, "KAFKA_EVENTS_PARTITIONS")?,
+                events_partitions: env.positive("KAFKA_EVENTS_PARTITIONS")?,
                 replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
                 create_topics: env.required("KAFKA_CREATE_TOPICS")?,
-                connect_timeout: Duration::from_millis(positive(&env, "KAFKA_CONNECT_TIMEOUT_MS")?),
-                message_timeout: Duration::from_millis(positive(&env, "KAFKA_MESSAGE_TIMEOUT_MS")?),
+                connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
+                message_timeout: Duration::from_millis(env.positive("KAFKA_MESSAGE_TIMEOUT_MS")?),
                 linger_ms: env.required("KAFKA_LINGER_MS")?,
                 compression: env.required("KAFKA_COMPRESSION")?,
-                queue_max_messages: positive(&env, "KAFKA_QUEUE_MAX_MESSAGES")?,
-                extra: key_values(&env, "KAFKA_CONFIG")?,
+                queue_max_messages: env.positive("KAFKA_QUEUE_MAX_MESSAGES")?,
+                extra: env.key_values("KAFKA_CONFIG")?,
             },
             limits,
             rules: Rules {
@@ -368,67 +302,18 @@ impl ApiConfig {
 
 /// The variables as `--help` prints them.
 pub fn help() -> String {
-    let mut out = String::from("Environment variables (default in brackets):\n");
-    for v in VARS {
-        let default = v.default.map(|d| format!(" [{d}]")).unwrap_or_default();
-        out.push_str(&format!("  {:<32}{}{}\n", v.name, v.doc, default));
-    }
-    out
-}
-
-fn positive<T, F>(env: &Env<F>, name: &'static str) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Default,
-    T::Err: fmt::Display,
-    F: Fn(&str) -> Option<String>,
-{
-    let value: T = env.required(name)?;
-    if value <= T::default() {
-        return Err(ConfigError {
-            var: name,
-            message: "must be greater than 0".to_owned(),
-        });
-    }
-    Ok(value)
-}
-
-fn key_values<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    name: &'static str,
-) -> Result<Vec<(String, String)>, ConfigError> {
-    let Some(text) = env.raw(name) else {
-        return Ok(Vec::new());
-    };
-    text.split(';')
-        .filter(|pair| !pair.trim().is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
-            _ => Err(ConfigError {
-                var: name,
-                message: format!(
-                    "expected key=value pairs separated by ';', got {:?}",
-                    pair.split('=').next().unwrap_or("")
-                ),
-            }),
-        })
-        .collect()
+    eventpipe_service::settings::help(VARS)
 }
 
 fn api_keys<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeyDigests, ConfigError> {
     let mut digests = Vec::new();
     if let Some(list) = env.raw("API_KEY_SHA256") {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            digests.push(parse_digest(item).map_err(|message| ConfigError {
-                var: "API_KEY_SHA256",
-                message,
-            })?);
+            digests.push(parse_digest(item).map_err(|m| ConfigError::new("API_KEY_SHA256", m))?);
         }
     }
     if let Some(path) = env.raw("API_KEYS_FILE") {
-        let file_error = |message: String| ConfigError {
-            var: "API_KEYS_FILE",
-            message,
-        };
+        let file_error = |message: String| ConfigError::new("API_KEYS_FILE", message);
         let text = std::fs::read_to_string(Path::new(&path))
             .map_err(|e| file_error(format!("cannot read {path}: {e}")))?;
         for (n, line) in text.lines().enumerate() {

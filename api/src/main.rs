@@ -30,11 +30,11 @@ async fn main() -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),
         None => {}
     }
-    eventpipe_api::init_tracing();
+    eventpipe_service::init_tracing();
     let config = ApiConfig::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding API_ADDR={}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "eventpipe-api listening");
-    eventpipe_api::serve(config, listener, eventpipe_api::shutdown_signal()).await
+    eventpipe_api::serve(config, listener, eventpipe_service::shutdown_signal()).await
 }

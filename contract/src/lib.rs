@@ -14,4 +14,4 @@ pub mod validate;
 
 pub use payload::KNOWN_TYPES;
 pub use record::EventRecord;
-pub use validate::{FieldError, Rules, validate_event};
+pub use validate::{FieldError, Rules, check_record, validate_event};

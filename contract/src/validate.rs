@@ -163,6 +163,13 @@ pub fn validate_event<'a>(
     );
     let payload = match m.payload {
         None => &**EMPTY_OBJECT,
+        Some(v) if v.get().contains("\\u0000") => {
+            errors.push(FieldError::new(
+                "/payload",
+                "must not contain the NUL character (\\u0000): PostgreSQL cannot store it",
+            ));
+            v
+        }
         Some(v) if v.get().starts_with('{') => v,
         Some(v) => {
             errors.push(FieldError::new(
@@ -195,6 +202,26 @@ pub fn validate_event<'a>(
     }
 }
 
+/// Checks a record read back from Kafka against the same rules the API
+/// applied, so a message that did not come through the API (or was
+/// corrupted on the way) is caught before it is stored.
+pub fn check_record(record: &EventRecord<'_>) -> Result<(), FieldError> {
+    if record.event_id.is_nil() {
+        return Err(FieldError::new("/event_id", "must not be the nil UUID"));
+    }
+    bounded_text(&record.user_id, USER_ID_MAX_CHARS).map_err(|e| FieldError::new("/user_id", e))?;
+    event_type_text(&record.event_type).map_err(|e| FieldError::new("/type", e))?;
+    bounded_text(&record.source, SOURCE_MAX_CHARS).map_err(|e| FieldError::new("/source", e))?;
+    let payload = record.payload.get();
+    if !payload.starts_with('{') {
+        return Err(FieldError::new("/payload", "must be a JSON object"));
+    }
+    if payload.contains("\\u0000") {
+        return Err(FieldError::new("/payload", "must not contain \\u0000"));
+    }
+    Ok(())
+}
+
 /// The value of a field check, or `None` with its error recorded under `pointer`.
 fn keep<T>(errors: &mut Vec<FieldError>, pointer: &str, checked: Result<T, String>) -> Option<T> {
     checked
@@ -225,6 +252,18 @@ fn user_id(v: &RawValue) -> Result<Cow<'_, str>, String> {
 
 fn event_type<'a>(v: &'a RawValue, rules: &Rules) -> Result<Cow<'a, str>, String> {
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
+    event_type_text(&text)?;
+    if rules.strict_types && !payload::is_known(&text) {
+        return Err(format!(
+            "unknown event type {text:?}; strict mode accepts only {}",
+            payload::KNOWN_TYPES.join(", ")
+        ));
+    }
+    Ok(text)
+}
+
+/// `^[a-z][a-z0-9_.-]{0,63}$`, spelled out.
+fn event_type_text(text: &str) -> Result<(), String> {
     let bytes = text.as_bytes();
     let well_formed = bytes.first().is_some_and(u8::is_ascii_lowercase)
         && bytes.len() <= TYPE_MAX_CHARS
@@ -236,13 +275,7 @@ fn event_type<'a>(v: &'a RawValue, rules: &Rules) -> Result<Cow<'a, str>, String
             "must match ^[a-z][a-z0-9_.-]{{0,63}}$ (lower-case letter first, at most {TYPE_MAX_CHARS} characters), got {text:?}"
         ));
     }
-    if rules.strict_types && !payload::is_known(&text) {
-        return Err(format!(
-            "unknown event type {text:?}; strict mode accepts only {}",
-            payload::KNOWN_TYPES.join(", ")
-        ));
-    }
-    Ok(text)
+    Ok(())
 }
 
 fn source(v: &RawValue) -> Result<Cow<'_, str>, String> {

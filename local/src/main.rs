@@ -38,11 +38,9 @@ async fn main() -> anyhow::Result<()> {
         ] {
             println!("  {name:<32}created in the embedded cluster [{default}]");
         }
-        println!("  {:<32}log filter [info]", "RUST_LOG");
-        println!("  {:<32}text or json [text]", "LOG_FORMAT");
         return Ok(());
     }
-    eventpipe_api::init_tracing();
+    eventpipe_service::init_tracing();
 
     let external = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         .ok()
@@ -84,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  Kafka        {bootstrap} ({kind})");
     println!("  Stop with Ctrl-C.");
     println!();
-    eventpipe_api::serve(config, listener, eventpipe_api::shutdown_signal()).await?;
+    eventpipe_api::serve(config, listener, eventpipe_service::shutdown_signal()).await?;
     drop(embedded);
     Ok(())
 }

@@ -208,6 +208,11 @@ fn every_bad_field_is_named() {
             "/payload/amount",
             ">= 0",
         ),
+        (
+            r#"{"user_id":"u","type":"t","payload":{"a":"x\u0000y"}}"#.to_owned(),
+            "/payload",
+            "NUL",
+        ),
     ];
     for (json, pointer, message) in cases {
         let (p, m) = single_error(&json);
@@ -265,4 +270,18 @@ fn strict_mode_rejects_unknown_types_only() {
             .contains("strict mode accepts only login, purchase")
     );
     assert!(check(r#"{"user_id":"u","type":"signup"}"#).is_ok());
+}
+
+#[test]
+fn records_from_kafka_are_checked_with_the_same_rules() {
+    let mut record = check(r#"{"user_id":"u","type":"click"}"#).unwrap();
+    assert!(check_record(&record).is_ok());
+    record.event_type = Cow::Borrowed("Not Valid");
+    assert_eq!(check_record(&record).unwrap_err().pointer, "/type");
+    record.event_type = Cow::Borrowed("click");
+    record.user_id = Cow::Borrowed("");
+    assert_eq!(check_record(&record).unwrap_err().pointer, "/user_id");
+    record.user_id = Cow::Borrowed("u");
+    record.payload = serde_json::from_str("[1]").unwrap();
+    assert_eq!(check_record(&record).unwrap_err().pointer, "/payload");
 }

@@ -1,0 +1,224 @@
+//! The worker's configuration: one typed struct read from environment
+//! variables, validated at start-up with errors naming the variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use eventpipe_contract::kafka;
+pub use eventpipe_service::settings::{ConfigError, Var};
+use eventpipe_service::settings::{Env, var};
+
+/// Every variable the worker reads, with its default.
+pub const VARS: &[Var] = &[
+    var(
+        "WORKER_ADDR",
+        Some("127.0.0.1:8081"),
+        "address of the worker's HTTP server (health, readiness, metrics)",
+    ),
+    var(
+        "DATABASE_URL",
+        Some("postgres://postgres@127.0.0.1:5432/eventpipe"),
+        "PostgreSQL connection URL",
+    ),
+    var(
+        "DATABASE_POOL_SIZE",
+        Some("4"),
+        "PostgreSQL connections in the pool",
+    ),
+    var(
+        "DATABASE_MIGRATE",
+        Some("false"),
+        "apply pending migrations at start-up (the `migrate` command does it explicitly)",
+    ),
+    var(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        None,
+        "Kafka brokers, host:port[,host:port] (required)",
+    ),
+    var(
+        "KAFKA_GROUP_ID",
+        Some("eventpipe-worker"),
+        "consumer group; workers in one group share the partitions",
+    ),
+    var(
+        "KAFKA_EVENTS_TOPIC",
+        Some(kafka::EVENTS_TOPIC),
+        "topic events are consumed from",
+    ),
+    var(
+        "KAFKA_DLQ_TOPIC",
+        Some(kafka::DLQ_TOPIC),
+        "dead-letter topic for messages that cannot be stored",
+    ),
+    var(
+        "KAFKA_CONFIG",
+        None,
+        "extra librdkafka properties for consumer and producer, key=value;key=value",
+    ),
+    var(
+        "WORKER_BATCH_SIZE",
+        Some("5000"),
+        "most messages stored in one transaction",
+    ),
+    var(
+        "WORKER_BATCH_WAIT_MS",
+        Some("200"),
+        "longest wait to fill a batch before storing what is there",
+    ),
+    var(
+        "WORKER_RETRY_MAX_MS",
+        Some("5000"),
+        "cap of the backoff between attempts while PostgreSQL fails",
+    ),
+    var(
+        "WORKER_SHUTDOWN_GRACE_SECS",
+        Some("10"),
+        "on SIGTERM, how long the batch in flight may take to finish",
+    ),
+];
+
+/// Everything the worker needs to run.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// `WORKER_ADDR`, default `127.0.0.1:8081`.
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`; may hold a password, so `Debug` hides it.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`, default 4.
+    pub pool_size: u32,
+    /// `DATABASE_MIGRATE`, default false.
+    pub migrate: bool,
+    /// `KAFKA_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// `KAFKA_GROUP_ID`, default `eventpipe-worker`.
+    pub group_id: String,
+    /// `KAFKA_EVENTS_TOPIC`, default `events`.
+    pub events_topic: String,
+    /// `KAFKA_DLQ_TOPIC`, default `events.dlq`.
+    pub dlq_topic: String,
+    /// `KAFKA_CONFIG`; may hold credentials, so `Debug` shows only keys.
+    pub kafka_extra: Vec<(String, String)>,
+    /// `WORKER_BATCH_SIZE`, default 5000.
+    pub batch_size: usize,
+    /// `WORKER_BATCH_WAIT_MS`, default 200.
+    pub batch_wait: Duration,
+    /// `WORKER_RETRY_MAX_MS`, default 5000.
+    pub retry_max: Duration,
+    /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
+    pub shutdown_grace: Duration,
+}
+
+impl fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("addr", &self.addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("pool_size", &self.pool_size)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("events_topic", &self.events_topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field(
+                "kafka_extra_keys",
+                &self.kafka_extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("batch_size", &self.batch_size)
+            .field("batch_wait", &self.batch_wait)
+            .field("retry_max", &self.retry_max)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl WorkerConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (a variable's value if set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(VARS, lookup);
+        Ok(WorkerConfig {
+            addr: env.required("WORKER_ADDR")?,
+            database_url: env.required("DATABASE_URL")?,
+            pool_size: env.positive("DATABASE_POOL_SIZE")?,
+            migrate: env.required("DATABASE_MIGRATE")?,
+            bootstrap_servers: env.required("KAFKA_BOOTSTRAP_SERVERS")?,
+            group_id: env.required("KAFKA_GROUP_ID")?,
+            events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
+            dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
+            kafka_extra: env.key_values("KAFKA_CONFIG")?,
+            batch_size: env.positive("WORKER_BATCH_SIZE")?,
+            batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
+            retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
+            shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
+        })
+    }
+}
+
+/// The variables as `--help` prints them.
+pub fn help() -> String {
+    eventpipe_service::settings::help(VARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_named_errors() {
+        let c = WorkerConfig::from_lookup(|n| {
+            (n == "KAFKA_BOOTSTRAP_SERVERS").then(|| "k:9092".to_owned())
+        })
+        .unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(
+            c.database_url,
+            "postgres://postgres@127.0.0.1:5432/eventpipe"
+        );
+        assert_eq!(
+            (c.events_topic.as_str(), c.dlq_topic.as_str()),
+            ("events", "events.dlq")
+        );
+        let err = WorkerConfig::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err.var, "KAFKA_BOOTSTRAP_SERVERS");
+        let err = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "WORKER_BATCH_SIZE" => Some("0".to_owned()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(err.var, "WORKER_BATCH_SIZE");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        let c = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "DATABASE_URL" => Some("postgres://app:s3cret@db/x".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,165 @@
+//! eventpipe's worker: consumes the events topic into PostgreSQL exactly
+//! once (at-least-once delivery, idempotent rows, offsets committed only
+//! after the transaction), with a dead-letter topic for messages that can
+//! never be stored, and health, readiness and metrics over HTTP.
+//!
+//! [`serve`] runs it on a bound listener until a shutdown future resolves,
+//! so tests run the real worker and `main` stays thin.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub mod config;
+pub mod db;
+pub mod decode;
+pub mod metrics;
+pub mod pipeline;
+pub mod source;
+
+use config::WorkerConfig;
+use metrics::Metrics;
+use source::Source;
+
+/// How often readiness re-checks PostgreSQL and Kafka.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Everything the loop and the HTTP handlers share.
+pub struct Worker {
+    /// The configuration it started with.
+    pub config: WorkerConfig,
+    /// PostgreSQL connections.
+    pub pool: db::DbPool,
+    /// Kafka consumer and DLQ producer.
+    pub source: Source,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Whether PostgreSQL answered the last probe.
+    pub database_up: AtomicBool,
+    /// Whether Kafka answered the last probe.
+    pub kafka_up: AtomicBool,
+}
+
+/// Connects everything; migrates first when `DATABASE_MIGRATE` is set.
+pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
+    if config.migrate {
+        db::migrate(&config.database_url).await?;
+    }
+    let metrics = Metrics::new().context("registering metrics")?;
+    let pool = db::pool(&config.database_url, config.pool_size).await?;
+    let database_up = db::ping(&pool).await;
+    if !database_up {
+        tracing::warn!(
+            url = %config::redact_url(&config.database_url),
+            "PostgreSQL does not answer yet; the worker waits for it and stores nothing until it does"
+        );
+    }
+    let source = Source::new(&config, metrics.clone())?;
+    Ok(Arc::new(Worker {
+        config,
+        pool,
+        source,
+        metrics,
+        database_up: AtomicBool::new(database_up),
+        kafka_up: AtomicBool::new(false),
+    }))
+}
+
+/// The HTTP routes: `/health`, `/ready`, `/metrics`.
+pub fn app(worker: Arc<Worker>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/ready", get(get_ready))
+        .route("/metrics", get(get_metrics))
+        .with_state(worker)
+}
+
+async fn get_ready(State(worker): State<Arc<Worker>>) -> impl IntoResponse {
+    let database = worker.database_up.load(Ordering::Relaxed);
+    let kafka = worker.kafka_up.load(Ordering::Relaxed);
+    let status = if database && kafka {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "database": database,
+        "kafka": kafka,
+    });
+    (status, axum::Json(body))
+}
+
+async fn get_metrics(State(worker): State<Arc<Worker>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        worker.metrics.render(),
+    )
+}
+
+/// Runs the worker until `shutdown` resolves, then finishes (or abandons,
+/// uncommitted) the batch in flight within the grace period.
+pub async fn serve(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let worker = start(config).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing the batch in flight");
+        let _ = stop_tx.send(true);
+    });
+    let probe = tokio::spawn(probe(worker.clone()));
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(
+        axum::serve(listener, app(worker.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    let grace = worker.config.shutdown_grace;
+    let mut deadline_stop = stop_rx.clone();
+    let deadline = async move {
+        let _ = deadline_stop.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        ran = pipeline::run(&worker, stop_rx) => ran?,
+        () = deadline => tracing::warn!("the batch in flight outlived the grace period; leaving it uncommitted"),
+    }
+    probe.abort();
+    http.await
+        .context("HTTP server task")?
+        .context("serving HTTP")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Keeps the readiness flags current.
+async fn probe(worker: Arc<Worker>) {
+    loop {
+        let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
+        worker.kafka_up.store(kafka, Ordering::Relaxed);
+        let database = db::ping(&worker.pool).await;
+        worker.database_up.store(database, Ordering::Relaxed);
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}

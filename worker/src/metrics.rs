@@ -1,0 +1,115 @@
+//! Prometheus metrics of the worker. Metric names are the constants below,
+//! the one place they are spelled; each worker owns its registry.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Messages read from the events topic.
+pub const MESSAGES_CONSUMED_TOTAL: &str = "eventpipe_worker_messages_consumed_total";
+/// Rows inserted into `events`.
+pub const EVENTS_STORED_TOTAL: &str = "eventpipe_worker_events_stored_total";
+/// Events skipped because their `event_id` was already stored.
+pub const EVENTS_DUPLICATE_TOTAL: &str = "eventpipe_worker_events_duplicate_total";
+/// Messages sent to the dead-letter topic, by reason.
+pub const DLQ_MESSAGES_TOTAL: &str = "eventpipe_worker_dlq_messages_total";
+/// Messages per stored batch.
+pub const BATCH_MESSAGES: &str = "eventpipe_worker_batch_messages";
+/// Time to write one batch's transaction.
+pub const DB_WRITE_DURATION_SECONDS: &str = "eventpipe_worker_db_write_duration_seconds";
+/// Batch writes that failed (each retry counts).
+pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_total";
+/// Messages behind the end of each partition (high watermark minus position).
+pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages";
+/// From `received_at` at the API to the row's commit.
+pub const END_TO_END_LATENCY_SECONDS: &str = "eventpipe_worker_end_to_end_latency_seconds";
+
+/// The worker's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// See [`MESSAGES_CONSUMED_TOTAL`].
+    pub consumed: IntCounter,
+    /// See [`EVENTS_STORED_TOTAL`].
+    pub stored: IntCounter,
+    /// See [`EVENTS_DUPLICATE_TOTAL`].
+    pub duplicates: IntCounter,
+    /// See [`DLQ_MESSAGES_TOTAL`].
+    pub dlq: IntCounterVec,
+    /// See [`BATCH_MESSAGES`].
+    pub batch_messages: Histogram,
+    /// See [`DB_WRITE_DURATION_SECONDS`].
+    pub db_write_duration: Histogram,
+    /// See [`DB_WRITE_FAILURES_TOTAL`].
+    pub db_write_failures: IntCounter,
+    /// See [`CONSUMER_LAG_MESSAGES`].
+    pub consumer_lag: IntGaugeVec,
+    /// See [`END_TO_END_LATENCY_SECONDS`].
+    pub end_to_end: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let latency = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ];
+        let metrics = Metrics {
+            registry: Registry::new(),
+            consumed: IntCounter::new(
+                MESSAGES_CONSUMED_TOTAL,
+                "Messages read from the events topic",
+            )?,
+            stored: IntCounter::new(EVENTS_STORED_TOTAL, "Rows inserted into events")?,
+            duplicates: IntCounter::new(EVENTS_DUPLICATE_TOTAL, "Events already stored, skipped")?,
+            dlq: IntCounterVec::new(
+                Opts::new(DLQ_MESSAGES_TOTAL, "Messages sent to the DLQ, by reason"),
+                &["reason"],
+            )?,
+            batch_messages: Histogram::with_opts(
+                HistogramOpts::new(BATCH_MESSAGES, "Messages per batch").buckets(vec![
+                    1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+                ]),
+            )?,
+            db_write_duration: Histogram::with_opts(
+                HistogramOpts::new(DB_WRITE_DURATION_SECONDS, "Time to write one batch")
+                    .buckets(latency.clone()),
+            )?,
+            db_write_failures: IntCounter::new(DB_WRITE_FAILURES_TOTAL, "Failed batch writes")?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(CONSUMER_LAG_MESSAGES, "Messages behind the partition end"),
+                &["topic", "partition"],
+            )?,
+            end_to_end: Histogram::with_opts(
+                HistogramOpts::new(
+                    END_TO_END_LATENCY_SECONDS,
+                    "received_at at the API to stored",
+                )
+                .buckets(latency),
+            )?,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(metrics.consumed.clone()),
+            Box::new(metrics.stored.clone()),
+            Box::new(metrics.duplicates.clone()),
+            Box::new(metrics.dlq.clone()),
+            Box::new(metrics.batch_messages.clone()),
+            Box::new(metrics.db_write_duration.clone()),
+            Box::new(metrics.db_write_failures.clone()),
+            Box::new(metrics.consumer_lag.clone()),
+            Box::new(metrics.end_to_end.clone()),
+        ];
+        for collector in collectors {
+            metrics.registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,274 @@
+//! The worker's one door to Kafka: the consumer of the events topic, whose
+//! offsets are committed only when the caller says the batch is durable,
+//! and the producer that puts poison messages on the dead-letter topic.
+//! Nothing else in the worker imports rdkafka.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use eventpipe_contract::kafka;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::WorkerConfig;
+use crate::metrics::Metrics;
+
+/// Header naming why a message went to the DLQ (`not_json`, `invalid_event`, `refused_by_database`).
+pub const HEADER_DLQ_REASON: &str = "eventpipe-dlq-reason";
+/// Header with the full error text.
+pub const HEADER_DLQ_ERROR: &str = "eventpipe-dlq-error";
+/// Header naming the topic the message was read from.
+pub const HEADER_DLQ_SOURCE_TOPIC: &str = "eventpipe-dlq-source-topic";
+/// Header naming the partition the message was read from.
+pub const HEADER_DLQ_SOURCE_PARTITION: &str = "eventpipe-dlq-source-partition";
+/// Header naming the offset the message was read from.
+pub const HEADER_DLQ_SOURCE_OFFSET: &str = "eventpipe-dlq-source-offset";
+
+/// Logs librdkafka and rebalances through `tracing`; turns statistics into
+/// the consumer-lag gauge.
+pub struct SourceContext {
+    metrics: Metrics,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+            _ => tracing::debug!(facility, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka client error: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's "unknown" (partition not consumed here).
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Offsets are committed after every durable batch, so a revoke has
+        // nothing durable left to commit; data not yet stored is simply
+        // redelivered to the partition's next owner.
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+        }
+    }
+}
+
+/// The events consumer and the DLQ producer.
+pub struct Source {
+    consumer: StreamConsumer<SourceContext>,
+    dlq: FutureProducer,
+    dlq_topic: String,
+}
+
+fn client_config(config: &WorkerConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", "eventpipe-worker")
+        .set("allow.auto.create.topics", "false")
+        .set("reconnect.backoff.max.ms", "1000");
+    for (key, value) in &config.kafka_extra {
+        client.set(key, value);
+    }
+    client
+}
+
+impl Source {
+    /// Creates the consumer (subscribed to the events topic) and the DLQ producer.
+    pub fn new(config: &WorkerConfig, metrics: Metrics) -> anyhow::Result<Self> {
+        let consumer: StreamConsumer<SourceContext> = client_config(config)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(SourceContext { metrics })
+            .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
+        consumer
+            .subscribe(&[&config.events_topic])
+            .with_context(|| format!("subscribing to {}", config.events_topic))?;
+        let dlq = client_config(config)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .context("creating the DLQ producer")?;
+        Ok(Source {
+            consumer,
+            dlq,
+            dlq_topic: config.dlq_topic.clone(),
+        })
+    }
+
+    /// Waits for the first message, then gathers more until `max` or
+    /// `wait` has passed since the first.
+    pub async fn next_batch(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Received>, KafkaError> {
+        let first = Received(self.consumer.recv().await?.detach());
+        let mut batch = Vec::with_capacity(max.min(10_000));
+        batch.push(first);
+        let deadline = Instant::now() + wait;
+        while batch.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(Received(m.detach())),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error while filling a batch");
+                    break;
+                }
+                Err(_elapsed) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Commits, for each partition in `batch`, the offset after its last
+    /// message. Call only once everything in `batch` is durable.
+    pub fn commit(&self, batch: &[Received]) -> Result<(), KafkaError> {
+        let mut next: Vec<(&str, i32, i64)> = Vec::new();
+        for Received(m) in batch {
+            match next
+                .iter_mut()
+                .find(|(t, p, _)| *t == m.topic() && *p == m.partition())
+            {
+                Some(entry) => entry.2 = entry.2.max(m.offset() + 1),
+                None => next.push((m.topic(), m.partition(), m.offset() + 1)),
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition, offset) in next {
+            offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
+        // A synchronous commit blocks on the broker's answer.
+        tokio::task::block_in_place(|| self.consumer.commit(&offsets, CommitMode::Sync))
+    }
+
+    /// Puts `message` on the DLQ with headers naming the error and where it
+    /// came from, and waits for Kafka to acknowledge it.
+    pub async fn send_to_dlq(
+        &self,
+        received: &Received,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), KafkaError> {
+        let message = &received.0;
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let mut headers = OwnedHeaders::new_with_capacity(8);
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let headers = headers
+            .insert(Header {
+                key: HEADER_DLQ_REASON,
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: HEADER_DLQ_ERROR,
+                value: Some(error),
+            })
+            .insert(Header {
+                key: HEADER_DLQ_SOURCE_TOPIC,
+                value: Some(message.topic()),
+            })
+            .insert(Header {
+                key: HEADER_DLQ_SOURCE_PARTITION,
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: HEADER_DLQ_SOURCE_OFFSET,
+                value: Some(&offset),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.dlq_topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.dlq
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map(drop)
+            .map_err(|(e, _)| e)
+    }
+
+    /// True when a broker answers a metadata request.
+    pub fn probe(&self, timeout: Duration) -> bool {
+        self.consumer
+            .fetch_metadata(None, Timeout::After(timeout))
+            .is_ok()
+    }
+}
+
+/// One message read from the events topic.
+pub struct Received(OwnedMessage);
+
+impl Received {
+    /// The message value.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.0.payload()
+    }
+
+    /// The partition it was read from.
+    pub fn partition(&self) -> i32 {
+        self.0.partition()
+    }
+
+    /// Its offset in that partition.
+    pub fn offset(&self) -> i64 {
+        self.0.offset()
+    }
+
+    /// The schema version header, if present.
+    pub fn schema_version(&self) -> Option<&[u8]> {
+        self.0.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == kafka::HEADER_SCHEMA_VERSION)
+                .and_then(|h| h.value)
+        })
+    }
+}

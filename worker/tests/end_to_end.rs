@@ -1,0 +1,111 @@
+//! API → Kafka → worker → PostgreSQL: every accepted event is one row,
+//! with its fields intact.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::RunQueryDsl;
+use serde_json::json;
+use support::*;
+
+#[derive(QueryableByName, Debug)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = Text)]
+    event_type: String,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Timestamptz)]
+    event_ts: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    timestamp_raw: Option<serde_json::Value>,
+    #[diesel(sql_type = Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = Integer)]
+    kafka_partition: i32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_event_is_one_row_with_its_fields() {
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let api = start_api(&kafka).await;
+    wait_ready(&api).await;
+    let worker = start_worker(&kafka, &db, &[]).await;
+
+    let mut ids = Vec::new();
+    for b in 0..5 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| json!({"user_id": format!("user-{}", (b * 100 + i) % 17), "type": "purchase", "source": "web",
+                            "timestamp": 1795441500000_i64 + i, "payload": {"amount": i, "currency": "EUR", "note": "ü\"x"}}))
+            .collect();
+        ids.extend(post_events(&api, &json!(batch)).await);
+    }
+    let one = post_events(&api, &json!({"event_id": "6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162", "user_id": "solo", "type": "login",
+                                         "timestamp": "2026-11-23T13:00:00+01:00", "payload": {"success": false}})).await;
+    ids.extend(one);
+    db.wait_for_events(501, Duration::from_secs(30)).await;
+    let distinct = db
+        .count("SELECT count(DISTINCT event_id) AS n FROM events")
+        .await;
+    assert_eq!(distinct, 501);
+
+    let mut conn = db.connect().await;
+    let rows: Vec<Row> = sql_query(
+        "SELECT user_id, event_type, source, event_ts, timestamp_raw, payload, kafka_partition FROM events WHERE event_id = '6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162'",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.user_id.as_str(),
+            row.event_type.as_str(),
+            row.source.as_str()
+        ),
+        ("solo", "login", "api")
+    );
+    assert_eq!(row.event_ts.to_rfc3339(), "2026-11-23T12:00:00+00:00");
+    assert_eq!(row.timestamp_raw, Some(json!("2026-11-23T13:00:00+01:00")));
+    assert_eq!(row.payload, json!({"success": false}));
+    assert!((0..6).contains(&row.kafka_partition));
+    let with_note = db
+        .count(
+            "SELECT count(*) AS n FROM events WHERE payload->>'note' = 'ü\"x' AND source = 'web'",
+        )
+        .await;
+    assert_eq!(with_note, 500);
+    // Every id the API handed out is stored.
+    let listed = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let found = db
+        .count(&format!(
+            "SELECT count(*) AS n FROM events WHERE event_id IN ({listed})"
+        ))
+        .await;
+    assert_eq!(found, 501);
+
+    let metrics = reqwest::get(worker.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "eventpipe_worker_events_stored_total 501"),
+        "{metrics}"
+    );
+    worker.stop().await.unwrap();
+    api.stop().await.unwrap();
+}

@@ -1,0 +1,242 @@
+//! The harness of the worker tests: a PostgreSQL database of its own per
+//! test (created, migrated, dropped), an embedded Kafka cluster, the real
+//! API to post through, and the real worker.
+#![allow(dead_code)] // each test file uses a different part of it
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::BigInt;
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use eventpipe_embedded_kafka::EmbeddedKafka;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+pub const EVENTS: &str = "events";
+pub const DLQ: &str = "events.dlq";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let name = format!("eventpipe_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
+            .await
+            .unwrap();
+        sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = format!("{SERVER}/{name}");
+        eventpipe_worker::db::migrate(&url).await.unwrap();
+        TestDb { name, url }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url).await.unwrap()
+    }
+
+    /// `SELECT count(*)`-shaped query returning one bigint column `n`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.connect().await;
+        let rows: Vec<Count> = sql_query(sql).load(&mut conn).await.unwrap();
+        rows[0].n
+    }
+
+    pub async fn events(&self) -> i64 {
+        self.count("SELECT count(*) AS n FROM events").await
+    }
+
+    /// Waits until `events` holds `n` rows (and fails if it ever holds more).
+    pub async fn wait_for_events(&self, n: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let have = self.events().await;
+            assert!(have <= n, "{have} rows, more than the {n} expected");
+            if have == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{have} of {n} rows after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs admin SQL against the server (not this database).
+    pub async fn admin(&self, sql: &str) {
+        let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
+            .await
+            .unwrap();
+        sql_query(sql).execute(&mut admin).await.unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; give the cleanup its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut admin) =
+                    AsyncPgConnection::establish(&format!("{SERVER}/postgres")).await
+                {
+                    let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running service and the means to stop it.
+pub struct Running {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// An embedded cluster with the events and DLQ topics.
+pub fn kafka() -> EmbeddedKafka {
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    kafka.create_topic(EVENTS, 6).unwrap();
+    kafka.create_topic(DLQ, 1).unwrap();
+    kafka
+}
+
+fn lookup(vars: HashMap<String, String>) -> impl Fn(&str) -> Option<String> {
+    move |name| vars.get(name).cloned()
+}
+
+/// Starts the API against `kafka`.
+pub async fn start_api(kafka: &EmbeddedKafka) -> Running {
+    let vars = HashMap::from([(
+        "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
+        kafka.bootstrap_servers(),
+    )]);
+    let config = eventpipe_api::config::ApiConfig::from_lookup(lookup(vars)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(eventpipe_api::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// The worker's variables for `kafka` and `db`, plus `extra`.
+pub fn worker_vars(
+    kafka: &EmbeddedKafka,
+    db: &TestDb,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut vars = HashMap::from([
+        (
+            "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
+            kafka.bootstrap_servers(),
+        ),
+        ("DATABASE_URL".to_owned(), db.url.clone()),
+        ("WORKER_BATCH_WAIT_MS".to_owned(), "50".to_owned()),
+        ("WORKER_RETRY_MAX_MS".to_owned(), "500".to_owned()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    vars
+}
+
+/// Starts the worker in this process.
+pub async fn start_worker(kafka: &EmbeddedKafka, db: &TestDb, extra: &[(&str, &str)]) -> Running {
+    let config =
+        eventpipe_worker::config::WorkerConfig::from_lookup(lookup(worker_vars(kafka, db, extra)))
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(eventpipe_worker::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// POSTs a JSON body to the API's `/events`, expecting 202; returns the
+/// accepted event ids.
+pub async fn post_events(api: &Running, body: &serde_json::Value) -> Vec<String> {
+    let response = reqwest::Client::new()
+        .post(api.url("/events"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let receipt: serde_json::Value = response.json().await.unwrap();
+    receipt["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the API answers `/ready`.
+pub async fn wait_ready(service: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(service.url("/ready")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} not ready", service.base);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

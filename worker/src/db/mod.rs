@@ -26,7 +26,8 @@ pub async fn pool(database_url: &str, size: u32) -> anyhow::Result<DbPool> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
     Pool::builder()
         .max_size(size)
-        .connection_timeout(std::time::Duration::from_secs(5))
+        // Fail fast while the database is down: the caller retries with backoff.
+        .connection_timeout(std::time::Duration::from_secs(2))
         .retry_connection(false)
         .build(manager)
         .await

@@ -137,6 +137,8 @@ pub async fn serve(
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests outlived the grace period; closing them"),
     }
     probe.abort();
+    // Wait for the abort, so the clients it holds close before we return.
+    let _ = probe.await;
     state.sink.flush(grace).await?;
     tracing::info!("producer flushed; bye");
     Ok(())

@@ -146,6 +146,8 @@ pub async fn serve(
         () = deadline => tracing::warn!("the batch in flight outlived the grace period; leaving it uncommitted"),
     }
     probe.abort();
+    // Wait for the abort, so the clients it holds close before we return.
+    let _ = probe.await;
     http.await
         .context("HTTP server task")?
         .context("serving HTTP")?;

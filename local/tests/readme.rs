@@ -1,5 +1,5 @@
 //! The README is the user's reference: it must document every variable the
-//! API reads.
+//! API and the worker read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ fn readme_documents_every_environment_variable() {
     let readme = std::fs::read_to_string(path).unwrap();
     let missing: Vec<&str> = eventpipe_api::config::VARS
         .iter()
+        .chain(eventpipe_worker::config::VARS)
         .map(|v| v.name)
         .filter(|name| !readme.contains(&format!("`{name}`")))
         .collect();

@@ -142,7 +142,7 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        ran = pipeline::run(&worker, stop_rx) => ran?,
+        ran = pipeline::run(worker.clone(), stop_rx) => ran?,
         () = deadline => tracing::warn!("the batch in flight outlived the grace period; leaving it uncommitted"),
     }
     probe.abort();

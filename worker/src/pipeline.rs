@@ -5,12 +5,19 @@
 //! the same batch is retried with capped exponential backoff and nothing
 //! is committed; on shutdown a batch not yet durable is abandoned, to be
 //! redelivered.
+//!
+//! One batch is written while the next is fetched and decoded, so the
+//! worker's CPU work overlaps the database's. Batches are still made
+//! durable and committed strictly in order: batch N+1 is written only after
+//! batch N was committed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use prometheus::IntCounter;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::Worker;
 use crate::db::store::{self, NewEvent, StoreError};
@@ -28,13 +35,78 @@ enum Outcome {
     Abandoned,
 }
 
+/// A decoded batch, ready to be made durable.
+struct Prepared {
+    messages: Vec<Received>,
+    rows: Vec<NewEvent>,
+    /// For each row, the index of its message.
+    row_messages: Vec<usize>,
+    /// Messages for the DLQ: index, reason, error.
+    poison: Vec<(usize, &'static str, String)>,
+}
+
+fn prepare(messages: Vec<Received>) -> Prepared {
+    let mut rows = Vec::with_capacity(messages.len());
+    let mut row_messages = Vec::with_capacity(messages.len());
+    let mut poison = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        match decode(m.payload(), m.schema_version(), m.partition(), m.offset()) {
+            Verdict::Row(row) => {
+                rows.push(*row);
+                row_messages.push(i);
+            }
+            Verdict::Poison { reason, error } => poison.push((i, reason, error)),
+        }
+    }
+    Prepared {
+        messages,
+        rows,
+        row_messages,
+        poison,
+    }
+}
+
+type InFlight = JoinHandle<Outcome>;
+
+/// Makes a batch durable, then commits its offsets. Runs as its own task
+/// so the next batch can be fetched meanwhile; committing here, not in the
+/// loop, means a batch is committed as soon as it is durable even when no
+/// further message arrives.
+async fn make_durable_and_commit(
+    worker: Arc<Worker>,
+    batch: Prepared,
+    stop: watch::Receiver<bool>,
+) -> Outcome {
+    let outcome = process(&worker, &batch, &stop).await;
+    match outcome {
+        Outcome::Durable => {
+            if let Err(e) = worker.source.commit(&batch.messages) {
+                // The rows are stored; a failed commit only means they are
+                // redelivered and skipped as duplicates.
+                tracing::warn!(error = %e, "offset commit failed; the batch will be redelivered");
+            }
+        }
+        Outcome::Abandoned => tracing::info!(
+            messages = batch.messages.len(),
+            "shutdown: batch abandoned uncommitted"
+        ),
+    }
+    outcome
+}
+
+/// Waits for the batch in flight; false when it was abandoned.
+async fn settle(in_flight: InFlight) -> anyhow::Result<bool> {
+    Ok(matches!(in_flight.await?, Outcome::Durable))
+}
+
 /// Runs until `stop` turns true.
-pub async fn run(worker: &Worker, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = &worker.config;
+    let mut in_flight: Option<InFlight> = None;
     loop {
         let batch = tokio::select! {
             batch = worker.source.next_batch(config.batch_size, config.batch_wait) => batch,
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = stop.wait_for(|s| *s) => break,
         };
         let batch = match batch {
             Ok(b) => b,
@@ -45,53 +117,43 @@ pub async fn run(worker: &Worker, mut stop: watch::Receiver<bool>) -> anyhow::Re
         };
         worker.metrics.consumed.inc_by(batch.len() as u64);
         worker.metrics.batch_messages.observe(batch.len() as f64);
-        match process(worker, &batch, &stop).await {
-            Outcome::Durable => {
-                if let Err(e) = worker.source.commit(&batch) {
-                    // The rows are stored; a failed commit only means they
-                    // are redelivered and skipped as duplicates.
-                    tracing::warn!(error = %e, "offset commit failed; the batch will be redelivered");
-                }
-            }
-            Outcome::Abandoned => {
-                tracing::info!(
-                    messages = batch.len(),
-                    "shutdown: batch abandoned uncommitted"
-                );
-                return Ok(());
-            }
+        let prepared = prepare(batch);
+        // Batches are made durable and committed strictly in order.
+        if let Some(previous) = in_flight.take()
+            && !settle(previous).await?
+        {
+            return Ok(());
         }
+        in_flight = Some(tokio::spawn(make_durable_and_commit(
+            worker.clone(),
+            prepared,
+            stop.clone(),
+        )));
     }
+    if let Some(last) = in_flight {
+        settle(last).await?;
+    }
+    Ok(())
 }
 
 /// Makes one batch durable.
-async fn process(worker: &Worker, batch: &[Received], stop: &watch::Receiver<bool>) -> Outcome {
-    let mut rows: Vec<NewEvent> = Vec::with_capacity(batch.len());
-    let mut row_messages: Vec<usize> = Vec::with_capacity(batch.len());
-    let mut poison: Vec<(usize, &'static str, String)> = Vec::new();
-    for (i, m) in batch.iter().enumerate() {
-        match decode(m.payload(), m.schema_version(), m.partition(), m.offset()) {
-            Verdict::Row(row) => {
-                rows.push(*row);
-                row_messages.push(i);
-            }
-            Verdict::Poison { reason, error } => poison.push((i, reason, error)),
-        }
-    }
-
-    if !rows.is_empty() {
+async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>) -> Outcome {
+    let mut poison: Vec<(usize, &'static str, String)> = batch.poison.clone();
+    if !batch.rows.is_empty() {
         let failures = Some(&worker.metrics.db_write_failures);
-        let refused = match retrying(worker, stop, failures, || store_rows(worker, &rows)).await {
-            Some(refused) => refused,
-            None => return Outcome::Abandoned,
-        };
+        let refused =
+            match retrying(worker, stop, failures, || store_rows(worker, &batch.rows)).await {
+                Some(refused) => refused,
+                None => return Outcome::Abandoned,
+            };
         for (row, error) in refused {
-            poison.push((row_messages[row], "refused_by_database", error));
+            poison.push((batch.row_messages[row], "refused_by_database", error));
         }
     }
+    poison.sort_by_key(|(i, _, _)| *i);
 
     for (i, reason, error) in &poison {
-        let message = &batch[*i];
+        let message = &batch.messages[*i];
         tracing::warn!(
             partition = message.partition(),
             offset = message.offset(),

@@ -3,8 +3,7 @@
 //! servers (tests, the local launcher) can share a process.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 /// HTTP requests by route, method and status.
@@ -106,7 +105,7 @@ impl Metrics {
             kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.events_received.clone()),
@@ -117,18 +116,12 @@ impl Metrics {
             Box::new(metrics.producer_queue.clone()),
             Box::new(metrics.kafka_ready.clone()),
         ];
-        for collector in collectors {
-            metrics.registry.register(collector)?;
-        }
+        eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        // Encoding into a Vec only fails on a malformed metric family, which
-        // registration already ruled out.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        eventpipe_service::metrics::render(&self.registry)
     }
 }

@@ -1,8 +1,9 @@
 //! What every eventpipe service process shares: typed settings read from
-//! environment variables ([`settings`]), logging set-up, and the shutdown
-//! signal. Each service keeps its own typed config struct and its own list
+//! environment variables ([`settings`]), the Prometheus exposition
+//! ([`metrics`]), logging set-up, and the shutdown signal. Each service keeps its own typed config struct and its own list
 //! of variables; this crate holds only the mechanism.
 
+pub mod metrics;
 pub mod settings;
 
 /// Sets up logging: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json`

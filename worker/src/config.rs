@@ -52,6 +52,11 @@ pub const VARS: &[Var] = &[
         "dead-letter topic for messages that cannot be stored",
     ),
     var(
+        "KAFKA_CONNECT_TIMEOUT_MS",
+        Some("10000"),
+        "how long start-up waits for Kafka to answer before failing",
+    ),
+    var(
         "KAFKA_CONFIG",
         None,
         "extra librdkafka properties for consumer and producer, key=value;key=value",
@@ -97,6 +102,8 @@ pub struct WorkerConfig {
     pub events_topic: String,
     /// `KAFKA_DLQ_TOPIC`, default `events.dlq`.
     pub dlq_topic: String,
+    /// `KAFKA_CONNECT_TIMEOUT_MS`, default 10000.
+    pub connect_timeout: Duration,
     /// `KAFKA_CONFIG`; may hold credentials, so `Debug` shows only keys.
     pub kafka_extra: Vec<(String, String)>,
     /// `WORKER_BATCH_SIZE`, default 5000.
@@ -162,6 +169,7 @@ impl WorkerConfig {
             group_id: env.required("KAFKA_GROUP_ID")?,
             events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
             dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
+            connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
             kafka_extra: env.key_values("KAFKA_CONFIG")?,
             batch_size: env.positive("WORKER_BATCH_SIZE")?,
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),

@@ -49,21 +49,19 @@ pub struct Worker {
     pub kafka_up: AtomicBool,
 }
 
-/// Connects everything; migrates first when `DATABASE_MIGRATE` is set.
+/// Connects everything, failing with a message naming the variable to fix
+/// when PostgreSQL or Kafka cannot be reached or the schema or a topic is
+/// missing; migrates first when `DATABASE_MIGRATE` is set.
 pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     if config.migrate {
         db::migrate(&config.database_url).await?;
     }
+    db::check_schema(&config.database_url).await?;
     let metrics = Metrics::new().context("registering metrics")?;
     let pool = db::pool(&config.database_url, config.pool_size).await?;
     let database_up = db::ping(&pool).await;
-    if !database_up {
-        tracing::warn!(
-            url = %config::redact_url(&config.database_url),
-            "PostgreSQL does not answer yet; the worker waits for it and stores nothing until it does"
-        );
-    }
     let source = Source::new(&config, metrics.clone())?;
+    source.check_topics(&config, config.connect_timeout)?;
     Ok(Arc::new(Worker {
         config,
         pool,

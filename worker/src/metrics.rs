@@ -2,8 +2,7 @@
 //! the one place they are spelled; each worker owns its registry.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 /// Messages read from the events topic.
@@ -89,7 +88,7 @@ impl Metrics {
                 .buckets(latency),
             )?,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.consumed.clone()),
             Box::new(metrics.stored.clone()),
             Box::new(metrics.duplicates.clone()),
@@ -100,16 +99,12 @@ impl Metrics {
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.end_to_end.clone()),
         ];
-        for collector in collectors {
-            metrics.registry.register(collector)?;
-        }
+        eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        eventpipe_service::metrics::render(&self.registry)
     }
 }

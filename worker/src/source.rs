@@ -236,6 +236,35 @@ impl Source {
             .map_err(|(e, _)| e)
     }
 
+    /// Fails, naming the variable to fix, when no broker answers within
+    /// `timeout` or a topic the worker needs does not exist.
+    pub fn check_topics(&self, config: &WorkerConfig, timeout: Duration) -> anyhow::Result<()> {
+        let metadata = tokio::task::block_in_place(|| {
+            self.consumer.fetch_metadata(None, Timeout::After(timeout))
+        })
+        .with_context(|| {
+            format!(
+                "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
+                config.bootstrap_servers
+            )
+        })?;
+        for (topic, var) in [
+            (&config.events_topic, "KAFKA_EVENTS_TOPIC"),
+            (&config.dlq_topic, "KAFKA_DLQ_TOPIC"),
+        ] {
+            let exists = metadata
+                .topics()
+                .iter()
+                .any(|t| &t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            anyhow::ensure!(
+                exists,
+                "topic {topic:?} ({var}) does not exist in Kafka at {}; create it",
+                config.bootstrap_servers
+            );
+        }
+        Ok(())
+    }
+
     /// True when a broker answers a metadata request.
     pub fn probe(&self, timeout: Duration) -> bool {
         self.consumer

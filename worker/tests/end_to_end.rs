@@ -6,29 +6,24 @@ mod support;
 
 use std::time::Duration;
 
-use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
-use diesel::{QueryableByName, sql_query};
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
+use eventpipe_worker::db::schema::events;
 use serde_json::json;
 use support::*;
 
-#[derive(QueryableByName, Debug)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    user_id: String,
-    #[diesel(sql_type = Text)]
-    event_type: String,
-    #[diesel(sql_type = Text)]
-    source: String,
-    #[diesel(sql_type = Timestamptz)]
-    event_ts: chrono::DateTime<chrono::Utc>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    timestamp_raw: Option<serde_json::Value>,
-    #[diesel(sql_type = Jsonb)]
-    payload: serde_json::Value,
-    #[diesel(sql_type = Integer)]
-    kafka_partition: i32,
-}
+/// The columns of one stored event, read through the schema module, so a
+/// schema.rs that disagrees with the migrations fails here.
+type Row = (
+    String,
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    Option<serde_json::Value>,
+    serde_json::Value,
+    i32,
+    i64,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_accepted_event_is_one_row_with_its_fields() {
@@ -56,25 +51,32 @@ async fn every_accepted_event_is_one_row_with_its_fields() {
     assert_eq!(distinct, 501);
 
     let mut conn = db.connect().await;
-    let rows: Vec<Row> = sql_query(
-        "SELECT user_id, event_type, source, event_ts, timestamp_raw, payload, kafka_partition FROM events WHERE event_id = '6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162'",
-    )
-    .load(&mut conn)
-    .await
-    .unwrap();
-    let row = &rows[0];
+    let id = uuid::Uuid::parse_str("6f1c2a5e-3b7d-4c1e-9a2b-1d2e3f405162").unwrap();
+    let row: Row = events::table
+        .filter(events::event_id.eq(id))
+        .select((
+            events::user_id,
+            events::event_type,
+            events::source,
+            events::event_ts,
+            events::timestamp_raw,
+            events::payload,
+            events::kafka_partition,
+            events::kafka_offset,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    let (user_id, event_type, source, event_ts, timestamp_raw, payload, partition, offset) = row;
     assert_eq!(
-        (
-            row.user_id.as_str(),
-            row.event_type.as_str(),
-            row.source.as_str()
-        ),
+        (user_id.as_str(), event_type.as_str(), source.as_str()),
         ("solo", "login", "api")
     );
-    assert_eq!(row.event_ts.to_rfc3339(), "2026-11-23T12:00:00+00:00");
-    assert_eq!(row.timestamp_raw, Some(json!("2026-11-23T13:00:00+01:00")));
-    assert_eq!(row.payload, json!({"success": false}));
-    assert!((0..6).contains(&row.kafka_partition));
+    assert_eq!(event_ts.to_rfc3339(), "2026-11-23T12:00:00+00:00");
+    assert_eq!(timestamp_raw, Some(json!("2026-11-23T13:00:00+01:00")));
+    assert_eq!(payload, json!({"success": false}));
+    assert!((0..6).contains(&partition));
+    assert!(offset >= 0);
     let with_note = db
         .count(
             "SELECT count(*) AS n FROM events WHERE payload->>'note' = 'ü\"x' AND source = 'web'",

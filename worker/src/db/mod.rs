@@ -1,7 +1,9 @@
 //! The worker's one door to PostgreSQL: the connection pool, migrations,
 //! and batch writes. Nothing else in the worker imports diesel.
 
-mod schema;
+/// Diesel's view of the tables, as `diesel print-schema` writes it.
+#[allow(missing_docs)] // generated
+pub mod schema;
 pub mod store;
 
 use anyhow::Context;
@@ -45,6 +47,34 @@ pub async fn ping(pool: &DbPool) -> bool {
         Ok(mut conn) => sql_query("SELECT 1").execute(&mut conn).await.is_ok(),
         Err(_) => false,
     }
+}
+
+#[derive(QueryableByName)]
+struct Present {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    present: bool,
+}
+
+/// Fails, saying what to do, when the database cannot be reached or its
+/// schema was never migrated.
+pub async fn check_schema(database_url: &str) -> anyhow::Result<()> {
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach PostgreSQL at {} (DATABASE_URL)",
+                redact_url(database_url)
+            )
+        })?;
+    let rows: Vec<Present> = sql_query("SELECT to_regclass('events') IS NOT NULL AS present")
+        .load(&mut conn)
+        .await?;
+    anyhow::ensure!(
+        rows.iter().any(|r| r.present),
+        "table events does not exist in {}: run `eventpipe-worker migrate` (or set DATABASE_MIGRATE=true)",
+        redact_url(database_url)
+    );
+    Ok(())
 }
 
 /// Applies pending migrations; returns how many ran.

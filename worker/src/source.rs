@@ -252,10 +252,9 @@ impl Source {
             (&config.events_topic, "KAFKA_EVENTS_TOPIC"),
             (&config.dlq_topic, "KAFKA_DLQ_TOPIC"),
         ] {
-            let exists = metadata
-                .topics()
-                .iter()
-                .any(|t| &t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            let exists = metadata.topics().iter().any(|t| {
+                t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
+            });
             anyhow::ensure!(
                 exists,
                 "topic {topic:?} ({var}) does not exist in Kafka at {}; create it",

@@ -6,37 +6,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
+use eventpipe_service::kafka::{self as kafka_client, TracingContext};
 use futures::future::join_all;
-use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
-
-/// Routes librdkafka's own logs and errors into `tracing`.
-pub struct SinkContext;
-
-impl ClientContext for SinkContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
-            _ => tracing::debug!(facility, "librdkafka: {message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka client error: {reason}");
-    }
-}
 
 /// Where Kafka put an acknowledged event.
 #[derive(Debug, Clone, Copy)]
@@ -97,22 +77,12 @@ pub struct SendError {
 /// Produces events to the events topic.
 #[derive(Clone)]
 pub struct EventSink {
-    producer: FutureProducer<SinkContext>,
+    producer: FutureProducer<TracingContext>,
     topic: String,
 }
 
 fn client_config(config: &KafkaConfig) -> ClientConfig {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("client.id", "eventpipe-api")
-        // Topics are created on purpose with the configured partition count,
-        // never as a side effect of a metadata request with broker defaults.
-        .set("allow.auto.create.topics", "false");
-    for (key, value) in &config.extra {
-        client.set(key, value);
-    }
-    client
+    kafka_client::client_config(&config.bootstrap_servers, "eventpipe-api", &config.extra)
 }
 
 impl EventSink {
@@ -133,11 +103,9 @@ impl EventSink {
                 "queue.buffering.max.messages",
                 config.queue_max_messages.to_string(),
             )
-            .set("queue.buffering.max.kbytes", "1048576")
-            // Come back within a second of a broker returning, not ten.
-            .set("reconnect.backoff.max.ms", "1000");
+            .set("queue.buffering.max.kbytes", "1048576");
         let producer = client
-            .create_with_context(SinkContext)
+            .create_with_context(TracingContext)
             .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
         Ok(EventSink {
             producer,

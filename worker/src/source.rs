@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eventpipe_contract::kafka;
+use eventpipe_service::kafka as kafka_client;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -38,18 +39,11 @@ pub struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
-            _ => tracing::debug!(facility, "librdkafka: {message}"),
-        }
+        kafka_client::log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka client error: {reason}");
+        kafka_client::error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -92,16 +86,11 @@ pub struct Source {
 }
 
 fn client_config(config: &WorkerConfig) -> ClientConfig {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("client.id", "eventpipe-worker")
-        .set("allow.auto.create.topics", "false")
-        .set("reconnect.backoff.max.ms", "1000");
-    for (key, value) in &config.kafka_extra {
-        client.set(key, value);
-    }
-    client
+    kafka_client::client_config(
+        &config.bootstrap_servers,
+        "eventpipe-worker",
+        &config.kafka_extra,
+    )
 }
 
 impl Source {

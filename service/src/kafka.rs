@@ -1,0 +1,63 @@
+//! Kafka client plumbing every service shares: the base client settings
+//! and librdkafka's logs and errors routed into `tracing`. Each service
+//! keeps its own module for what it does with Kafka.
+
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+
+/// Settings every eventpipe client starts from: the brokers, a client id,
+/// no topic auto-creation (topics are created on purpose with their
+/// partition counts, never as a side effect of a metadata request), quick
+/// reconnects, then the operator's extra properties (`KAFKA_CONFIG`). What a
+/// service sets afterwards for its guarantees (`acks=all`, idempotence,
+/// manual offset commits) cannot be overridden that way.
+pub fn client_config(
+    bootstrap_servers: &str,
+    client_id: &str,
+    extra: &[(String, String)],
+) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("client.id", client_id)
+        .set("allow.auto.create.topics", "false")
+        // Come back within a second of a broker returning, not ten.
+        .set("reconnect.backoff.max.ms", "1000");
+    for (key, value) in extra {
+        client.set(key, value);
+    }
+    client
+}
+
+/// Logs a librdkafka log line through `tracing`.
+pub fn log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(facility, "librdkafka: {message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
+        _ => tracing::debug!(facility, "librdkafka: {message}"),
+    }
+}
+
+/// Logs a client-level Kafka error through `tracing`.
+pub fn error(error: &KafkaError, reason: &str) {
+    tracing::warn!(error = %error, "kafka client error: {reason}");
+}
+
+/// A client context that only routes logs and errors into `tracing`.
+pub struct TracingContext;
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log(level, facility, message);
+    }
+
+    fn error(&self, e: KafkaError, reason: &str) {
+        error(&e, reason);
+    }
+}

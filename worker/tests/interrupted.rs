@@ -1,5 +1,7 @@
-//! The worker process killed with SIGKILL mid-stream and started again:
-//! the rows equal the accepted events exactly, none lost, none doubled.
+//! The worker process stopped mid-stream, hard (SIGKILL: no shutdown, no
+//! final commit) or gracefully (SIGTERM: exit 0 after the batch in flight),
+//! then started again: the rows equal the accepted events exactly, none
+//! lost, none doubled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -34,8 +36,40 @@ fn spawn_worker(kafka: &EmbeddedKafka, db: &TestDb) -> Child {
         .unwrap()
 }
 
+#[derive(Clone, Copy)]
+enum Stop {
+    Kill,
+    Terminate,
+}
+
+fn stop(worker: &mut Child, how: Stop) {
+    match how {
+        Stop::Kill => worker.kill().unwrap(),
+        Stop::Terminate => {
+            let sent = Command::new("kill")
+                .args(["-TERM", &worker.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+    }
+    let status = worker.wait().unwrap();
+    if let Stop::Terminate = how {
+        assert!(status.success(), "SIGTERM must end in exit 0, got {status}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_and_doubles_nothing() {
+    stopped_mid_stream(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_exits_0_and_loses_and_doubles_nothing() {
+    stopped_mid_stream(Stop::Terminate).await;
+}
+
+async fn stopped_mid_stream(how: Stop) {
     let db = TestDb::create().await;
     let kafka = kafka();
     let api = start_api(&kafka).await;
@@ -51,8 +85,8 @@ async fn sigkill_mid_stream_loses_and_doubles_nothing() {
             .collect();
         post_events(api, &json!(batch)).await.len() as i64
     };
-    // Stream until the worker is visibly storing, then kill it hard while
-    // events keep coming.
+    // Stream until the worker is visibly storing, then stop it while events
+    // keep coming.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while db.events().await <= 500 {
         assert!(
@@ -63,8 +97,7 @@ async fn sigkill_mid_stream_loses_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     accepted += post_round(&api).await;
-    worker.kill().unwrap(); // SIGKILL: no shutdown, no final commit
-    worker.wait().unwrap();
+    stop(&mut worker, how);
     for _ in 0..5 {
         accepted += post_round(&api).await;
     }

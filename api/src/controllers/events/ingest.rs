@@ -1,7 +1,7 @@
 //! `POST /events`: validate a request's events and answer 202 once Kafka
 //! acknowledged every one of them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::Json;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, bad_request, too_large};
 use crate::observe::RequestId;
-use crate::sink::FailureKind;
+use crate::sink::{FailureKind, SendError};
 use crate::{AppState, intake};
 
 /// Query parameters of `POST /events`.
@@ -208,31 +208,8 @@ pub async fn ingest_events(
                 events = records.len(),
                 "Kafka did not acknowledge every event"
             );
-            let detail = match failure.kind {
-                FailureKind::QueueFull => {
-                    "Kafka is not keeping up (the producer queue is full); retry shortly".to_owned()
-                }
-                FailureKind::TimedOut => format!(
-                    "Kafka did not acknowledge {} of {} event(s) within {} ms; retrying with the same event ids is safe",
-                    failure.failed,
-                    records.len(),
-                    app.config.kafka.message_timeout.as_millis()
-                ),
-                FailureKind::TooLarge => {
-                    return Err(reject(too_large(
-                        "Kafka refused an event as too large for the topic (message.max.bytes)",
-                    )));
-                }
-                FailureKind::Broker => format!(
-                    "Kafka refused {} of {} event(s); retrying with the same event ids is safe",
-                    failure.failed,
-                    records.len()
-                ),
-            };
-            return Err(reject(AppError::Unavailable {
-                detail,
-                retry_after: std::time::Duration::from_secs(1),
-            }));
+            let timeout = app.config.kafka.message_timeout;
+            return Err(reject(produce_failure(&failure, records.len(), timeout)));
         }
     };
     metrics.events_accepted.inc_by(delivered.len() as u64);
@@ -254,4 +231,30 @@ pub async fn ingest_events(
         results,
     };
     Ok((StatusCode::ACCEPTED, Json(receipt)).into_response())
+}
+
+/// The answer to a request whose events Kafka did not all acknowledge.
+fn produce_failure(failure: &SendError, events: usize, timeout: Duration) -> AppError {
+    let failed = failure.failed;
+    let detail = match failure.kind {
+        FailureKind::QueueFull => {
+            "Kafka is not keeping up (the producer queue is full); retry shortly".to_owned()
+        }
+        FailureKind::TimedOut => format!(
+            "Kafka did not acknowledge {failed} of {events} event(s) within {} ms; retrying with the same event ids is safe",
+            timeout.as_millis()
+        ),
+        FailureKind::TooLarge => {
+            return too_large(
+                "Kafka refused an event as too large for the topic (message.max.bytes)",
+            );
+        }
+        FailureKind::Broker => format!(
+            "Kafka refused {failed} of {events} event(s); retrying with the same event ids is safe"
+        ),
+    };
+    AppError::Unavailable {
+        detail,
+        retry_after: Duration::from_secs(1),
+    }
 }

@@ -2,21 +2,93 @@
 //! accepted events on the events topic, topic creation at start-up, and the
 //! broker probe behind `/ready`. Nothing else in the API imports rdkafka.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
-use eventpipe_service::kafka::{self as kafka_client, TracingContext};
-use futures::future::join_all;
+use eventpipe_service::kafka as kafka_client;
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
+use tokio::sync::oneshot;
 
 use crate::config::KafkaConfig;
+
+/// The acknowledgements of one request, filled in by delivery callbacks on
+/// the producer's polling thread. One aggregate per request, so a batch of
+/// 100 wakes its request once, not 100 times.
+struct Acks {
+    state: Mutex<AckState>,
+}
+
+struct AckState {
+    outstanding: usize,
+    delivered: Vec<Option<Delivered>>,
+    first_failure: Option<FailureKind>,
+    failed: usize,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Acks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What travels with each message to its delivery callback.
+struct Pending {
+    acks: Arc<Acks>,
+    index: usize,
+}
+
+/// Routes logs into `tracing` and acknowledgements into their request's [`Acks`].
+struct AckContext;
+
+impl ClientContext for AckContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        kafka_client::log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka_client::error(&error, reason);
+    }
+}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let mut state = pending.acks.lock();
+        match result {
+            Ok(message) => {
+                state.delivered[pending.index] = Some(Delivered {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                });
+            }
+            Err((error, _)) => {
+                state.failed += 1;
+                state.first_failure.get_or_insert(FailureKind::of(error));
+            }
+        }
+        state.outstanding = state.outstanding.saturating_sub(1);
+        if state.outstanding == 0
+            && let Some(done) = state.done.take()
+        {
+            let _ = done.send(());
+        }
+    }
+}
 
 /// Where Kafka put an acknowledged event.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +149,7 @@ pub struct SendError {
 /// Produces events to the events topic.
 #[derive(Clone)]
 pub struct EventSink {
-    producer: FutureProducer<TracingContext>,
+    producer: ThreadedProducer<AckContext>,
     topic: String,
 }
 
@@ -105,7 +177,7 @@ impl EventSink {
             )
             .set("queue.buffering.max.kbytes", "1048576");
         let producer = client
-            .create_with_context(TracingContext)
+            .create_with_context(AckContext)
             .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
         Ok(EventSink {
             producer,
@@ -214,9 +286,18 @@ impl EventSink {
         events: &[EventRecord<'_>],
         request_id: &str,
     ) -> Result<Vec<Delivered>, SendError> {
-        let mut pending = Vec::with_capacity(events.len());
+        let (done, acknowledged) = oneshot::channel();
+        let acks = Arc::new(Acks {
+            state: Mutex::new(AckState {
+                outstanding: events.len(),
+                delivered: vec![None; events.len()],
+                first_failure: None,
+                failed: 0,
+                done: Some(done),
+            }),
+        });
         let mut value = Vec::with_capacity(512);
-        for (sent, event) in events.iter().enumerate() {
+        for (index, event) in events.iter().enumerate() {
             value.clear();
             // Serializing a record into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut value, event);
@@ -233,43 +314,39 @@ impl EventSink {
                     key: kafka::HEADER_CONTENT_TYPE,
                     value: Some("application/json"),
                 });
-            let record = FutureRecord::to(&self.topic)
+            let pending = Box::new(Pending {
+                acks: acks.clone(),
+                index,
+            });
+            let record = BaseRecord::with_opaque_to(&self.topic, pending)
                 .key(event.user_id.as_bytes())
                 .payload(&value)
                 .headers(headers);
-            match self.producer.send_result(record) {
-                Ok(delivery) => pending.push(delivery),
-                Err((error, _)) => {
-                    return Err(SendError {
-                        kind: FailureKind::of(&error),
-                        failed: events.len() - sent,
-                    });
-                }
+            if let Err((error, _)) = self.producer.send(record) {
+                // Messages never enqueued get no callback: settle them here.
+                let not_sent = events.len() - index;
+                acks.lock().outstanding -= not_sent;
+                return Err(SendError {
+                    kind: FailureKind::of(&error),
+                    failed: not_sent,
+                });
             }
         }
-        let mut delivered = Vec::with_capacity(events.len());
-        let mut first_failure = None;
-        let mut failed = 0;
-        for outcome in join_all(pending).await {
-            match outcome {
-                Ok(Ok(d)) => delivered.push(Delivered {
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
-                Ok(Err((error, _))) => {
-                    failed += 1;
-                    first_failure.get_or_insert(FailureKind::of(&error));
-                }
-                // The producer was dropped before answering.
-                Err(_canceled) => {
-                    failed += 1;
-                    first_failure.get_or_insert(FailureKind::Broker);
-                }
-            }
-        }
-        match first_failure {
-            None => Ok(delivered),
-            Some(kind) => Err(SendError { kind, failed }),
+        // The callback of the last acknowledgement completes this; librdkafka
+        // calls back for every enqueued message within message.timeout.ms.
+        let answered = acknowledged.await.is_ok();
+        let mut state = acks.lock();
+        match (answered, state.first_failure) {
+            (true, None) => Ok(state.delivered.iter().flatten().copied().collect()),
+            (true, Some(kind)) => Err(SendError {
+                kind,
+                failed: state.failed,
+            }),
+            // The producer was dropped before answering.
+            (false, _) => Err(SendError {
+                kind: FailureKind::Broker,
+                failed: std::mem::take(&mut state.outstanding),
+            }),
         }
     }
 

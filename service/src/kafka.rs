@@ -2,7 +2,6 @@
 //! and librdkafka's logs and errors routed into `tracing`. Each service
 //! keeps its own module for what it does with Kafka.
 
-use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
@@ -47,17 +46,4 @@ pub fn log(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// Logs a client-level Kafka error through `tracing`.
 pub fn error(error: &KafkaError, reason: &str) {
     tracing::warn!(error = %error, "kafka client error: {reason}");
-}
-
-/// A client context that only routes logs and errors into `tracing`.
-pub struct TracingContext;
-
-impl ClientContext for TracingContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        log(level, facility, message);
-    }
-
-    fn error(&self, e: KafkaError, reason: &str) {
-        error(&e, reason);
-    }
 }

@@ -6,35 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use eventpipe_embedded_kafka::EmbeddedKafka;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use support::*;
-
-/// Sum over partitions of the offsets the worker's group has committed.
-fn committed(kafka: &EmbeddedKafka) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap_servers())
-        .set("group.id", "eventpipe-worker")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..6 {
-        tpl.add_partition(EVENTS, p);
-    }
-    let offsets = consumer
-        .committed_offsets(tpl, Duration::from_secs(5))
-        .unwrap();
-    offsets
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
 
 fn batch(tag: &str, n: usize) -> serde_json::Value {
     json!(

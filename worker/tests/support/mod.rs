@@ -10,6 +10,8 @@ use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_embedded_kafka::EmbeddedKafka;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -239,4 +241,28 @@ pub async fn wait_ready(service: &Running) {
         assert!(Instant::now() < deadline, "{} not ready", service.base);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Sum over partitions of the offsets the worker's group has committed.
+pub fn committed(kafka: &EmbeddedKafka) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("group.id", "eventpipe-worker")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition(EVENTS, p);
+    }
+    let offsets = consumer
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .unwrap();
+    offsets
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum()
 }

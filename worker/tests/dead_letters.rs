@@ -136,20 +136,14 @@ async fn poison_goes_to_the_dlq_and_the_rest_is_stored() {
         "{:?}",
         dead[3].1
     );
-    let metrics = reqwest::get(worker.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     for reason in [
         "not_json",
         "invalid_event",
         "unsupported_schema",
         "refused_by_database",
     ] {
-        let line = format!("eventpipe_worker_dlq_messages_total{{reason=\"{reason}\"}} 1");
-        assert!(metrics.lines().any(|l| l == line), "missing {line}");
+        let series = format!("eventpipe_worker_dlq_messages_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&worker, &series).await, 1.0, "{series}");
     }
     worker.stop().await.unwrap();
 }

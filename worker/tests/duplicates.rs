@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::*;
 
-async fn metric(worker: &Running, name: &str) -> f64 {
-    let text = reqwest::get(worker.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_event_id_is_stored_once() {
     let db = TestDb::create().await;

@@ -96,17 +96,9 @@ async fn every_accepted_event_is_one_row_with_its_fields() {
         .await;
     assert_eq!(found, 501);
 
-    let metrics = reqwest::get(worker.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "eventpipe_worker_events_stored_total 501"),
-        "{metrics}"
+    assert_eq!(
+        metric(&worker, "eventpipe_worker_events_stored_total").await,
+        501.0
     );
     worker.stop().await.unwrap();
     api.stop().await.unwrap();

@@ -54,19 +54,7 @@ async fn a_database_outage_loses_nothing_and_commits_nothing() {
     // says so.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = reqwest::get(worker.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let failures: f64 = metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("eventpipe_worker_db_write_failures_total ")
-                    .map(|v| v.parse().unwrap())
-            })
-            .unwrap();
+        let failures = metric(&worker, "eventpipe_worker_db_write_failures_total").await;
         let ready = reqwest::get(worker.url("/ready")).await.unwrap().status();
         if failures >= 2.0 && ready == 503 {
             break;

@@ -266,3 +266,17 @@ pub fn committed(kafka: &EmbeddedKafka) -> i64 {
         })
         .sum()
 }
+
+/// The value of one series (name and labels, as exposed) on `service`'s
+/// `/metrics`; 0 when absent.
+pub async fn metric(service: &Running, series: &str) -> f64 {
+    let text = reqwest::get(service.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}

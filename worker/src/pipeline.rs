@@ -43,9 +43,11 @@ struct Prepared {
     row_messages: Vec<usize>,
     /// Messages for the DLQ: index, reason, error.
     poison: Vec<(usize, &'static str, String)>,
+    /// [`crate::source::Source::revocations`] when the batch was read.
+    revocations: u64,
 }
 
-fn prepare(messages: Vec<Received>) -> Prepared {
+fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
     let mut rows = Vec::with_capacity(messages.len());
     let mut row_messages = Vec::with_capacity(messages.len());
     let mut poison = Vec::new();
@@ -63,6 +65,7 @@ fn prepare(messages: Vec<Received>) -> Prepared {
         rows,
         row_messages,
         poison,
+        revocations,
     }
 }
 
@@ -79,6 +82,15 @@ async fn make_durable_and_commit(
 ) -> Outcome {
     let outcome = process(&worker, &batch, &stop).await;
     match outcome {
+        Outcome::Durable if worker.source.revocations() != batch.revocations => {
+            // Partitions moved while this batch was read or written: its rows
+            // are stored, and the new owner re-reads and skips them as
+            // duplicates; committing now could move its offsets back.
+            tracing::info!(
+                messages = batch.messages.len(),
+                "rebalance during the batch: offsets left to the partitions' owners"
+            );
+        }
         Outcome::Durable => {
             if let Err(e) = worker.source.commit(&batch.messages) {
                 // The rows are stored; a failed commit only means they are
@@ -104,6 +116,8 @@ pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow
     let config = &worker.config;
     let mut in_flight: Option<InFlight> = None;
     loop {
+        // Read before the batch: a revoke while it fills counts against it.
+        let revocations = worker.source.revocations();
         let batch = tokio::select! {
             batch = worker.source.next_batch(config.batch_size, config.batch_wait) => batch,
             _ = stop.wait_for(|s| *s) => break,
@@ -117,7 +131,7 @@ pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow
         };
         worker.metrics.consumed.inc_by(batch.len() as u64);
         worker.metrics.batch_messages.observe(batch.len() as f64);
-        let prepared = prepare(batch);
+        let prepared = prepare(batch, revocations);
         // Batches are made durable and committed strictly in order.
         if let Some(previous) = in_flight.take()
             && !settle(previous).await?

@@ -3,6 +3,7 @@
 //! and the producer that puts poison messages on the dead-letter topic.
 //! Nothing else in the worker imports rdkafka.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -35,6 +36,8 @@ pub const HEADER_DLQ_SOURCE_OFFSET: &str = "eventpipe-dlq-source-offset";
 /// the consumer-lag gauge.
 pub struct SourceContext {
     metrics: Metrics,
+    /// Bumped on every revoke; see [`Source::revocations`].
+    revocations: AtomicU64,
 }
 
 impl ClientContext for SourceContext {
@@ -64,9 +67,11 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // Offsets are committed after every durable batch, so a revoke has
-        // nothing durable left to commit; data not yet stored is simply
-        // redelivered to the partition's next owner.
+        // nothing durable left to commit but the batch being written, which
+        // sees the bump and leaves its offsets alone (see Source::commit);
+        // data not yet stored is redelivered to the partition's next owner.
         if let Rebalance::Revoke(partitions) = rebalance {
+            self.revocations.fetch_add(1, Ordering::SeqCst);
             tracing::info!(partitions = partitions.count(), "partitions revoked");
         }
     }
@@ -102,7 +107,10 @@ impl Source {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
-            .create_with_context(SourceContext { metrics })
+            .create_with_context(SourceContext {
+                metrics,
+                revocations: AtomicU64::new(0),
+            })
             .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
         consumer
             .subscribe(&[&config.events_topic])
@@ -148,8 +156,16 @@ impl Source {
         Ok(batch)
     }
 
+    /// How many times partitions were revoked so far. A batch read before a
+    /// revoke must not commit after it: the partition's new owner may have
+    /// committed further already, and an old commit would move it back.
+    pub fn revocations(&self) -> u64 {
+        self.consumer.context().revocations.load(Ordering::SeqCst)
+    }
+
     /// Commits, for each partition in `batch`, the offset after its last
-    /// message. Call only once everything in `batch` is durable.
+    /// message. Call only once everything in `batch` is durable, and only
+    /// if [`Source::revocations`] has not moved since the batch was read.
     pub fn commit(&self, batch: &[Received]) -> Result<(), KafkaError> {
         let mut next: Vec<(&str, i32, i64)> = Vec::new();
         for Received(m) in batch {

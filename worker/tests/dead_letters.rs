@@ -143,7 +143,7 @@ async fn poison_goes_to_the_dlq_and_the_rest_is_stored() {
         "refused_by_database",
     ] {
         let series = format!("eventpipe_worker_dlq_messages_total{{reason=\"{reason}\"}}");
-        assert_eq!(metric(&worker, &series).await, 1.0, "{series}");
+        wait_for_metric(&worker, &series, 1.0).await;
     }
     worker.stop().await.unwrap();
 }

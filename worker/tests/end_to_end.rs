@@ -96,10 +96,7 @@ async fn every_accepted_event_is_one_row_with_its_fields() {
         .await;
     assert_eq!(found, 501);
 
-    assert_eq!(
-        metric(&worker, "eventpipe_worker_events_stored_total").await,
-        501.0
-    );
+    wait_for_metric(&worker, "eventpipe_worker_events_stored_total", 501.0).await;
     worker.stop().await.unwrap();
     api.stop().await.unwrap();
 }

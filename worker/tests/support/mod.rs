@@ -280,3 +280,21 @@ pub async fn metric(service: &Running, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Waits until a metric series reaches `value` (metrics are updated just
+/// after the work they count, so a test that saw the work polls for them).
+pub async fn wait_for_metric(service: &Running, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have = metric(service, series).await;
+        if have >= value {
+            assert_eq!(have, value, "{series}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {have}, expected {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

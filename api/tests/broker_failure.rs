@@ -64,15 +64,7 @@ async fn broker_down_means_503_then_recovery() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     api.wait_ready(Duration::from_secs(15)).await;
-    let metrics = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.metrics_text().await;
     assert!(
         metrics
             .lines()

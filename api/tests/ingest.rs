@@ -196,15 +196,7 @@ async fn metrics_count_what_happened() {
         .await;
     api.post_json(&json!([event("u", "click"), {"type": "x"}]))
         .await;
-    let text = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics_text().await;
     for line in [
         "eventpipe_api_events_received_total 4",
         "eventpipe_api_events_accepted_total 2",

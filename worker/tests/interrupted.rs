@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use eventpipe_embedded_kafka::EmbeddedKafka;
-use serde_json::json;
 use support::*;
 
 fn spawn_worker(kafka: &EmbeddedKafka, db: &TestDb) -> Child {
@@ -76,15 +75,7 @@ async fn stopped_mid_stream(how: Stop) {
     wait_ready(&api).await;
     let mut worker = spawn_worker(&kafka, &db);
 
-    let mut accepted = 0;
-    let mut round = 0;
-    let mut post_round = async |api: &Running| {
-        round += 1;
-        let batch: Vec<_> = (0..100)
-            .map(|i| json!({"user_id": format!("u{}", i % 13), "type": "click", "payload": {"round": round}}))
-            .collect();
-        post_events(api, &json!(batch)).await.len() as i64
-    };
+    let mut stream = EventStream::new(&api, 13);
     // Stream until the worker is visibly storing, then stop it while events
     // keep coming.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -93,25 +84,21 @@ async fn stopped_mid_stream(how: Stop) {
             std::time::Instant::now() < deadline,
             "the worker never stored 500 events"
         );
-        accepted += post_round(&api).await;
+        stream.post_round().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    accepted += post_round(&api).await;
+    stream.post_round().await;
     stop(&mut worker, how);
     for _ in 0..5 {
-        accepted += post_round(&api).await;
+        stream.post_round().await;
     }
     worker = spawn_worker(&kafka, &db);
     for _ in 0..5 {
-        accepted += post_round(&api).await;
+        stream.post_round().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    db.wait_for_events(accepted, Duration::from_secs(60)).await;
-    assert_eq!(
-        db.count("SELECT count(DISTINCT event_id) AS n FROM events")
-            .await,
-        accepted
-    );
+    db.assert_each_stored_once(stream.accepted, Duration::from_secs(60))
+        .await;
     worker.kill().unwrap();
     worker.wait().unwrap();
     api.stop().await.unwrap();

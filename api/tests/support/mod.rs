@@ -91,6 +91,12 @@ impl TestApi {
         }
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// POSTs `body` to `/events` as JSON.
     pub async fn post_json(&self, body: &serde_json::Value) -> reqwest::Response {
         self.post(body.to_string(), "application/json").await

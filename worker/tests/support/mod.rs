@@ -78,6 +78,16 @@ impl TestDb {
         }
     }
 
+    /// Waits for `accepted` rows and checks they are `accepted` distinct
+    /// events: nothing lost, nothing doubled.
+    pub async fn assert_each_stored_once(&self, accepted: i64, within: Duration) {
+        self.wait_for_events(accepted, within).await;
+        let distinct = self
+            .count("SELECT count(DISTINCT event_id) AS n FROM events")
+            .await;
+        assert_eq!(distinct, accepted);
+    }
+
     /// Runs admin SQL against the server (not this database).
     pub async fn admin(&self, sql: &str) {
         let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
@@ -296,5 +306,37 @@ pub async fn wait_for_metric(service: &Running, series: &str, value: f64) {
             "{series} is {have}, expected {value}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Posts rounds of 100 events through the API, counting what it accepted.
+pub struct EventStream<'a> {
+    api: &'a Running,
+    users: usize,
+    round: usize,
+    /// Events the API accepted so far.
+    pub accepted: i64,
+}
+
+impl<'a> EventStream<'a> {
+    /// Events for `users` distinct users, round after round.
+    pub fn new(api: &'a Running, users: usize) -> Self {
+        EventStream {
+            api,
+            users,
+            round: 0,
+            accepted: 0,
+        }
+    }
+
+    /// Posts one round of 100 events.
+    pub async fn post_round(&mut self) {
+        self.round += 1;
+        let batch: Vec<_> = (0..100)
+            .map(|i| {
+                serde_json::json!({"user_id": format!("u{}", i % self.users), "type": "click", "payload": {"round": self.round}})
+            })
+            .collect();
+        self.accepted += post_events(self.api, &serde_json::json!(batch)).await.len() as i64;
     }
 }

@@ -1,0 +1,62 @@
+//! `eventpipe-load`: reads the configuration, builds the runtime, runs the
+//! test, and exits with k6's codes (0, 99, 104, 105; 1 for other errors).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use eventpipe_load::Exit;
+use eventpipe_load::config::{InvalidConfig, Options};
+
+/// The allocator matters on the generator's hot path too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let options = match Options::try_parse() {
+        Ok(options) => options,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => code(Exit::InvalidConfig),
+            };
+        }
+    };
+    let config = match options.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return code(Exit::InvalidConfig);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interrupt = async {
+        eventpipe_load::interrupted().await;
+    };
+    match runtime.block_on(eventpipe_load::run(config, interrupt)) {
+        Ok(finished) => code(finished.exit),
+        Err(e) if e.downcast_ref::<InvalidConfig>().is_some() => {
+            eprintln!("{e}");
+            code(Exit::InvalidConfig)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn code(exit: Exit) -> ExitCode {
+    ExitCode::from(exit as u8)
+}

@@ -238,12 +238,7 @@ pub async fn run(
     };
     let mut text = report::text(&outcome);
     if config.calibrate {
-        let rate = snapshot.aggregate(metrics::HTTP_REQS, "rate").unwrap_or(0.0);
-        let events = snapshot.aggregate(metrics::EVENTS_SENT, "rate").unwrap_or(0.0);
-        text.push_str(&format!(
-            "  calibration: the generator's ceiling on this machine is {rate:.0} requests/s ({events:.0} events/s) against a do-nothing server in the same process, {} runtime threads\n",
-            config.threads
-        ));
+        text.push_str(&calibration(&snapshot, open_model, config.threads));
     }
     println!("{text}");
     if let Some(path) = &config.summary_export {
@@ -267,6 +262,25 @@ pub async fn run(
         ids,
         ledger: finished.ledger,
     })
+}
+
+/// The calibration verdict: the ceiling (closed model), or whether the
+/// schedule was kept with nothing but the generator to slow it (open model).
+fn calibration(snapshot: &Snapshot, open_model: bool, threads: usize) -> String {
+    let rate = snapshot.aggregate(metrics::HTTP_REQS, "rate").unwrap_or(0.0);
+    let events = snapshot.aggregate(metrics::EVENTS_SENT, "rate").unwrap_or(0.0);
+    if open_model {
+        let lag = snapshot.aggregate(metrics::SCHEDULE_LAG, "p(99)").unwrap_or(0.0);
+        let dropped = snapshot.aggregate(metrics::DROPPED_ITERATIONS, "count").unwrap_or(0.0);
+        format!(
+            "  calibration: against a do-nothing server in the same process ({threads} runtime threads) the generator sustained {rate:.0} requests/s ({events:.0} events/s) with schedule lag p(99) {} and {dropped} dropped starts\n",
+            report::time(lag)
+        )
+    } else {
+        format!(
+            "  calibration: the generator's ceiling on this machine is {rate:.0} requests/s ({events:.0} events/s) against a do-nothing server in the same process ({threads} runtime threads)\n"
+        )
+    }
 }
 
 fn describe_target(config: &Config, url: &str) -> String {

@@ -90,8 +90,13 @@ impl Default for Interval {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    d.as_micros().min(u128::from(u64::MAX)) as u64
+/// Records `d` in microseconds (at least 1: HDR's lowest value). The
+/// histograms grow as needed; `saturating_record` would not.
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = (d.as_micros().min(u128::from(u64::MAX / 4)) as u64).max(1);
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
 }
 
 impl Interval {
@@ -108,9 +113,9 @@ impl Interval {
         }
         self.data_sent += s.sent;
         self.data_received += s.received;
-        self.latency.saturating_record(micros(s.latency).max(1));
-        self.service.saturating_record(micros(s.service).max(1));
-        self.lag.saturating_record(micros(s.lag));
+        record(&mut self.latency, s.latency);
+        record(&mut self.service, s.service);
+        record(&mut self.lag, s.lag);
     }
 
     /// Adds `other` into this one.
@@ -249,7 +254,7 @@ impl Recorder {
 
     /// Records an accepted event becoming readable after `latency`.
     pub fn visible(&self, latency: Duration) {
-        self.shard(0).visibility.saturating_record(micros(latency).max(1));
+        record(&mut self.shard(0).visibility, latency);
     }
 
     /// Counts a request that failed without an answer, by its reason.
@@ -290,5 +295,21 @@ impl Recorder {
             all.add(&taken);
         }
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_keep_values_from_microseconds_to_minutes() {
+        let mut h = metrics::histogram();
+        for d in [Duration::from_micros(3), Duration::from_millis(250), Duration::from_secs(90)] {
+            record(&mut h, d);
+        }
+        assert_eq!(h.min(), 3);
+        assert!((h.value_at_quantile(0.5) as f64 - 250_000.0).abs() < 250.0);
+        assert!((h.max() as f64 - 90_000_000.0).abs() < 90_000.0);
     }
 }

@@ -2,7 +2,8 @@
 //! for batches of 100 and for single events, against an embedded Kafka, and
 //! in the same run the raw rdkafka produce rate for the same messages with
 //! the same producer settings, so the API's overhead is a ratio measured on
-//! one machine at one time.
+//! one machine at one time. The load is `eventpipe-load`'s (its closed-model
+//! executor and its event mix), so these figures and the load tool's agree.
 //!
 //! Run: `cargo bench -p eventpipe-api --bench ingest`
 //! (`BENCH_SECS`, default 10 per phase; `BENCH_CONNECTIONS`, default 32;
@@ -12,26 +13,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// glibc malloc is a measurable share of the hot path; mimalloc is not.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use bytes::Bytes;
 use eventpipe_api::config::ApiConfig;
 use eventpipe_contract::{Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
+use eventpipe_load::config::Options;
+use eventpipe_load::mix::Shape;
+use eventpipe_load::{Exit, metrics};
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use serde_json::{Value, json};
 
 const TOPIC: &str = "events";
 
@@ -42,78 +41,30 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A realistic event: a few payload fields, like the known types carry.
-fn sample_event(i: usize) -> Value {
-    match i % 4 {
-        0 => json!({"user_id": format!("user-{}", i % 1000), "type": "login", "source": "web",
-                    "payload": {"success": !i.is_multiple_of(7), "location": "DE", "ip_address": "203.0.113.7", "login_method": "password"}}),
-        1 => {
-            json!({"user_id": format!("user-{}", i % 1000), "type": "purchase", "source": "mobile",
-                    "payload": {"amount": (i % 2000) as f64 + 0.99, "currency": "EUR", "product_id": format!("p-{}", i % 50)}})
-        }
-        2 => json!({"user_id": format!("user-{}", i % 1000), "type": "api_call",
-                    "payload": {"status_code": 200, "endpoint": "/api/orders", "method": "GET", "response_time_ms": 42}}),
-        _ => json!({"user_id": format!("user-{}", i % 1000), "type": "heartbeat",
-                    "payload": {"heart_rate": 60 + (i % 40)}}),
-    }
-}
-
-/// Sends `bodies` round-robin over `connections` keep-alive connections for
-/// `secs`; returns (requests answered 2xx, events accepted).
-async fn drive(
-    addr: std::net::SocketAddr,
-    bodies: Arc<Vec<Bytes>>,
-    per_request: u64,
-    connections: usize,
-    secs: u64,
-) -> (u64, u64, Duration) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    let started = Instant::now();
-    for c in 0..connections {
-        let (stop, ok, failed, bodies) = (stop.clone(), ok.clone(), failed.clone(), bodies.clone());
-        tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut i = c;
-            while !stop.load(Ordering::Relaxed) {
-                let request = Request::post("/events")
-                    .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .body(Full::new(bodies[i % bodies.len()].clone()))
-                    .unwrap();
-                i += connections;
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                let status = response.status();
-                let _ = response.into_body().collect().await.unwrap();
-                if status.as_u16() == 202 {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    let requests = ok.load(Ordering::Relaxed);
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "some requests were not accepted"
-    );
-    (requests, requests * per_request, elapsed)
+/// Drives the API at `addr` with `eventpipe-load`'s closed model: `vus`
+/// keep-alive connections sending `batch`-event requests for `secs`.
+/// Returns (requests/s, events accepted/s).
+async fn drive(addr: std::net::SocketAddr, batch: usize, vus: usize, secs: u64) -> (f64, f64) {
+    let config = Options::from_args([
+        format!("--url=http://{addr}"),
+        "--executor=constant-vus".to_owned(),
+        format!("--vus={vus}"),
+        format!("--duration={secs}s"),
+        format!("--batch-size={batch}"),
+        "--threshold=http_req_failed: rate==0".to_owned(),
+        "--no-progress".to_owned(),
+        "--no-summary".to_owned(),
+    ])
+    .unwrap()
+    .resolve()
+    .unwrap();
+    let finished = eventpipe_load::run(config, std::future::pending()).await.unwrap();
+    assert_eq!(finished.exit, Exit::Passed, "some requests were not accepted");
+    let s = &finished.snapshot;
+    (
+        s.aggregate(metrics::HTTP_REQS, "rate").unwrap(),
+        s.aggregate(metrics::EVENTS_ACCEPTED, "rate").unwrap(),
+    )
 }
 
 /// Counts failed deliveries; the cheapest possible delivery handling.
@@ -205,13 +156,14 @@ async fn run() {
     kafka.create_topic(TOPIC, 6).unwrap();
     let bootstrap = kafka.bootstrap_servers();
 
-    // The exact values the API would produce for these events.
+    // The exact values the API would produce for the load tool's events.
     let now = chrono::Utc::now();
-    let texts: Vec<String> = (0..1000).map(|i| sample_event(i).to_string()).collect();
-    let values: Vec<(String, Vec<u8>)> = texts
+    let bodies = eventpipe_load::bodies::sample(&Shape::default(), 1000);
+    let values: Vec<(String, Vec<u8>)> = bodies
         .iter()
-        .map(|t| {
-            let raw: &serde_json::value::RawValue = serde_json::from_str(t).unwrap();
+        .map(|body| {
+            let raw: &serde_json::value::RawValue =
+                serde_json::from_slice(body).unwrap();
             let record = validate_event(raw, now, &Rules::default()).unwrap();
             (record.user_id.to_string(), record.to_json())
         })
@@ -245,29 +197,11 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let batches: Arc<Vec<Bytes>> = Arc::new(
-        (0..50)
-            .map(|b| {
-                let batch: Vec<Value> = (0..100).map(|i| sample_event(b * 100 + i)).collect();
-                Bytes::from(Value::Array(batch).to_string())
-            })
-            .collect(),
-    );
-    let singles: Arc<Vec<Bytes>> = Arc::new(
-        (0..1000)
-            .map(|i| Bytes::from(sample_event(i).to_string()))
-            .collect(),
-    );
-
-    let (batch_requests, batch_events, batch_elapsed) =
-        drive(addr, batches, 100, connections, secs).await;
-    let (single_requests, _, single_elapsed) =
-        drive(addr, singles, 1, single_connections, secs).await;
+    let (batch_requests, batch_rate) = drive(addr, 100, connections, secs).await;
+    let (single_rate, _) = drive(addr, 1, single_connections, secs).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
-    let batch_rate = batch_events as f64 / batch_elapsed.as_secs_f64();
-    let single_rate = single_requests as f64 / single_elapsed.as_secs_f64();
     println!();
     println!(
         "eventpipe ingest benchmark ({} cores; {connections} connections for batches, {single_connections} for singles; {secs} s per phase)",
@@ -278,7 +212,7 @@ async fn run() {
     );
     println!(
         "  API, batches of 100                              {batch_rate:>10.0} events/s ({:.0} req/s)",
-        batch_requests as f64 / batch_elapsed.as_secs_f64()
+        batch_requests
     );
     println!("  API, single events                               {single_rate:>10.0} req/s");
     println!(

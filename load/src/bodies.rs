@@ -122,3 +122,18 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
 }
+
+/// `n` request bodies shaped by `shape`, with fresh ids and the current
+/// time, made outside a run: benchmarks fill topics and tables with them.
+pub fn sample(shape: &Shape, n: usize) -> Vec<Bytes> {
+    let source = Arc::new(BodySource {
+        templates: Templates::build(shape),
+        shape: shape.clone(),
+        ids: RunIds::random(),
+        blocks: Blocks::default(),
+        gzip: false,
+    });
+    let mut bodies = Bodies::new(source, 0);
+    let now = crate::clock::now();
+    (0..n).map(|_| bodies.prepare(&now).body).collect()
+}

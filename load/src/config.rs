@@ -181,6 +181,11 @@ pub struct Options {
     #[serde(skip)]
     pub no_progress: bool,
 
+    /// Print no end-of-test summary (the exports are still written).
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_summary: bool,
+
     /// Measure the generator's own ceiling against a built-in do-nothing
     /// HTTP server (constant-vus unless --executor says otherwise; no audit).
     #[arg(long)]
@@ -337,6 +342,8 @@ pub struct Config {
     pub timeseries: Option<PathBuf>,
     /// Whether to show the progress line.
     pub progress: bool,
+    /// Whether to print the summary.
+    pub summary: bool,
     /// Calibration mode.
     pub calibrate: bool,
     /// Runtime threads.
@@ -344,6 +351,18 @@ pub struct Config {
 }
 
 impl Options {
+    /// Parses command-line arguments (without the program name), for
+    /// programs that drive the generator as a library.
+    pub fn from_args<I, T>(args: I) -> Result<Self, InvalidConfig>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let all = std::iter::once(std::ffi::OsString::from("eventpipe-load"))
+            .chain(args.into_iter().map(Into::into));
+        Options::try_parse_from(all).map_err(|e| invalid(e.to_string()))
+    }
+
     /// Reads a scenario file (TOML unless it ends in `.json`).
     pub fn from_file(path: &Path) -> Result<Self, InvalidConfig> {
         let text = std::fs::read_to_string(path)
@@ -363,6 +382,7 @@ impl Options {
                 scenario: self.scenario,
                 threshold_flags: self.threshold_flags,
                 no_progress: self.no_progress,
+                no_summary: self.no_summary,
                 calibrate: self.calibrate,
             } };
         }
@@ -533,6 +553,7 @@ impl Options {
             summary_export: self.summary_export,
             timeseries: self.timeseries,
             progress: !self.no_progress,
+            summary: !self.no_summary,
             calibrate: calibrating,
             threads,
         })

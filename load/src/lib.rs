@@ -240,7 +240,9 @@ pub async fn run(
     if config.calibrate {
         text.push_str(&calibration(&snapshot, open_model, config.threads));
     }
-    println!("{text}");
+    if config.summary {
+        println!("{text}");
+    }
     if let Some(path) = &config.summary_export {
         let tty = (std::io::stdout().is_terminal(), std::io::stderr().is_terminal());
         let json = report::export(&outcome, tty);

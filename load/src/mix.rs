@@ -133,6 +133,21 @@ pub struct Shape {
     pub seed: u64,
 }
 
+impl Default for Shape {
+    /// Single events of the default mix over 1000 users, all valid, no
+    /// retries.
+    fn default() -> Self {
+        Shape {
+            mix: Mix::default(),
+            users: 1000,
+            batch: BatchSizes(vec![(1, 1)]),
+            invalid_fraction: 0.0,
+            duplicate_fraction: 0.0,
+            seed: 1,
+        }
+    }
+}
+
 /// One pre-rendered request body and where its slots are.
 #[derive(Debug, Clone)]
 pub struct Template {

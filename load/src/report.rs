@@ -156,7 +156,9 @@ pub fn text(outcome: &Outcome<'_>) -> String {
     if !outcome.thresholds.is_empty() {
         let _ = writeln!(out, "\n  █ THRESHOLDS");
         let mut metric = "";
-        for (threshold, verdict) in &outcome.thresholds {
+        let mut sorted: Vec<_> = outcome.thresholds.iter().collect();
+        sorted.sort_by(|a, b| a.0.metric.cmp(&b.0.metric));
+        for (threshold, verdict) in sorted {
             if threshold.metric != metric {
                 metric = &threshold.metric;
                 let _ = writeln!(out, "\n    {metric}");

@@ -18,23 +18,9 @@ use eventpipe_embedded_kafka::EmbeddedKafka;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::json;
+use eventpipe_load::mix::Shape;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-fn sample(i: usize) -> String {
-    let user = format!("user-{}", i % 5000);
-    match i % 4 {
-        0 => json!({"user_id": user, "type": "login", "source": "web",
-                    "payload": {"success": !i.is_multiple_of(7), "location": "DE", "ip_address": "203.0.113.7", "login_method": "password"}}),
-        1 => json!({"user_id": user, "type": "purchase", "source": "mobile",
-                    "payload": {"amount": (i % 2000) as f64 + 0.99, "currency": "EUR", "product_id": format!("p-{}", i % 50)}}),
-        2 => json!({"user_id": user, "type": "api_call", "timestamp": 1795441500000_i64 + i as i64,
-                    "payload": {"status_code": 200, "endpoint": "/api/orders", "method": "GET", "response_time_ms": 42}}),
-        _ => json!({"user_id": user, "type": "heartbeat", "payload": {"heart_rate": 60 + (i % 40)}}),
-    }
-    .to_string()
-}
 
 fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -79,11 +65,15 @@ async fn run() {
 
     // The values the API would have produced.
     let now = chrono::Utc::now();
-    let texts: Vec<String> = (0..n).map(sample).collect();
+    let shape = Shape {
+        users: 5000,
+        ..Shape::default()
+    };
+    let texts = eventpipe_load::bodies::sample(&shape, n);
     let records: Vec<EventRecord<'_>> = texts
         .iter()
         .map(|t| {
-            let raw: &serde_json::value::RawValue = serde_json::from_str(t).unwrap();
+            let raw: &serde_json::value::RawValue = serde_json::from_slice(t).unwrap();
             validate_event(raw, now, &Rules::default()).unwrap()
         })
         .collect();

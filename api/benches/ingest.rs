@@ -58,8 +58,14 @@ async fn drive(addr: std::net::SocketAddr, batch: usize, vus: usize, secs: u64) 
     .unwrap()
     .resolve()
     .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending()).await.unwrap();
-    assert_eq!(finished.exit, Exit::Passed, "some requests were not accepted");
+    let finished = eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(
+        finished.exit,
+        Exit::Passed,
+        "some requests were not accepted"
+    );
     let s = &finished.snapshot;
     (
         s.aggregate(metrics::HTTP_REQS, "rate").unwrap(),
@@ -162,8 +168,7 @@ async fn run() {
     let values: Vec<(String, Vec<u8>)> = bodies
         .iter()
         .map(|body| {
-            let raw: &serde_json::value::RawValue =
-                serde_json::from_slice(body).unwrap();
+            let raw: &serde_json::value::RawValue = serde_json::from_slice(body).unwrap();
             let record = validate_event(raw, now, &Rules::default()).unwrap();
             (record.user_id.to_string(), record.to_json())
         })

@@ -35,7 +35,11 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler feeding `found`.
-    pub fn new(ids: RunIds, every: Duration, found: mpsc::UnboundedSender<(Uuid, Instant)>) -> Self {
+    pub fn new(
+        ids: RunIds,
+        every: Duration,
+        found: mpsc::UnboundedSender<(Uuid, Instant)>,
+    ) -> Self {
         Self {
             ids,
             start: Instant::now(),
@@ -52,7 +56,12 @@ impl Sampler {
         if now >= due
             && self
                 .next_us
-                .compare_exchange(due, now + self.every_us, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    due,
+                    now + self.every_us,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             let _ = self.found.send((self.ids.uuid(seq), at));
@@ -154,16 +163,21 @@ pub async fn audit(
 ) -> anyhow::Result<Report> {
     use diesel_async::RunQueryDsl;
     let accepted = ledger.accepted();
-    let end = ledger.blocks().map(|(start, f)| start + f.len() as u64).max().unwrap_or(0);
+    let end = ledger
+        .blocks()
+        .map(|(start, f)| start + f.len() as u64)
+        .max()
+        .unwrap_or(0);
     let started = Instant::now();
     loop {
         let (lo, hi) = ids.range(0, end.max(1));
-        let stored = diesel::sql_query("SELECT count(*) AS n FROM events WHERE event_id BETWEEN $1 AND $2")
-            .bind::<SqlUuid, _>(lo)
-            .bind::<SqlUuid, _>(hi)
-            .get_result::<Count>(connection)
-            .await?
-            .n as u64;
+        let stored =
+            diesel::sql_query("SELECT count(*) AS n FROM events WHERE event_id BETWEEN $1 AND $2")
+                .bind::<SqlUuid, _>(lo)
+                .bind::<SqlUuid, _>(hi)
+                .get_result::<Count>(connection)
+                .await?
+                .n as u64;
         if stored >= accepted || started.elapsed() >= drain {
             break;
         }
@@ -180,11 +194,12 @@ pub async fn audit(
     while from < end {
         let to = (from + READ_CHUNK).min(end);
         let (lo, hi) = ids.range(from, to);
-        let rows = diesel::sql_query("SELECT event_id FROM events WHERE event_id BETWEEN $1 AND $2")
-            .bind::<SqlUuid, _>(lo)
-            .bind::<SqlUuid, _>(hi)
-            .load::<Row>(connection)
-            .await?;
+        let rows =
+            diesel::sql_query("SELECT event_id FROM events WHERE event_id BETWEEN $1 AND $2")
+                .bind::<SqlUuid, _>(lo)
+                .bind::<SqlUuid, _>(hi)
+                .load::<Row>(connection)
+                .await?;
         let mut counts = vec![0u32; (to - from) as usize];
         for row in rows {
             match ids.seq(&row.event_id) {

@@ -71,11 +71,13 @@ impl Bodies {
     /// The next body, stamped with `now` (RFC 3339, 24 bytes).
     pub fn prepare(&mut self, now: &[u8; 24]) -> Prepared {
         let source = &*self.source;
-        let template = &source.templates.list[self.rng.below(source.templates.list.len() as u64) as usize];
+        let template =
+            &source.templates.list[self.rng.below(source.templates.list.len() as u64) as usize];
         let mut body = template.body.clone();
         self.seqs.clear();
         for &at in &template.ids {
-            let retry = !self.accepted.is_empty() && self.rng.chance(source.shape.duplicate_fraction);
+            let retry =
+                !self.accepted.is_empty() && self.rng.chance(source.shape.duplicate_fraction);
             let seq = if retry {
                 *self.rng.pick(&self.accepted)
             } else {

@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as RFC 3339 UTC with milliseconds.
 pub fn now() -> [u8; 24] {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format_millis(since.as_millis() as i64)
 }
 
@@ -55,6 +57,9 @@ mod tests {
     fn formats_like_rfc3339() {
         assert_eq!(&format_millis(0), b"1970-01-01T00:00:00.000Z");
         assert_eq!(&format_millis(951_782_400_123), b"2000-02-29T00:00:00.123Z");
-        assert_eq!(&format_millis(1_795_500_245_678), b"2026-11-24T06:04:05.678Z");
+        assert_eq!(
+            &format_millis(1_795_500_245_678),
+            b"2026-11-24T06:04:05.678Z"
+        );
     }
 }

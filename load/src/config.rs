@@ -211,7 +211,11 @@ pub enum ThresholdSpec {
         #[serde(default, rename = "abortOnFail")]
         abort_on_fail: bool,
         /// Not before this long into the test.
-        #[serde(default, rename = "delayAbortEval", deserialize_with = "duration::serde_text::deserialize")]
+        #[serde(
+            default,
+            rename = "delayAbortEval",
+            deserialize_with = "duration::serde_text::deserialize"
+        )]
         delay_abort_eval: Option<Duration>,
     },
 }
@@ -235,7 +239,10 @@ impl FromStr for Stages {
                     .trim()
                     .parse()
                     .map_err(|_| format!("stage {stage:?}: target must be a number"))?;
-                Ok((duration::parse(d).map_err(|e| format!("stage {stage:?}: {e}"))?, target))
+                Ok((
+                    duration::parse(d).map_err(|e| format!("stage {stage:?}: {e}"))?,
+                    target,
+                ))
             })
             .collect::<Result<_, _>>()
             .map(Stages)
@@ -387,11 +394,34 @@ impl Options {
             } };
         }
         pick!(
-            url, api_key, executor, rate, time_unit, duration, stages, start_rate,
-            pre_allocated_vus, max_vus, vus, graceful_stop, timeout, thresholds,
-            success_statuses, mix, users, batch_size, invalid_fraction,
-            duplicate_fraction, gzip, seed, audit_database_url, audit_drain,
-            visibility_sample_every, summary_export, timeseries, threads
+            url,
+            api_key,
+            executor,
+            rate,
+            time_unit,
+            duration,
+            stages,
+            start_rate,
+            pre_allocated_vus,
+            max_vus,
+            vus,
+            graceful_stop,
+            timeout,
+            thresholds,
+            success_statuses,
+            mix,
+            users,
+            batch_size,
+            invalid_fraction,
+            duplicate_fraction,
+            gzip,
+            seed,
+            audit_database_url,
+            audit_drain,
+            visibility_sample_every,
+            summary_export,
+            timeseries,
+            threads
         )
     }
 
@@ -438,19 +468,38 @@ impl Options {
                 let (name, pieces) = if executor_name == "constant-arrival-rate" {
                     let rate = per_second(self.rate.unwrap_or(1000.0), "rate")?;
                     if rate == 0.0 || duration.is_zero() {
-                        return Err(invalid("constant-arrival-rate needs a rate > 0 and a duration > 0"));
+                        return Err(invalid(
+                            "constant-arrival-rate needs a rate > 0 and a duration > 0",
+                        ));
                     }
-                    ("constant-arrival-rate", vec![Piece { duration, from: rate, to: rate }])
+                    (
+                        "constant-arrival-rate",
+                        vec![Piece {
+                            duration,
+                            from: rate,
+                            to: rate,
+                        }],
+                    )
                 } else {
-                    let stages = self.stages.ok_or_else(|| invalid("ramping-arrival-rate needs stages (e.g. --stages 30s:1000,1m:1000)"))?;
+                    let stages = self.stages.ok_or_else(|| {
+                        invalid(
+                            "ramping-arrival-rate needs stages (e.g. --stages 30s:1000,1m:1000)",
+                        )
+                    })?;
                     let mut from = per_second(self.start_rate.unwrap_or(0.0), "startRate")?;
                     let mut pieces = Vec::new();
                     for (i, (length, target)) in stages.0.into_iter().enumerate() {
                         let to = per_second(target, &format!("stages[{i}].target"))?;
                         if length.is_zero() {
-                            return Err(invalid(format!("stages[{i}].duration must be longer than zero")));
+                            return Err(invalid(format!(
+                                "stages[{i}].duration must be longer than zero"
+                            )));
                         }
-                        pieces.push(Piece { duration: length, from, to });
+                        pieces.push(Piece {
+                            duration: length,
+                            from,
+                            to,
+                        });
                         from = to;
                     }
                     if pieces.is_empty() {
@@ -479,11 +528,16 @@ impl Options {
             }
         };
 
-        let audit = self.audit_database_url.filter(|_| !calibrating).map(|database_url| Audit {
-            database_url,
-            drain: self.audit_drain.unwrap_or(Duration::from_secs(60)),
-            sample_every: self.visibility_sample_every.unwrap_or(Duration::from_millis(100)),
-        });
+        let audit = self
+            .audit_database_url
+            .filter(|_| !calibrating)
+            .map(|database_url| Audit {
+                database_url,
+                drain: self.audit_drain.unwrap_or(Duration::from_secs(60)),
+                sample_every: self
+                    .visibility_sample_every
+                    .unwrap_or(Duration::from_millis(100)),
+            });
         let mut thresholds = Vec::new();
         for flag in &self.threshold_flags {
             thresholds.push(Threshold::parse_flag(flag).map_err(|e| invalid(e.to_string()))?);
@@ -492,18 +546,23 @@ impl Options {
             for spec in specs {
                 let (expression, abort, delay) = match spec {
                     ThresholdSpec::Plain(e) => (e, false, None),
-                    ThresholdSpec::Full { threshold, abort_on_fail, delay_abort_eval } => {
-                        (threshold, abort_on_fail, delay_abort_eval)
-                    }
+                    ThresholdSpec::Full {
+                        threshold,
+                        abort_on_fail,
+                        delay_abort_eval,
+                    } => (threshold, abort_on_fail, delay_abort_eval),
                 };
-                let mut t = Threshold::parse(&metric, &expression).map_err(|e| invalid(e.to_string()))?;
+                let mut t =
+                    Threshold::parse(&metric, &expression).map_err(|e| invalid(e.to_string()))?;
                 t.abort_on_fail = abort;
                 t.delay_abort_eval = delay.unwrap_or_default();
                 thresholds.push(t);
             }
         }
         if audit.is_none()
-            && let Some(t) = thresholds.iter().find(|t| definition(&t.metric).is_some_and(|d| d.needs_audit))
+            && let Some(t) = thresholds
+                .iter()
+                .find(|t| definition(&t.metric).is_some_and(|d| d.needs_audit))
         {
             return Err(invalid(format!(
                 "threshold {t} needs the audit: set --audit-database-url (LOAD_AUDIT_DATABASE_URL)"
@@ -515,16 +574,22 @@ impl Options {
             if (0.0..=1.0).contains(&value) {
                 Ok(value)
             } else {
-                Err(invalid(format!("{name} must be between 0 and 1, got {value}")))
+                Err(invalid(format!(
+                    "{name} must be between 0 and 1, got {value}"
+                )))
             }
         };
         let users = self.users.unwrap_or(1000);
         if users == 0 || users > MAX_USERS {
-            return Err(invalid(format!("users must be between 1 and {MAX_USERS}, got {users}")));
+            return Err(invalid(format!(
+                "users must be between 1 and {MAX_USERS}, got {users}"
+            )));
         }
         let success = self.success_statuses.unwrap_or_else(|| vec![202]);
         if success.is_empty() || success.iter().any(|s| !(100..=599).contains(s)) {
-            return Err(invalid(format!("successStatuses must be HTTP statuses, got {success:?}")));
+            return Err(invalid(format!(
+                "successStatuses must be HTTP statuses, got {success:?}"
+            )));
         }
         let threads = self
             .threads
@@ -533,7 +598,9 @@ impl Options {
             return Err(invalid("threads must be ≥ 1"));
         }
         Ok(Config {
-            url: self.url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+            url: self
+                .url
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
             api_key: self.api_key.filter(|k| !k.is_empty()),
             executor,
             graceful_stop: self.graceful_stop.unwrap_or(Duration::from_secs(30)),
@@ -587,7 +654,12 @@ impl Config {
 fn metric_help() -> String {
     let mut help = String::from("Metrics (for --threshold):\n");
     for d in crate::metrics::CATALOG {
-        help.push_str(&format!("  {:<28} {:<8} {}\n", d.name, d.kind.name(), d.help));
+        help.push_str(&format!(
+            "  {:<28} {:<8} {}\n",
+            d.name,
+            d.kind.name(),
+            d.help
+        ));
     }
     help.push_str("\nExit codes: 0 pass, 99 a threshold failed, 104 invalid configuration, 105 interrupted, 1 other errors.");
     help
@@ -600,20 +672,30 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, InvalidConfig> {
         let mut all = vec!["eventpipe-load"];
         all.extend_from_slice(args);
-        Options::try_parse_from(all).map_err(|e| invalid(e.to_string()))?.resolve()
+        Options::try_parse_from(all)
+            .map_err(|e| invalid(e.to_string()))?
+            .resolve()
     }
 
     #[test]
     fn defaults_are_a_constant_arrival_rate() {
         let config = parse(&[]).unwrap();
-        assert!(config.describe().starts_with("constant-arrival-rate: 30000 iterations over 30s"));
+        assert!(
+            config
+                .describe()
+                .starts_with("constant-arrival-rate: 30000 iterations over 30s")
+        );
         assert_eq!(config.success, vec![202]);
     }
 
     #[test]
     fn rates_are_per_time_unit() {
         let config = parse(&["--rate", "60", "--time-unit", "1m", "--duration", "10s"]).unwrap();
-        assert!(config.describe().contains(": 10 iterations"), "{}", config.describe());
+        assert!(
+            config.describe().contains(": 10 iterations"),
+            "{}",
+            config.describe()
+        );
     }
 
     #[test]
@@ -621,10 +703,16 @@ mod tests {
         for (args, says) in [
             (&["--executor", "per-vu-iterations"][..], "executor"),
             (&["--executor", "ramping-arrival-rate"][..], "stages"),
-            (&["--threshold", "http_req_duration: p95<1"][..], "http_req_duration"),
+            (
+                &["--threshold", "http_req_duration: p95<1"][..],
+                "http_req_duration",
+            ),
             (&["--threshold", "events_lost: count==0"][..], "audit"),
             (&["--invalid-fraction", "2"][..], "invalidFraction"),
-            (&["--max-vus", "1", "--pre-allocated-vus", "2"][..], "maxVUs"),
+            (
+                &["--max-vus", "1", "--pre-allocated-vus", "2"][..],
+                "maxVUs",
+            ),
             (&["--success-status", "999"][..], "successStatuses"),
         ] {
             let error = parse(args).unwrap_err().to_string();
@@ -653,14 +741,27 @@ http_req_duration = ["p(95)<200", { threshold = "p(99)<500", abortOnFail = true,
         )
         .unwrap();
         let config = parse(&["--scenario", path.to_str().unwrap(), "--max-vus", "30"]).unwrap();
-        assert!(config.describe().contains("maxVUs 30"), "{}", config.describe());
-        assert!(config.describe().contains(&format!(": {} iterations", 550 + 500)));
+        assert!(
+            config.describe().contains("maxVUs 30"),
+            "{}",
+            config.describe()
+        );
+        assert!(
+            config
+                .describe()
+                .contains(&format!(": {} iterations", 550 + 500))
+        );
         assert_eq!(config.thresholds.len(), 2);
         assert!(config.thresholds[1].abort_on_fail);
-        assert_eq!(config.thresholds[1].delay_abort_eval, Duration::from_secs(5));
+        assert_eq!(
+            config.thresholds[1].delay_abort_eval,
+            Duration::from_secs(5)
+        );
 
         std::fs::write(&path, "rat = 5\n").unwrap();
-        let error = parse(&["--scenario", path.to_str().unwrap()]).unwrap_err().to_string();
+        let error = parse(&["--scenario", path.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("rat"), "{error}");
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::audit::Sampler;
-use crate::bodies::{BodySource, Bodies};
+use crate::bodies::{Bodies, BodySource};
 use crate::client::{Connection, Target};
 use crate::ledger::{ACCEPTED, Ledger, REJECTED, Tally, UNKNOWN};
 use crate::schedule::Schedule;
@@ -250,7 +250,10 @@ async fn open(
         let jobs = receivers[vu.id].take();
         if let Some(jobs) = jobs {
             let handle = tokio::spawn(open_vu(vu, jobs, idle.clone()));
-            handles.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
+            handles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(handle);
         }
     }
     while idle.lock().unwrap_or_else(PoisonError::into_inner).len() < pre_allocated {
@@ -288,7 +291,10 @@ async fn open(
                             let vu = Vu::new(id, context, hard).await;
                             open_vu(vu, jobs, idle).await
                         });
-                        handles.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
+                        handles
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(handle);
                     }
                 }
                 // Dropping the senders tells idle VUs there is no more work.
@@ -356,8 +362,14 @@ mod tests {
     #[test]
     fn a_stop_ends_the_sleep() {
         let stop = AtomicBool::new(true);
-        assert!(!sleep_until(Instant::now() + Duration::from_secs(60), &stop));
+        assert!(!sleep_until(
+            Instant::now() + Duration::from_secs(60),
+            &stop
+        ));
         let stop = AtomicBool::new(false);
-        assert!(sleep_until(Instant::now() + Duration::from_millis(5), &stop));
+        assert!(sleep_until(
+            Instant::now() + Duration::from_millis(5),
+            &stop
+        ));
     }
 }

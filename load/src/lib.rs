@@ -77,10 +77,16 @@ pub async fn run(
     interrupt: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Finished> {
     let null_server = match config.calibrate {
-        true => Some(NullServer::start().await.context("starting the calibration server")?),
+        true => Some(
+            NullServer::start()
+                .await
+                .context("starting the calibration server")?,
+        ),
         false => None,
     };
-    let url = null_server.as_ref().map_or(config.url.clone(), NullServer::url);
+    let url = null_server
+        .as_ref()
+        .map_or(config.url.clone(), NullServer::url);
     let target = Target::resolve(&url, config.api_key.as_deref(), config.gzip)
         .await
         .map_err(|e| InvalidConfig(format!("url: {e}")))?;
@@ -123,32 +129,28 @@ pub async fn run(
         }
         None => None,
     };
-    let (plan, expected): (Plan, Option<(Duration, Box<dyn Fn(Duration) -> f64 + Send>)>) =
-        match &config.executor {
-            Executor::Arrivals {
-                schedule,
-                pre_allocated,
-                max_vus,
-                ..
-            } => {
-                let rates = schedule.clone();
-                (
-                    Plan::Arrivals {
-                        schedule: schedule.clone(),
-                        pre_allocated: *pre_allocated,
-                        max_vus: *max_vus,
-                    },
-                    Some((schedule.duration(), Box::new(move |at| rates.rate_at(at)))),
-                )
-            }
-            Executor::Vus { vus, duration } => (
-                Plan::Vus {
-                    vus: *vus,
-                    duration: *duration,
-                },
-                None,
-            ),
-        };
+    let (plan, expected) = match &config.executor {
+        Executor::Arrivals {
+            schedule,
+            pre_allocated,
+            max_vus,
+            ..
+        } => (
+            Plan::Arrivals {
+                schedule: schedule.clone(),
+                pre_allocated: *pre_allocated,
+                max_vus: *max_vus,
+            },
+            Some(schedule.clone()),
+        ),
+        Executor::Vus { vus, duration } => (
+            Plan::Vus {
+                vus: *vus,
+                duration: *duration,
+            },
+            None,
+        ),
+    };
     let open_model = matches!(plan, Plan::Arrivals { .. });
     let timeseries = match &config.timeseries {
         Some(path) => Some(
@@ -197,7 +199,10 @@ pub async fn run(
         if let Some(Value::Trend(h)) = snapshot.values.get_mut(metrics::EVENT_VISIBILITY_LATENCY) {
             let _ = h.add(&late.visibility);
         } else if !late.visibility.is_empty() {
-            snapshot.values.insert(metrics::EVENT_VISIBILITY_LATENCY, Value::Trend(late.visibility));
+            snapshot.values.insert(
+                metrics::EVENT_VISIBILITY_LATENCY,
+                Value::Trend(late.visibility),
+            );
         }
         for (name, n) in [
             (metrics::EVENTS_LOST, found.lost),
@@ -244,7 +249,10 @@ pub async fn run(
         println!("{text}");
     }
     if let Some(path) = &config.summary_export {
-        let tty = (std::io::stdout().is_terminal(), std::io::stderr().is_terminal());
+        let tty = (
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        );
         let json = report::export(&outcome, tty);
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("writing the summary to {}", path.display()))?;
@@ -269,11 +277,19 @@ pub async fn run(
 /// The calibration verdict: the ceiling (closed model), or whether the
 /// schedule was kept with nothing but the generator to slow it (open model).
 fn calibration(snapshot: &Snapshot, open_model: bool, threads: usize) -> String {
-    let rate = snapshot.aggregate(metrics::HTTP_REQS, "rate").unwrap_or(0.0);
-    let events = snapshot.aggregate(metrics::EVENTS_SENT, "rate").unwrap_or(0.0);
+    let rate = snapshot
+        .aggregate(metrics::HTTP_REQS, "rate")
+        .unwrap_or(0.0);
+    let events = snapshot
+        .aggregate(metrics::EVENTS_SENT, "rate")
+        .unwrap_or(0.0);
     if open_model {
-        let lag = snapshot.aggregate(metrics::SCHEDULE_LAG, "p(99)").unwrap_or(0.0);
-        let dropped = snapshot.aggregate(metrics::DROPPED_ITERATIONS, "count").unwrap_or(0.0);
+        let lag = snapshot
+            .aggregate(metrics::SCHEDULE_LAG, "p(99)")
+            .unwrap_or(0.0);
+        let dropped = snapshot
+            .aggregate(metrics::DROPPED_ITERATIONS, "count")
+            .unwrap_or(0.0);
         format!(
             "  calibration: against a do-nothing server in the same process ({threads} runtime threads) the generator sustained {rate:.0} requests/s ({events:.0} events/s) with schedule lag p(99) {} and {dropped} dropped starts\n",
             report::time(lag)
@@ -287,8 +303,18 @@ fn calibration(snapshot: &Snapshot, open_model: bool, threads: usize) -> String 
 
 fn describe_target(config: &Config, url: &str) -> String {
     let shape = &config.shape;
-    let sizes: Vec<String> = shape.batch.0.iter().map(|(s, w)| format!("{s}:{w}")).collect();
-    let mix: Vec<String> = shape.mix.0.iter().map(|(t, w)| format!("{t}={w}")).collect();
+    let sizes: Vec<String> = shape
+        .batch
+        .0
+        .iter()
+        .map(|(s, w)| format!("{s}:{w}"))
+        .collect();
+    let mix: Vec<String> = shape
+        .mix
+        .0
+        .iter()
+        .map(|(t, w)| format!("{t}={w}"))
+        .collect();
     format!(
         "{url} · events/request {} · {} users · mix {} · invalid {} · duplicates {}{}",
         sizes.join(","),
@@ -305,10 +331,11 @@ pub async fn interrupted() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

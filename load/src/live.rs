@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::metrics::{self, Snapshot, Value};
+use crate::schedule::Schedule;
 use crate::stats::{Gauge, Interval, Recorder};
 use crate::thresholds::Threshold;
 
@@ -27,7 +28,7 @@ pub struct Live {
     cpu_at_start: Option<Duration>,
     timeseries: Option<BufWriter<File>>,
     progress: bool,
-    expected: Option<(Duration, Box<dyn Fn(Duration) -> f64 + Send>)>,
+    expected: Option<Schedule>,
     aborts: Vec<Threshold>,
     stop: Arc<AtomicBool>,
     /// Set when an `abortOnFail` threshold stopped the test.
@@ -35,15 +36,15 @@ pub struct Live {
 }
 
 impl Live {
-    /// Bookkeeping for a test that started at `started`. `expected` gives
-    /// the test's length and the rate the schedule asks for at an offset
-    /// (arrival-rate executors), for the progress line.
+    /// Bookkeeping for a test that started at `started`. `expected` is the
+    /// arrival-rate schedule, if any: its length and the rate it asks for
+    /// show on the progress line.
     pub fn new(
         recorder: Arc<Recorder>,
         started: Instant,
         timeseries: Option<File>,
         progress: bool,
-        expected: Option<(Duration, Box<dyn Fn(Duration) -> f64 + Send>)>,
+        expected: Option<Schedule>,
         thresholds: &[Threshold],
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -59,7 +60,11 @@ impl Live {
             timeseries: timeseries.map(BufWriter::new),
             progress: progress && std::io::stderr().is_terminal(),
             expected,
-            aborts: thresholds.iter().filter(|t| t.abort_on_fail).cloned().collect(),
+            aborts: thresholds
+                .iter()
+                .filter(|t| t.abort_on_fail)
+                .cloned()
+                .collect(),
             stop,
             aborted: None,
         }
@@ -109,7 +114,11 @@ impl Live {
             let share = (now - start).as_secs_f64() / elapsed.as_secs_f64().max(1e-3) / cores;
             snapshot.values.insert(
                 metrics::GENERATOR_CPU,
-                Value::Gauge { value: share, min: share, max: share },
+                Value::Gauge {
+                    value: share,
+                    min: share,
+                    max: share,
+                },
             );
         }
         snapshot
@@ -158,9 +167,9 @@ impl Live {
         let elapsed = self.last_tick - self.started;
         let per_second = |n: u64| n as f64 / span.as_secs_f64().max(1e-3);
         let (length, target) = match &self.expected {
-            Some((length, rate)) => (
-                format!("/{}", crate::duration::format(*length)),
-                format!(" (target {:.0})", rate(elapsed)),
+            Some(schedule) => (
+                format!("/{}", crate::duration::format(schedule.duration())),
+                format!(" (target {:.0})", schedule.rate_at(elapsed)),
             ),
             None => (String::new(), String::new()),
         };

@@ -59,7 +59,12 @@ pub struct Definition {
     pub needs_audit: bool,
 }
 
-const fn metric(name: &'static str, kind: Kind, contains: Contains, help: &'static str) -> Definition {
+const fn metric(
+    name: &'static str,
+    kind: Kind,
+    contains: Contains,
+    help: &'static str,
+) -> Definition {
     Definition {
         name,
         kind,
@@ -69,7 +74,12 @@ const fn metric(name: &'static str, kind: Kind, contains: Contains, help: &'stat
     }
 }
 
-const fn audited(name: &'static str, kind: Kind, contains: Contains, help: &'static str) -> Definition {
+const fn audited(
+    name: &'static str,
+    kind: Kind,
+    contains: Contains,
+    help: &'static str,
+) -> Definition {
     Definition {
         name,
         kind,
@@ -126,28 +136,118 @@ pub const GENERATOR_CPU: &str = "generator_cpu";
 
 /// Every metric, in the order the summary lists them.
 pub const CATALOG: &[Definition] = &[
-    metric(HTTP_REQ_DURATION, Kind::Trend, Contains::Time, "latency from the scheduled start to the response's end (coordinated-omission corrected)"),
-    metric(HTTP_REQ_FAILED, Kind::Rate, Contains::Default, "share of requests whose status was not the expected one"),
-    metric(HTTP_REQ_SERVICE_DURATION, Kind::Trend, Contains::Time, "from sending the request to the response's end (k6's http_req_duration)"),
+    metric(
+        HTTP_REQ_DURATION,
+        Kind::Trend,
+        Contains::Time,
+        "latency from the scheduled start to the response's end (coordinated-omission corrected)",
+    ),
+    metric(
+        HTTP_REQ_FAILED,
+        Kind::Rate,
+        Contains::Default,
+        "share of requests whose status was not the expected one",
+    ),
+    metric(
+        HTTP_REQ_SERVICE_DURATION,
+        Kind::Trend,
+        Contains::Time,
+        "from sending the request to the response's end (k6's http_req_duration)",
+    ),
     metric(HTTP_REQS, Kind::Counter, Contains::Default, "requests made"),
-    metric(CHECKS, Kind::Rate, Contains::Default, "share of responses with the expected status"),
-    metric(DROPPED_ITERATIONS, Kind::Counter, Contains::Default, "scheduled starts that found no free VU"),
-    metric(INTERRUPTED_ITERATIONS, Kind::Counter, Contains::Default, "iterations cut off by the stop"),
-    metric(SCHEDULE_LAG, Kind::Trend, Contains::Time, "how late requests left after their scheduled start"),
-    metric(ITERATIONS, Kind::Counter, Contains::Default, "iterations completed"),
+    metric(
+        CHECKS,
+        Kind::Rate,
+        Contains::Default,
+        "share of responses with the expected status",
+    ),
+    metric(
+        DROPPED_ITERATIONS,
+        Kind::Counter,
+        Contains::Default,
+        "scheduled starts that found no free VU",
+    ),
+    metric(
+        INTERRUPTED_ITERATIONS,
+        Kind::Counter,
+        Contains::Default,
+        "iterations cut off by the stop",
+    ),
+    metric(
+        SCHEDULE_LAG,
+        Kind::Trend,
+        Contains::Time,
+        "how late requests left after their scheduled start",
+    ),
+    metric(
+        ITERATIONS,
+        Kind::Counter,
+        Contains::Default,
+        "iterations completed",
+    ),
     metric(VUS, Kind::Gauge, Contains::Default, "VUs busy"),
     metric(VUS_MAX, Kind::Gauge, Contains::Default, "VUs allocated"),
-    metric(GENERATOR_CPU, Kind::Gauge, Contains::Default, "share of all cores the generator used"),
-    metric(DATA_RECEIVED, Kind::Counter, Contains::Data, "bytes received"),
+    metric(
+        GENERATOR_CPU,
+        Kind::Gauge,
+        Contains::Default,
+        "share of all cores the generator used",
+    ),
+    metric(
+        DATA_RECEIVED,
+        Kind::Counter,
+        Contains::Data,
+        "bytes received",
+    ),
     metric(DATA_SENT, Kind::Counter, Contains::Data, "bytes sent"),
-    metric(EVENTS_SENT, Kind::Counter, Contains::Default, "events sent, retried duplicates included"),
-    metric(EVENTS_ACCEPTED, Kind::Counter, Contains::Default, "events in accepted requests"),
-    metric(EVENTS_REJECTED, Kind::Counter, Contains::Default, "events in refused (4xx) requests"),
-    metric(EVENTS_OUTCOME_UNKNOWN, Kind::Counter, Contains::Default, "events in requests without a definite answer"),
-    audited(EVENTS_LOST, Kind::Counter, Contains::Default, "accepted events missing from PostgreSQL"),
-    audited(EVENTS_DUPLICATED, Kind::Counter, Contains::Default, "extra rows of events stored more than once"),
-    audited(EVENTS_REJECTED_STORED, Kind::Counter, Contains::Default, "rejected events found stored"),
-    audited(EVENT_VISIBILITY_LATENCY, Kind::Trend, Contains::Time, "202 to row readable in PostgreSQL, sampled"),
+    metric(
+        EVENTS_SENT,
+        Kind::Counter,
+        Contains::Default,
+        "events sent, retried duplicates included",
+    ),
+    metric(
+        EVENTS_ACCEPTED,
+        Kind::Counter,
+        Contains::Default,
+        "events in accepted requests",
+    ),
+    metric(
+        EVENTS_REJECTED,
+        Kind::Counter,
+        Contains::Default,
+        "events in refused (4xx) requests",
+    ),
+    metric(
+        EVENTS_OUTCOME_UNKNOWN,
+        Kind::Counter,
+        Contains::Default,
+        "events in requests without a definite answer",
+    ),
+    audited(
+        EVENTS_LOST,
+        Kind::Counter,
+        Contains::Default,
+        "accepted events missing from PostgreSQL",
+    ),
+    audited(
+        EVENTS_DUPLICATED,
+        Kind::Counter,
+        Contains::Default,
+        "extra rows of events stored more than once",
+    ),
+    audited(
+        EVENTS_REJECTED_STORED,
+        Kind::Counter,
+        Contains::Default,
+        "rejected events found stored",
+    ),
+    audited(
+        EVENT_VISIBILITY_LATENCY,
+        Kind::Trend,
+        Contains::Time,
+        "202 to row readable in PostgreSQL, sampled",
+    ),
 ];
 
 /// The definition of `name`, if the tool knows it.

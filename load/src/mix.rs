@@ -58,7 +58,12 @@ impl FromStr for Mix {
             let name = EVENT_TYPES
                 .iter()
                 .find(|t| **t == name.trim())
-                .ok_or_else(|| format!("unknown event type {name:?} (known: {})", EVENT_TYPES.join(", ")))?;
+                .ok_or_else(|| {
+                    format!(
+                        "unknown event type {name:?} (known: {})",
+                        EVENT_TYPES.join(", ")
+                    )
+                })?;
             let weight: u32 = weight
                 .trim()
                 .parse()
@@ -112,7 +117,11 @@ impl BatchSizes {
     /// The mean size, by weight.
     pub fn mean(&self) -> f64 {
         let total: f64 = self.0.iter().map(|(_, w)| f64::from(*w)).sum();
-        self.0.iter().map(|(s, w)| f64::from(*s) * f64::from(*w)).sum::<f64>() / total
+        self.0
+            .iter()
+            .map(|(s, w)| f64::from(*s) * f64::from(*w))
+            .sum::<f64>()
+            / total
     }
 }
 
@@ -325,7 +334,10 @@ fn spoil(event: &mut Value, rng: &mut Rng) {
         }
         _ => {
             fields.insert("type".to_owned(), json!("purchase"));
-            fields.insert("payload".to_owned(), json!({ "amount": -5, "currency": "EUR" }));
+            fields.insert(
+                "payload".to_owned(),
+                json!({ "amount": -5, "currency": "EUR" }),
+            );
         }
     }
 }
@@ -378,8 +390,16 @@ mod tests {
 
     #[test]
     fn mixes_and_sizes_parse_or_say_why_not() {
-        assert_eq!("login=3, purchase=1".parse::<Mix>().unwrap().0, vec![("login", 3), ("purchase", 1)]);
-        assert!("login=3,teleport=1".parse::<Mix>().unwrap_err().contains("teleport"));
+        assert_eq!(
+            "login=3, purchase=1".parse::<Mix>().unwrap().0,
+            vec![("login", 3), ("purchase", 1)]
+        );
+        assert!(
+            "login=3,teleport=1"
+                .parse::<Mix>()
+                .unwrap_err()
+                .contains("teleport")
+        );
         assert!("login=0".parse::<Mix>().is_err());
         assert_eq!("1:20,100:80".parse::<BatchSizes>().unwrap().max(), 100);
         assert!("0".parse::<BatchSizes>().is_err());

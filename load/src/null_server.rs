@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -58,7 +58,8 @@ impl NullServer {
                                 let first = span.map_or(now, |(first, _)| first);
                                 *span = Some((first, now));
                             }
-                            let mut response = Response::new(Full::new(Bytes::from_static(b"{\"accepted\":0}")));
+                            let mut response =
+                                Response::new(Full::new(Bytes::from_static(b"{\"accepted\":0}")));
                             *response.status_mut() = StatusCode::ACCEPTED;
                             Ok::<_, Infallible>(response)
                         }

@@ -55,14 +55,21 @@ pub fn generator_bound(snapshot: &Snapshot, open_model: bool) -> Vec<String> {
             ));
         }
     }
-    let dropped = snapshot.aggregate(crate::metrics::DROPPED_ITERATIONS, "count").unwrap_or(0.0);
+    let dropped = snapshot
+        .aggregate(crate::metrics::DROPPED_ITERATIONS, "count")
+        .unwrap_or(0.0);
     if dropped > 0.0 {
-        reasons.push(format!("{dropped} scheduled starts found no free VU (raise maxVUs, or the server is saturated)"));
+        reasons.push(format!(
+            "{dropped} scheduled starts found no free VU (raise maxVUs, or the server is saturated)"
+        ));
     }
     if let Some(cpu) = snapshot.aggregate(crate::metrics::GENERATOR_CPU, "value")
         && cpu >= 0.9
     {
-        reasons.push(format!("the generator used {:.0}% of all cores", cpu * 100.0));
+        reasons.push(format!(
+            "the generator used {:.0}% of all cores",
+            cpu * 100.0
+        ));
     }
     reasons
 }
@@ -99,7 +106,10 @@ pub fn export(outcome: &Outcome<'_>, tty: (bool, bool)) -> Json {
             Contains::Data => "data",
         };
         metric.insert("contains".to_owned(), json!(contains));
-        metric.insert("values".to_owned(), Json::Object(values(snapshot, name, value)));
+        metric.insert(
+            "values".to_owned(),
+            Json::Object(values(snapshot, name, value)),
+        );
         let thresholds: Map<String, Json> = outcome
             .thresholds
             .iter()
@@ -174,10 +184,37 @@ pub fn text(outcome: &Outcome<'_>) -> String {
     let _ = writeln!(out, "\n  █ TOTAL RESULTS\n");
     line(&mut out, s, crate::metrics::CHECKS);
     let groups: [(&str, &[&str]); 4] = [
-        ("HTTP", &["http_req_duration", "http_req_failed", "http_req_service_duration", "http_reqs"]),
-        ("EXECUTION", &["dropped_iterations", "interrupted_iterations", "iteration_schedule_lag", "iterations", "vus", "vus_max", "generator_cpu"]),
+        (
+            "HTTP",
+            &[
+                "http_req_duration",
+                "http_req_failed",
+                "http_req_service_duration",
+                "http_reqs",
+            ],
+        ),
+        (
+            "EXECUTION",
+            &[
+                "dropped_iterations",
+                "interrupted_iterations",
+                "iteration_schedule_lag",
+                "iterations",
+                "vus",
+                "vus_max",
+                "generator_cpu",
+            ],
+        ),
         ("NETWORK", &["data_received", "data_sent"]),
-        ("EVENTS", &["events_sent", "events_accepted", "events_rejected", "events_outcome_unknown"]),
+        (
+            "EVENTS",
+            &[
+                "events_sent",
+                "events_accepted",
+                "events_rejected",
+                "events_outcome_unknown",
+            ],
+        ),
     ];
     for (title, names) in groups {
         let _ = writeln!(out, "\n    {title}");
@@ -191,7 +228,12 @@ pub fn text(outcome: &Outcome<'_>) -> String {
             "\n    DELIVERY AUDIT (PostgreSQL; waited {} for accepted events)",
             crate::duration::format(audit.drained)
         );
-        for name in ["events_lost", "events_duplicated", "events_rejected_stored", "event_visibility_latency"] {
+        for name in [
+            "events_lost",
+            "events_duplicated",
+            "events_rejected_stored",
+            "event_visibility_latency",
+        ] {
             line(&mut out, s, name);
         }
         let _ = writeln!(
@@ -213,7 +255,10 @@ pub fn text(outcome: &Outcome<'_>) -> String {
     if outcome.generator_bound.is_empty() {
         let _ = writeln!(out, "  generator: kept the schedule");
     } else {
-        let _ = writeln!(out, "  GENERATOR-BOUND: these figures measure the generator as much as the server:");
+        let _ = writeln!(
+            out,
+            "  GENERATOR-BOUND: these figures measure the generator as much as the server:"
+        );
         for reason in &outcome.generator_bound {
             let _ = writeln!(out, "    - {reason}");
         }
@@ -226,7 +271,8 @@ pub fn text(outcome: &Outcome<'_>) -> String {
         "  ran {}, {} complete and {} interrupted iterations",
         crate::duration::format(s.duration),
         s.aggregate("iterations", "count").unwrap_or(0.0),
-        s.aggregate("interrupted_iterations", "count").unwrap_or(0.0),
+        s.aggregate("interrupted_iterations", "count")
+            .unwrap_or(0.0),
     );
     out
 }
@@ -243,7 +289,11 @@ fn line(out: &mut String, s: &Snapshot, name: &str) {
             .collect::<Vec<_>>()
             .join(" "),
         Value::Rate { passes, fails } => {
-            format!("{:.2}% {passes} out of {}", get("rate") * 100.0, passes + fails)
+            format!(
+                "{:.2}% {passes} out of {}",
+                get("rate") * 100.0,
+                passes + fails
+            )
         }
         Value::Counter(n) if def.contains == Contains::Data => {
             format!("{:<10} {}/s", bytes(*n), bytes(get("rate")))

@@ -132,7 +132,11 @@ mod tests {
     fn total_matches_what_the_iterator_yields() {
         for pieces in [
             vec![piece(10, 100.0, 100.0)],
-            vec![piece(3, 0.0, 1000.0), piece(5, 1000.0, 1000.0), piece(2, 1000.0, 0.0)],
+            vec![
+                piece(3, 0.0, 1000.0),
+                piece(5, 1000.0, 1000.0),
+                piece(2, 1000.0, 0.0),
+            ],
             vec![piece(7, 3.3, 3.3)],
         ] {
             let schedule = Schedule::new(pieces);

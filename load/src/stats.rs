@@ -244,7 +244,9 @@ impl Recorder {
 
     fn shard(&self, vu: usize) -> std::sync::MutexGuard<'_, Interval> {
         let shard = &self.shards[vu % self.shards.len()];
-        shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records one request of VU `vu`.
@@ -259,7 +261,10 @@ impl Recorder {
 
     /// Counts a request that failed without an answer, by its reason.
     pub fn error(&self, reason: &str) {
-        let mut errors = self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match errors.get_mut(reason) {
             Some(n) => *n += 1,
             None => {
@@ -270,7 +275,10 @@ impl Recorder {
 
     /// Requests that failed without an answer, by reason.
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Counts a scheduled start that found no free VU.
@@ -291,7 +299,11 @@ impl Recorder {
             ..Interval::default()
         };
         for shard in &self.shards {
-            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let taken = std::mem::take(
+                &mut *shard
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             all.add(&taken);
         }
         all
@@ -305,7 +317,11 @@ mod tests {
     #[test]
     fn histograms_keep_values_from_microseconds_to_minutes() {
         let mut h = metrics::histogram();
-        for d in [Duration::from_micros(3), Duration::from_millis(250), Duration::from_secs(90)] {
+        for d in [
+            Duration::from_micros(3),
+            Duration::from_millis(250),
+            Duration::from_secs(90),
+        ] {
             record(&mut h, d);
         }
         assert_eq!(h.min(), 3);

@@ -198,16 +198,33 @@ mod tests {
             duration: Duration::from_secs(10),
             ..Snapshot::default()
         };
-        s.values.insert(metrics::HTTP_REQ_DURATION, Value::Trend(latencies));
+        s.values
+            .insert(metrics::HTTP_REQ_DURATION, Value::Trend(latencies));
         s.values.insert(metrics::HTTP_REQS, Value::Counter(1000.0));
-        s.values.insert(metrics::HTTP_REQ_FAILED, Value::Rate { passes: 5, fails: 995 });
+        s.values.insert(
+            metrics::HTTP_REQ_FAILED,
+            Value::Rate {
+                passes: 5,
+                fails: 995,
+            },
+        );
         s.values.insert(metrics::EVENTS_LOST, Value::Counter(0.0));
-        s.values.insert(metrics::VUS, Value::Gauge { value: 3.0, min: 1.0, max: 8.0 });
+        s.values.insert(
+            metrics::VUS,
+            Value::Gauge {
+                value: 3.0,
+                min: 1.0,
+                max: 8.0,
+            },
+        );
         s
     }
 
     fn holds(metric: &str, expression: &str) -> bool {
-        Threshold::parse(metric, expression).unwrap().evaluate(&snapshot()).ok
+        Threshold::parse(metric, expression)
+            .unwrap()
+            .evaluate(&snapshot())
+            .ok
     }
 
     #[test]
@@ -232,7 +249,9 @@ mod tests {
         // HDR keeps 3 significant digits: 100 ms reads back within 0.1%.
         assert!(holds("http_req_duration", "max>=100") && holds("http_req_duration", "max<100.1"));
         assert!(holds("http_req_duration", "med>=50") && holds("http_req_duration", "med<=51"));
-        assert!(holds("http_req_duration", "p(95) < 96") && !holds("http_req_duration", "p(95)<95"));
+        assert!(
+            holds("http_req_duration", "p(95) < 96") && !holds("http_req_duration", "p(95)<95")
+        );
         assert!(holds("http_req_duration", "p(99.9)<=100.1"));
         assert!(holds("http_reqs", "rate==100"));
         assert!(holds("http_req_failed", "rate<0.01") && !holds("http_req_failed", "rate<0.005"));
@@ -242,7 +261,13 @@ mod tests {
     #[test]
     fn a_metric_without_data_fails() {
         let t = Threshold::parse("events_duplicated", "count==0").unwrap();
-        assert_eq!(t.evaluate(&snapshot()), Verdict { ok: false, observed: None });
+        assert_eq!(
+            t.evaluate(&snapshot()),
+            Verdict {
+                ok: false,
+                observed: None
+            }
+        );
     }
 
     #[test]
@@ -252,13 +277,19 @@ mod tests {
             ("http_req_duration", "p(95)200", "no comparison operator"),
             ("http_req_duration", "p(95)<fast", "not a number"),
             ("http_req_duration", "p(101)<200", "does not apply"),
-            ("http_req_failed", "count<1", "does not apply to a rate metric"),
+            (
+                "http_req_failed",
+                "count<1",
+                "does not apply to a rate metric",
+            ),
             ("http_reqs", "avg<1", "does not apply to a counter metric"),
             ("no_such_metric", "count<1", "no such metric"),
             ("http_reqs", "count=>1", "no comparison operator"),
         ];
         for (metric, expression, reason) in cases {
-            let error = Threshold::parse(metric, expression).unwrap_err().to_string();
+            let error = Threshold::parse(metric, expression)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(reason), "{metric} {expression}: {error}");
         }
     }

@@ -29,7 +29,9 @@ impl Drop for Database {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                if let Ok(mut admin) = AsyncPgConnection::establish(&format!("{SERVER}/postgres")).await {
+                if let Ok(mut admin) =
+                    AsyncPgConnection::establish(&format!("{SERVER}/postgres")).await
+                {
                     let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut admin)
                         .await;
@@ -50,7 +52,9 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         ("WORKER_ADDR", "127.0.0.1:0".to_owned()),
         ("WORKER_BATCH_WAIT_MS", "50".to_owned()),
     ]);
-    let pipeline = Pipeline::start(move |name| vars.get(name).cloned()).await.unwrap();
+    let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
+        .await
+        .unwrap();
 
     let config = Options::try_parse_from([
         "eventpipe-load",
@@ -84,15 +88,26 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
     .unwrap()
     .resolve()
     .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending()).await.unwrap();
+    let finished = eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(finished.exit, Exit::Passed);
     let clean = finished.audit.clone().unwrap();
     assert!(clean.accepted > 1000, "{clean:?}");
     assert_eq!(clean.stored, clean.accepted, "{clean:?}");
-    assert_eq!((clean.lost, clean.duplicated, clean.rejected_stored), (0, 0, 0));
-    let rejected = finished.snapshot.aggregate(metrics::EVENTS_REJECTED, "count").unwrap();
+    assert_eq!(
+        (clean.lost, clean.duplicated, clean.rejected_stored),
+        (0, 0, 0)
+    );
+    let rejected = finished
+        .snapshot
+        .aggregate(metrics::EVENTS_REJECTED, "count")
+        .unwrap();
     assert!(rejected > 0.0, "no invalid event was sent");
-    let retried = finished.snapshot.aggregate(metrics::EVENTS_SENT, "count").unwrap()
+    let retried = finished
+        .snapshot
+        .aggregate(metrics::EVENTS_SENT, "count")
+        .unwrap()
         - (clean.accepted as f64 + rejected);
     assert!(retried > 0.0, "no id was retried");
     assert!(
@@ -110,7 +125,10 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         .await
         .unwrap();
     // A duplicate: a store without the primary key writes one event twice.
-    sql_query("ALTER TABLE events DROP CONSTRAINT events_pkey").execute(&mut db).await.unwrap();
+    sql_query("ALTER TABLE events DROP CONSTRAINT events_pkey")
+        .execute(&mut db)
+        .await
+        .unwrap();
     sql_query("INSERT INTO events SELECT * FROM events ORDER BY event_id DESC LIMIT 1")
         .execute(&mut db)
         .await

@@ -26,16 +26,33 @@ fn text(output: &Output) -> String {
 #[test]
 fn bad_configuration_exits_104_and_names_the_problem() {
     for (args, says) in [
-        (&["--threshold", "http_req_duration: p(95)<<200"][..], "http_req_duration"),
-        (&["--threshold", "http_req_duration p(95)<200"][..], "METRIC: EXPRESSION"),
-        (&["--threshold", "no_such_metric: count<1"][..], "no such metric"),
+        (
+            &["--threshold", "http_req_duration: p(95)<<200"][..],
+            "http_req_duration",
+        ),
+        (
+            &["--threshold", "http_req_duration p(95)<200"][..],
+            "METRIC: EXPRESSION",
+        ),
+        (
+            &["--threshold", "no_such_metric: count<1"][..],
+            "no such metric",
+        ),
         (&["--no-such-flag"][..], "--no-such-flag"),
         (&["--duration", "soon"][..], "soon"),
         (&["--url", "ftp://example.org"][..], "ftp"),
-        (&["--scenario", "/nonexistent/scenario.toml"][..], "scenario.toml"),
+        (
+            &["--scenario", "/nonexistent/scenario.toml"][..],
+            "scenario.toml",
+        ),
     ] {
         let output = load(args);
-        assert_eq!(output.status.code(), Some(104), "{args:?}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(104),
+            "{args:?}: {}",
+            text(&output)
+        );
         assert!(text(&output).contains(says), "{args:?}: {}", text(&output));
     }
 }
@@ -69,7 +86,8 @@ fn a_passing_run_exits_0_and_exports_a_k6_summary() {
     assert!(stdout.contains("✓ 'rate<0.01'"), "{stdout}");
     assert!(stdout.contains("http_req_duration..."), "{stdout}");
 
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let duration = &json["metrics"]["http_req_duration"];
     assert_eq!(duration["type"], "trend");
     assert_eq!(duration["contains"], "time");
@@ -78,19 +96,32 @@ fn a_passing_run_exits_0_and_exports_a_k6_summary() {
     }
     assert_eq!(json["metrics"]["http_reqs"]["type"], "counter");
     assert_eq!(json["metrics"]["http_reqs"]["values"]["count"], 1000.0);
-    assert_eq!(json["metrics"]["http_req_failed"]["thresholds"]["rate<0.01"]["ok"], true);
+    assert_eq!(
+        json["metrics"]["http_req_failed"]["thresholds"]["rate<0.01"]["ok"],
+        true
+    );
     assert_eq!(json["metrics"]["http_req_failed"]["values"]["passes"], 0.0);
     assert!(json["state"]["testRunDurationMs"].as_f64().unwrap() >= 2000.0);
 
     let lines = std::fs::read_to_string(&series).unwrap();
-    let points: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let points: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let requests: f64 = points
         .iter()
         .filter(|p| p["metric"] == "http_reqs")
         .map(|p| p["values"]["count"].as_f64().unwrap())
         .sum();
-    assert_eq!(requests, 1000.0, "the per-second points add up to the total");
-    assert!(points.iter().any(|p| p["metric"] == "http_req_duration" && p["values"]["p(99)"].is_number()));
+    assert_eq!(
+        requests, 1000.0,
+        "the per-second points add up to the total"
+    );
+    assert!(
+        points
+            .iter()
+            .any(|p| p["metric"] == "http_req_duration" && p["values"]["p(99)"].is_number())
+    );
 }
 
 #[test]
@@ -121,7 +152,11 @@ fn abort_on_fail_stops_the_test_early_and_exits_99() {
         "http_reqs: count<10, abortOnFail",
     ]);
     assert_eq!(output.status.code(), Some(99), "{}", text(&output));
-    assert!(started.elapsed() < Duration::from_secs(20), "it ran {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it ran {:?}",
+        started.elapsed()
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("abortOnFail"));
 }
 

@@ -27,7 +27,9 @@ async fn a_constant_arrival_rate_arrives_within_two_percent() {
     .unwrap()
     .resolve()
     .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending()).await.unwrap();
+    let finished = eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(finished.exit, Exit::Passed);
 
     let received = server.seen.requests.load(Ordering::Relaxed) as f64;
@@ -68,7 +70,9 @@ async fn a_ramp_arrives_as_its_stages_say() {
     .unwrap()
     .resolve()
     .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending()).await.unwrap();
+    let finished = eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap();
     let received = server.seen.requests.load(Ordering::Relaxed) as f64;
     assert!((received - 4000.0).abs() <= 80.0, "{received} arrived");
     let (first, last) = server.seen.span.lock().unwrap().unwrap();

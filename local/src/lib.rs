@@ -60,9 +60,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts everything, reading settings through `setting` (the process
     /// environment in the binary). Returns once both services listen.
-    pub async fn start(
-        setting: impl Fn(&str) -> Option<String> + Clone,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(setting: impl Fn(&str) -> Option<String> + Clone) -> anyhow::Result<Self> {
         let external = setting("KAFKA_BOOTSTRAP_SERVERS").filter(|s| !s.trim().is_empty());
         let embedded = match external {
             Some(_) => None,

@@ -15,10 +15,10 @@ use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_contract::{EventRecord, Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
+use eventpipe_load::mix::Shape;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use eventpipe_load::mix::Shape;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 

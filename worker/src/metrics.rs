@@ -23,6 +23,8 @@ pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_to
 pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages";
 /// From `received_at` at the API to the row's commit.
 pub const END_TO_END_LATENCY_SECONDS: &str = "eventpipe_worker_end_to_end_latency_seconds";
+/// Offsets the worker never read because the topic no longer held them.
+pub const OFFSETS_SKIPPED_TOTAL: &str = "eventpipe_worker_offsets_skipped_total";
 
 /// The worker's metrics.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// See [`END_TO_END_LATENCY_SECONDS`].
     pub end_to_end: Histogram,
+    /// See [`OFFSETS_SKIPPED_TOTAL`].
+    pub offsets_skipped: IntCounterVec,
 }
 
 impl Metrics {
@@ -87,6 +91,13 @@ impl Metrics {
                 )
                 .buckets(latency),
             )?,
+            offsets_skipped: IntCounterVec::new(
+                Opts::new(
+                    OFFSETS_SKIPPED_TOTAL,
+                    "Offsets never read because the topic no longer held them (events lost to retention)",
+                ),
+                &["topic", "partition"],
+            )?,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.consumed.clone()),
@@ -98,6 +109,7 @@ impl Metrics {
             Box::new(metrics.db_write_failures.clone()),
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.end_to_end.clone()),
+            Box::new(metrics.offsets_skipped.clone()),
         ];
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)

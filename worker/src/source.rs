@@ -3,6 +3,8 @@
 //! and the producer that puts poison messages on the dead-letter topic.
 //! Nothing else in the worker imports rdkafka.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -33,11 +35,48 @@ pub const HEADER_DLQ_SOURCE_PARTITION: &str = "eventpipe-dlq-source-partition";
 pub const HEADER_DLQ_SOURCE_OFFSET: &str = "eventpipe-dlq-source-offset";
 
 /// Logs librdkafka and rebalances through `tracing`; turns statistics into
-/// the consumer-lag gauge.
+/// the consumer-lag gauge; remembers where each assigned partition should
+/// continue, to notice offsets that were never read.
 pub struct SourceContext {
     metrics: Metrics,
     /// Bumped on every revoke; see [`Source::revocations`].
     revocations: AtomicU64,
+    /// The next offset expected from each assigned partition: its committed
+    /// offset at assignment, then one past the last message read.
+    expected: Mutex<HashMap<i32, i64>>,
+}
+
+impl SourceContext {
+    fn expected(&self) -> std::sync::MutexGuard<'_, HashMap<i32, i64>> {
+        self.expected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that `offset` of `partition` was read. A jump past the
+    /// expected offset means messages were skipped: the log no longer held
+    /// them when the worker got there (retention deleted them while the
+    /// worker lagged; the consumer then resets to the log start), which is
+    /// data loss the operator must hear about.
+    fn read(&self, topic: &str, partition: i32, offset: i64) {
+        let mut expected = self.expected();
+        let next = expected.entry(partition).or_insert(offset);
+        if offset > *next {
+            let skipped = offset - *next;
+            self.metrics
+                .offsets_skipped
+                .with_label_values(&[topic, &partition.to_string()])
+                .inc_by(skipped as u64);
+            tracing::error!(
+                partition,
+                from = *next,
+                to = offset,
+                skipped,
+                "offsets skipped: the topic no longer held them when the worker got there (retention while lagging?); those events were not stored"
+            );
+        }
+        *next = offset + 1;
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -72,13 +111,37 @@ impl ConsumerContext for SourceContext {
         // data not yet stored is redelivered to the partition's next owner.
         if let Rebalance::Revoke(partitions) = rebalance {
             self.revocations.fetch_add(1, Ordering::SeqCst);
+            let mut expected = self.expected();
+            for p in partitions.elements() {
+                expected.remove(&p.partition());
+            }
+            drop(expected);
             tracing::info!(partitions = partitions.count(), "partitions revoked");
         }
     }
 
-    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = partitions.count(), "partitions assigned");
+            // Where the group left off: reading resumes there unless the
+            // log no longer starts that early.
+            match consumer.committed_offsets((*partitions).clone(), Duration::from_secs(10)) {
+                Ok(committed) => {
+                    let mut expected = self.expected();
+                    for p in committed.elements() {
+                        if let Offset::Offset(offset) = p.offset() {
+                            expected.insert(p.partition(), offset);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read committed offsets; skipped offsets go unnoticed until the first message")
+                }
+            }
         }
     }
 }
@@ -110,6 +173,7 @@ impl Source {
             .create_with_context(SourceContext {
                 metrics,
                 revocations: AtomicU64::new(0),
+                expected: Mutex::default(),
             })
             .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
         consumer
@@ -135,7 +199,12 @@ impl Source {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Received>, KafkaError> {
-        let first = Received(self.consumer.recv().await?.detach());
+        let context = self.consumer.context();
+        let read = |m: OwnedMessage| {
+            context.read(m.topic(), m.partition(), m.offset());
+            Received(m)
+        };
+        let first = read(self.consumer.recv().await?.detach());
         let mut batch = Vec::with_capacity(max.min(10_000));
         batch.push(first);
         let deadline = Instant::now() + wait;
@@ -145,7 +214,7 @@ impl Source {
                 break;
             }
             match tokio::time::timeout(left, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(Received(m.detach())),
+                Ok(Ok(m)) => batch.push(read(m.detach())),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error while filling a batch");
                     break;

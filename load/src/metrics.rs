@@ -81,11 +81,8 @@ const fn audited(
     help: &'static str,
 ) -> Definition {
     Definition {
-        name,
-        kind,
-        contains,
-        help,
         needs_audit: true,
+        ..metric(name, kind, contains, help)
     }
 }
 

@@ -14,38 +14,16 @@ use eventpipe_load::config::Options;
 use eventpipe_load::ledger::{REJECTED, SENT};
 use eventpipe_load::{Exit, audit, metrics};
 use eventpipe_local::Pipeline;
+use eventpipe_worker::db::ScratchDatabase;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
-/// Drops the test's database when the test ends, passed or not.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) =
-                    AsyncPgConnection::establish(&format!("{SERVER}/postgres")).await
-                {
-                    let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
-    let database = Database(format!("eventpipe_load_{}", uuid::Uuid::new_v4().simple()));
-    let url = format!("{SERVER}/{}", database.0);
+    let database = ScratchDatabase::create(SERVER, "eventpipe_load")
+        .await
+        .unwrap();
+    let url = database.url.clone();
     let vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", url.clone()),
         ("API_ADDR", "127.0.0.1:0".to_owned()),

@@ -16,6 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_contract::{EventRecord, Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_load::mix::Shape;
+use eventpipe_worker::db::ScratchDatabase;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -52,16 +53,10 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500_000);
-    let name = format!("eventpipe_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
+    let database = ScratchDatabase::create(SERVER, "eventpipe_bench")
         .await
         .unwrap();
-    sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{SERVER}/{name}");
-    eventpipe_worker::db::migrate(&url).await.unwrap();
+    let (name, url) = (database.name().to_owned(), database.url.clone());
 
     // The values the API would have produced.
     let now = chrono::Utc::now();
@@ -184,10 +179,7 @@ async fn run() {
     let copy_secs = copy_started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&path);
     drop(conn);
-    sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    drop(database);
 
     let worker_rate = n as f64 / worker_secs;
     let copy_rate = n as f64 / copy_secs;

@@ -4,7 +4,10 @@
 /// Diesel's view of the tables, as `diesel print-schema` writes it.
 #[allow(missing_docs)] // generated
 pub mod schema;
+mod scratch;
 pub mod store;
+
+pub use scratch::ScratchDatabase;
 
 use anyhow::Context;
 use diesel::sql_types::Text;

@@ -10,6 +10,7 @@ use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_embedded_kafka::EmbeddedKafka;
+use eventpipe_worker::db::ScratchDatabase;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -23,6 +24,7 @@ pub const DLQ: &str = "events.dlq";
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    _scratch: ScratchDatabase,
 }
 
 #[derive(QueryableByName)]
@@ -33,17 +35,14 @@ struct Count {
 
 impl TestDb {
     pub async fn create() -> Self {
-        let name = format!("eventpipe_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
+        let scratch = ScratchDatabase::create(SERVER, "eventpipe_test")
             .await
             .unwrap();
-        sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let url = format!("{SERVER}/{name}");
-        eventpipe_worker::db::migrate(&url).await.unwrap();
-        TestDb { name, url }
+        TestDb {
+            name: scratch.name().to_owned(),
+            url: scratch.url.clone(),
+            _scratch: scratch,
+        }
     }
 
     pub async fn connect(&self) -> AsyncPgConnection {
@@ -94,29 +93,6 @@ impl TestDb {
             .await
             .unwrap();
         sql_query(sql).execute(&mut admin).await.unwrap();
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async; give the cleanup its own runtime.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) =
-                    AsyncPgConnection::establish(&format!("{SERVER}/postgres")).await
-                {
-                    let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
     }
 }
 

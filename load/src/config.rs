@@ -556,7 +556,14 @@ impl Options {
                     Threshold::parse(&metric, &expression).map_err(|e| invalid(e.to_string()))?;
                 t.abort_on_fail = abort;
                 t.delay_abort_eval = delay.unwrap_or_default();
-                thresholds.push(t);
+                // As in k6, a metric's thresholds are keyed by expression:
+                // a flag repeating the file's is one threshold (the flag's).
+                if !thresholds
+                    .iter()
+                    .any(|h: &Threshold| h.metric == t.metric && h.source == t.source)
+                {
+                    thresholds.push(t);
+                }
             }
         }
         if audit.is_none()
@@ -753,6 +760,18 @@ http_req_duration = ["p(95)<200", { threshold = "p(99)<500", abortOnFail = true,
         );
         assert_eq!(config.thresholds.len(), 2);
         assert!(config.thresholds[1].abort_on_fail);
+        let again = parse(&[
+            "--scenario",
+            path.to_str().unwrap(),
+            "--threshold",
+            "http_req_duration: p(95)<200",
+        ])
+        .unwrap();
+        assert_eq!(
+            again.thresholds.len(),
+            2,
+            "a repeated threshold is one threshold"
+        );
         assert_eq!(
             config.thresholds[1].delay_abort_eval,
             Duration::from_secs(5)

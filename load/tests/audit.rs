@@ -1,6 +1,7 @@
-//! The delivery audit against the real pipeline (embedded Kafka, the API,
-//! the worker, PostgreSQL): a clean run audits 0 lost and 0 doubled, and
-//! the audit reports the losses, duplicates and strays it is then given.
+//! The delivery audit against the real pipeline (embedded Kafka, the API
+//! with an API key required, the worker, PostgreSQL): a clean run audits 0
+//! lost and 0 doubled, and the audit reports the losses, duplicates and
+//! strays it is then given.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -15,8 +16,10 @@ use eventpipe_load::ledger::{REJECTED, SENT};
 use eventpipe_load::{Exit, audit, metrics};
 use eventpipe_local::Pipeline;
 use eventpipe_worker::db::ScratchDatabase;
+use sha2::{Digest, Sha256};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+const KEY: &str = "load-test-key";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
@@ -29,6 +32,8 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         ("API_ADDR", "127.0.0.1:0".to_owned()),
         ("WORKER_ADDR", "127.0.0.1:0".to_owned()),
         ("WORKER_BATCH_WAIT_MS", "50".to_owned()),
+        // The API accepts only this key: the generator must send it.
+        ("API_KEY_SHA256", hex::encode(Sha256::digest(KEY))),
     ]);
     let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
         .await
@@ -49,6 +54,8 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         "--duplicate-fraction",
         "0.05",
         "--gzip",
+        "--api-key",
+        KEY,
         "--audit-database-url",
         &url,
         "--audit-drain",
@@ -94,6 +101,33 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
             .aggregate(metrics::EVENT_VISIBILITY_LATENCY, "count")
             .is_some_and(|n| n > 0.0),
         "no visibility sample"
+    );
+
+    // Without the key every request is refused, and counted as failed.
+    let keyless = Options::from_args([
+        "--url",
+        &format!("http://{}", pipeline.api),
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--no-progress",
+    ])
+    .unwrap()
+    .resolve()
+    .unwrap();
+    let refused = eventpipe_load::run(keyless, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.snapshot.aggregate(metrics::HTTP_REQ_FAILED, "rate"),
+        Some(1.0)
+    );
+    assert_eq!(
+        refused
+            .snapshot
+            .aggregate(metrics::EVENTS_ACCEPTED, "count"),
+        Some(0.0)
     );
 
     let mut db = AsyncPgConnection::establish(&url).await.unwrap();

@@ -19,6 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub mod anomaly;
 pub mod config;
 pub mod db;
 pub mod decode;

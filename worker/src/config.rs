@@ -3,11 +3,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventpipe_contract::kafka;
 pub use eventpipe_service::settings::{ConfigError, Var};
 use eventpipe_service::settings::{Env, var};
+
+use crate::anomaly::RuleSet;
+use crate::anomaly::rules;
 
 /// Every variable the worker reads, with its default.
 pub const VARS: &[Var] = &[
@@ -77,6 +81,26 @@ pub const VARS: &[Var] = &[
         "cap of the backoff between attempts while PostgreSQL fails",
     ),
     var(
+        "WORKER_ANOMALIES",
+        Some("true"),
+        "detect anomalies in stored events (rules below), store them and publish them",
+    ),
+    var(
+        "WORKER_RULES_FILE",
+        None,
+        "anomaly rules (TOML); unset means the built-in defaults",
+    ),
+    var(
+        "WORKER_ANOMALY_MAX_USERS",
+        Some("100000"),
+        "users whose rule state is kept in memory; the least recently seen are evicted (and rebuilt from PostgreSQL when seen again)",
+    ),
+    var(
+        "KAFKA_ANOMALIES_TOPIC",
+        Some(kafka::ANOMALIES_TOPIC),
+        "topic anomalies are published to, keyed by user_id",
+    ),
+    var(
         "WORKER_SHUTDOWN_GRACE_SECS",
         Some("10"),
         "on SIGTERM, how long the batch in flight may take to finish",
@@ -114,6 +138,13 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
     pub shutdown_grace: Duration,
+    /// The anomaly rules (`WORKER_RULES_FILE`, or the defaults); `None`
+    /// when `WORKER_ANOMALIES` is false.
+    pub rules: Option<Arc<RuleSet>>,
+    /// `WORKER_ANOMALY_MAX_USERS`, default 100000.
+    pub anomaly_max_users: usize,
+    /// `KAFKA_ANOMALIES_TOPIC`, default `anomalies`.
+    pub anomalies_topic: String,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -133,6 +164,8 @@ impl fmt::Debug for WorkerConfig {
             .field("batch_size", &self.batch_size)
             .field("batch_wait", &self.batch_wait)
             .field("retry_max", &self.retry_max)
+            .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
+            .field("anomalies_topic", &self.anomalies_topic)
             .finish()
     }
 }
@@ -175,8 +208,28 @@ impl WorkerConfig {
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
             retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
+            rules: if env.required("WORKER_ANOMALIES")? {
+                Some(Arc::new(RuleSet::new(read_rules(env.raw("WORKER_RULES_FILE"))?)))
+            } else {
+                None
+            },
+            anomaly_max_users: env.positive("WORKER_ANOMALY_MAX_USERS")?,
+            anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
         })
     }
+}
+
+/// The rules in `path`, or the defaults.
+fn read_rules(path: Option<String>) -> Result<Vec<rules::Rule>, ConfigError> {
+    let (text, origin) = match path.filter(|p| !p.trim().is_empty()) {
+        Some(path) => (
+            std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::new("WORKER_RULES_FILE", format!("{path}: {e}")))?,
+            path,
+        ),
+        None => (rules::DEFAULT_RULES.to_owned(), "default rules".to_owned()),
+    };
+    rules::parse(&text, &origin).map_err(|e| ConfigError::new("WORKER_RULES_FILE", e))
 }
 
 /// The variables as `--help` prints them.
@@ -212,6 +265,29 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.var, "WORKER_BATCH_SIZE");
+    }
+
+    #[test]
+    fn a_bad_rules_file_names_the_variable_the_file_and_the_line() {
+        let dir = std::env::temp_dir().join(format!("rules-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&dir, "[[rules]]\nname = \"x\"\nseverity = \"low\"\ndescription = \"d\"\nkind = \"jump\"\nfield = \"f\"\n").unwrap();
+        let path = dir.to_string_lossy().into_owned();
+        let err = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "WORKER_RULES_FILE" => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap_err();
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(err.var, "WORKER_RULES_FILE");
+        assert!(err.to_string().contains(&format!("{path}: line 1: rule \"x\": needs by")), "{err}");
+        let err = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "WORKER_RULES_FILE" => Some("/nonexistent/rules.toml".to_owned()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/rules.toml"), "{err}");
     }
 
     #[test]

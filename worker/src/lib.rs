@@ -48,6 +48,9 @@ pub struct Worker {
     pub database_up: AtomicBool,
     /// Whether Kafka answered the last probe.
     pub kafka_up: AtomicBool,
+    /// The anomaly detector (`None` when `WORKER_ANOMALIES` is false), with
+    /// the revocation count its state was built under.
+    pub detector: Option<tokio::sync::Mutex<(anomaly::Detector, u64)>>,
 }
 
 /// Connects everything, failing with a message naming the variable to fix
@@ -63,7 +66,11 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     let database_up = db::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
     source.check_topics(&config, config.connect_timeout)?;
+    let detector = config.rules.clone().map(|rules| {
+        tokio::sync::Mutex::new((anomaly::Detector::new(rules, config.anomaly_max_users), 0))
+    });
     Ok(Arc::new(Worker {
+        detector,
         config,
         pool,
         source,
@@ -126,6 +133,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     let probe = tokio::spawn(probe(worker.clone()));
+    let sweep = tokio::spawn(pipeline::sweep_unpublished(worker.clone()));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(
         axum::serve(listener, app(worker.clone()))
@@ -145,8 +153,10 @@ pub async fn serve(
         () = deadline => tracing::warn!("the batch in flight outlived the grace period; leaving it uncommitted"),
     }
     probe.abort();
-    // Wait for the abort, so the clients it holds close before we return.
+    sweep.abort();
+    // Wait for the aborts, so the clients they hold close before we return.
     let _ = probe.await;
+    let _ = sweep.await;
     http.await
         .context("HTTP server task")?
         .context("serving HTTP")?;

@@ -2,7 +2,7 @@
 //! the one place they are spelled; each worker owns its registry.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Messages read from the events topic.
@@ -23,6 +23,14 @@ pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_to
 pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages";
 /// From `received_at` at the API to the row's commit.
 pub const END_TO_END_LATENCY_SECONDS: &str = "eventpipe_worker_end_to_end_latency_seconds";
+/// Anomalies detected (and stored), by rule and severity.
+pub const ANOMALIES_DETECTED_TOTAL: &str = "eventpipe_worker_anomalies_detected_total";
+/// Users whose rule state is in memory.
+pub const ANOMALY_STATE_USERS: &str = "eventpipe_worker_anomaly_state_users";
+/// Entries remembered by the rules over all users.
+pub const ANOMALY_STATE_ENTRIES: &str = "eventpipe_worker_anomaly_state_entries";
+/// Anomalies stored but not yet on the topic after a failed publication.
+pub const ANOMALY_PUBLISH_FAILURES_TOTAL: &str = "eventpipe_worker_anomaly_publish_failures_total";
 /// Offsets the worker never read because the topic no longer held them.
 pub const OFFSETS_SKIPPED_TOTAL: &str = "eventpipe_worker_offsets_skipped_total";
 
@@ -50,6 +58,14 @@ pub struct Metrics {
     pub end_to_end: Histogram,
     /// See [`OFFSETS_SKIPPED_TOTAL`].
     pub offsets_skipped: IntCounterVec,
+    /// See [`ANOMALIES_DETECTED_TOTAL`].
+    pub anomalies: IntCounterVec,
+    /// See [`ANOMALY_STATE_USERS`].
+    pub anomaly_users: IntGauge,
+    /// See [`ANOMALY_STATE_ENTRIES`].
+    pub anomaly_entries: IntGauge,
+    /// See [`ANOMALY_PUBLISH_FAILURES_TOTAL`].
+    pub anomaly_publish_failures: IntCounter,
 }
 
 impl Metrics {
@@ -98,6 +114,19 @@ impl Metrics {
                 ),
                 &["topic", "partition"],
             )?,
+            anomalies: IntCounterVec::new(
+                Opts::new(ANOMALIES_DETECTED_TOTAL, "Anomalies detected, by rule and severity"),
+                &["rule", "severity"],
+            )?,
+            anomaly_users: IntGauge::new(ANOMALY_STATE_USERS, "Users whose rule state is in memory")?,
+            anomaly_entries: IntGauge::new(
+                ANOMALY_STATE_ENTRIES,
+                "Entries the anomaly rules remember, over all users",
+            )?,
+            anomaly_publish_failures: IntCounter::new(
+                ANOMALY_PUBLISH_FAILURES_TOTAL,
+                "Failed publications of anomalies (retried by the sweep)",
+            )?,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.consumed.clone()),
@@ -110,6 +139,10 @@ impl Metrics {
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.end_to_end.clone()),
             Box::new(metrics.offsets_skipped.clone()),
+            Box::new(metrics.anomalies.clone()),
+            Box::new(metrics.anomaly_users.clone()),
+            Box::new(metrics.anomaly_entries.clone()),
+            Box::new(metrics.anomaly_publish_failures.clone()),
         ];
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)

@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Worker;
+use crate::anomaly::Anomaly;
+use crate::db;
 use crate::db::store::{self, NewEvent, StoreError};
 use crate::decode::{Verdict, decode};
 use crate::source::Received;
@@ -191,29 +193,51 @@ async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>
     Outcome::Durable
 }
 
-/// Writes `rows`; when the database refuses the batch for a data reason,
-/// finds the refused rows one by one. Returns the refused rows' indexes.
+/// Writes `rows` (evaluating the anomaly rules on the new ones, in the same
+/// transaction); when the database refuses the batch for a data reason,
+/// finds the refused rows one by one. Publishes the anomalies once the rows
+/// are durable. Returns the refused rows' indexes.
 async fn store_rows(
     worker: &Worker,
     rows: &[NewEvent],
 ) -> Result<Vec<(usize, String)>, StoreError> {
     let started = Instant::now();
-    let (inserted, refused) = match store::store_batch(&worker.pool, rows).await {
-        Ok(inserted) => (inserted, Vec::new()),
+    let mut detector = match &worker.detector {
+        Some(detector) => Some(detector.lock().await),
+        None => None,
+    };
+    let mut staged = detector.as_deref_mut().map(|(detector, built_under)| {
+        // Partitions moved since the state was built: its users may have
+        // been handled elsewhere meanwhile.
+        let revocations = worker.source.revocations();
+        if *built_under != revocations {
+            detector.forget();
+            *built_under = revocations;
+        }
+        detector.stage(rows.iter().map(|r| r.user_id.as_str()))
+    });
+    let (stored, refused) = match store::store_batch(&worker.pool, rows, staged.as_mut()).await {
+        Ok(stored) => (stored, Vec::new()),
         Err(StoreError::Refused(reason)) => {
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
-            store::store_each(&worker.pool, rows).await?
+            store::store_each(&worker.pool, rows, staged.as_mut()).await?
         }
         Err(e) => return Err(e),
     };
     let metrics = &worker.metrics;
+    if let (Some((detector, _)), Some(staged)) = (detector.as_deref_mut(), staged) {
+        detector.keep(staged);
+        metrics.anomaly_users.set(detector.users() as i64);
+        metrics.anomaly_entries.set(detector.entries() as i64);
+    }
+    drop(detector);
     metrics
         .db_write_duration
         .observe(started.elapsed().as_secs_f64());
-    metrics.stored.inc_by(inserted as u64);
+    metrics.stored.inc_by(stored.inserted as u64);
     metrics
         .duplicates
-        .inc_by((rows.len() - refused.len()).saturating_sub(inserted) as u64);
+        .inc_by((rows.len() - refused.len()).saturating_sub(stored.inserted) as u64);
     let now = Utc::now();
     for row in rows {
         let latency = (now - row.received_at)
@@ -222,7 +246,58 @@ async fn store_rows(
             .max(0);
         metrics.end_to_end.observe(latency as f64 / 1e6);
     }
+    for anomaly in &stored.anomalies {
+        metrics
+            .anomalies
+            .with_label_values(&[anomaly.rule.as_str(), anomaly.severity])
+            .inc();
+    }
+    publish(worker, &stored.anomalies).await;
     Ok(refused)
+}
+
+/// Puts stored anomalies on the topic and records that they are there. A
+/// failure leaves them for [`sweep_unpublished`]: at least once, never lost.
+async fn publish(worker: &Worker, anomalies: &[Anomaly]) {
+    if anomalies.is_empty() {
+        return;
+    }
+    let published = match worker.source.publish_anomalies(anomalies).await {
+        Ok(()) => {
+            let ids: Vec<uuid::Uuid> = anomalies.iter().map(|a| a.anomaly_id).collect();
+            db::anomalies::mark_published(&worker.pool, &ids)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = published {
+        worker.metrics.anomaly_publish_failures.inc();
+        tracing::warn!(%error, anomalies = anomalies.len(), "anomalies stored but not yet published; the sweep retries");
+    }
+}
+
+/// How often, and after how long, stored anomalies still unpublished (a
+/// worker stopped between commit and publication, or Kafka refused) are
+/// published by whichever worker finds them.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Publishes anomalies left unpublished, forever.
+pub async fn sweep_unpublished(worker: Arc<Worker>) {
+    if worker.detector.is_none() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        match db::anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
+            Ok(left) if !left.is_empty() => {
+                tracing::info!(anomalies = left.len(), "publishing anomalies left unpublished");
+                publish(&worker, &left).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "unpublished anomalies could not be read"),
+        }
+    }
 }
 
 /// Runs `attempt` until it succeeds, backing off while it fails (counting

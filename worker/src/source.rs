@@ -20,6 +20,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::anomaly::Anomaly;
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
 
@@ -149,8 +150,10 @@ impl ConsumerContext for SourceContext {
 /// The events consumer and the DLQ producer.
 pub struct Source {
     consumer: StreamConsumer<SourceContext>,
+    /// Produces to the DLQ and the anomalies topic.
     dlq: FutureProducer,
     dlq_topic: String,
+    anomalies_topic: String,
 }
 
 fn client_config(config: &WorkerConfig) -> ClientConfig {
@@ -189,6 +192,7 @@ impl Source {
             consumer,
             dlq,
             dlq_topic: config.dlq_topic.clone(),
+            anomalies_topic: config.anomalies_topic.clone(),
         })
     }
 
@@ -310,6 +314,35 @@ impl Source {
             .map_err(|(e, _)| e)
     }
 
+    /// Publishes `anomalies` to the anomalies topic, keyed by user, and
+    /// waits until Kafka acknowledged every one.
+    pub async fn publish_anomalies(&self, anomalies: &[Anomaly]) -> Result<(), KafkaError> {
+        let values: Vec<Vec<u8>> = anomalies
+            .iter()
+            .map(|a| serde_json::to_vec(a).unwrap_or_default())
+            .collect();
+        let sends = anomalies.iter().zip(&values).map(|(a, value)| {
+            let headers = OwnedHeaders::new_with_capacity(2)
+                .insert(Header {
+                    key: kafka::HEADER_SCHEMA_VERSION,
+                    value: Some(kafka::SCHEMA_VERSION),
+                })
+                .insert(Header {
+                    key: kafka::HEADER_CONTENT_TYPE,
+                    value: Some("application/json"),
+                });
+            let record = FutureRecord::to(&self.anomalies_topic)
+                .key(a.user_id.as_bytes())
+                .payload(value.as_slice())
+                .headers(headers);
+            self.dlq.send(record, Timeout::After(Duration::from_secs(10)))
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+
     /// Fails, naming the variable to fix, when no broker answers within
     /// `timeout` or a topic the worker needs does not exist.
     pub fn check_topics(&self, config: &WorkerConfig, timeout: Duration) -> anyhow::Result<()> {
@@ -322,10 +355,14 @@ impl Source {
                 config.bootstrap_servers
             )
         })?;
-        for (topic, var) in [
+        let mut needed = vec![
             (&config.events_topic, "KAFKA_EVENTS_TOPIC"),
             (&config.dlq_topic, "KAFKA_DLQ_TOPIC"),
-        ] {
+        ];
+        if config.rules.is_some() {
+            needed.push((&config.anomalies_topic, "KAFKA_ANOMALIES_TOPIC"));
+        }
+        for (topic, var) in needed {
             let exists = metadata.topics().iter().any(|t| {
                 t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
             });

@@ -83,6 +83,13 @@ impl RuleSet {
         self.rules.iter().any(|r| r.reads(event_type))
     }
 
+    /// Whether a rule reading `event_type` needs its payload.
+    pub fn needs_payload(&self, event_type: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.reads(event_type) && (r.when.is_some() || !matches!(r.kind, rules::Kind::TimeOfDay { .. } | rules::Kind::Count { .. }))
+        })
+    }
+
     /// For each event type a stateful rule reads (`*` for rules of every
     /// type), how far back its history matters.
     pub fn lookbacks(&self) -> Vec<(String, Duration)> {
@@ -198,6 +205,27 @@ impl Detector {
 }
 
 impl Staged {
+    /// See [`RuleSet::lookbacks`].
+    pub fn lookbacks(&self) -> Vec<(String, Duration)> {
+        self.rules.lookbacks()
+    }
+
+    /// Whether a rule reading `event_type` looks into the payload (if none
+    /// does, the payload need not be parsed).
+    pub fn needs_payload(&self, event_type: &str) -> bool {
+        self.rules.needs_payload(event_type)
+    }
+
+    /// A copy of `user`'s state, to restore if a write fails.
+    pub fn state_of(&self, user: &str) -> Option<UserState> {
+        self.states.get(user).cloned()
+    }
+
+    /// Puts back a state taken with [`Staged::state_of`].
+    pub fn restore(&mut self, user: &str, state: UserState) {
+        self.states.insert(user.to_owned(), state);
+    }
+
     /// Replays one event of a missing user's history (in partition order),
     /// discarding what fires: it fired when the event was new.
     pub fn replay(&mut self, past: &Past) {

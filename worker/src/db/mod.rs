@@ -4,6 +4,7 @@
 /// Diesel's view of the tables, as `diesel print-schema` writes it.
 #[allow(missing_docs)] // generated
 pub mod schema;
+pub mod anomalies;
 mod scratch;
 pub mod store;
 
@@ -69,12 +70,15 @@ pub async fn check_schema(database_url: &str) -> anyhow::Result<()> {
                 redact_url(database_url)
             )
         })?;
-    let rows: Vec<Present> = sql_query("SELECT to_regclass('events') IS NOT NULL AS present")
+    // The newest migration's table: present means the schema is current.
+    let rows: Vec<Present> = sql_query(
+        "SELECT to_regclass('events') IS NOT NULL AND to_regclass('anomalies') IS NOT NULL AS present",
+    )
         .load(&mut conn)
         .await?;
     anyhow::ensure!(
         rows.iter().any(|r| r.present),
-        "table events does not exist in {}: run `eventpipe-worker migrate` (or set DATABASE_MIGRATE=true)",
+        "tables events and anomalies do not both exist in {}: run `eventpipe-worker migrate` (or set DATABASE_MIGRATE=true)",
         redact_url(database_url)
     );
     Ok(())

@@ -15,3 +15,22 @@ diesel::table! {
         kafka_offset -> Int8,
     }
 }
+
+diesel::table! {
+    anomalies (anomaly_id) {
+        anomaly_id -> Uuid,
+        event_id -> Uuid,
+        user_id -> Text,
+        rule -> Text,
+        severity -> Text,
+        description -> Text,
+        event_ts -> Timestamptz,
+        detected_at -> Timestamptz,
+        details -> Jsonb,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(anomalies -> events (event_id));
+
+diesel::allow_tables_to_appear_in_same_query!(anomalies, events,);

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 pub const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub const EVENTS: &str = "events";
 pub const DLQ: &str = "events.dlq";
+pub const ANOMALIES: &str = "anomalies";
 
 /// A database that exists for one test.
 pub struct TestDb {
@@ -124,11 +125,12 @@ impl Drop for Running {
     }
 }
 
-/// An embedded cluster with the events and DLQ topics.
+/// An embedded cluster with the events, DLQ and anomalies topics.
 pub fn kafka() -> EmbeddedKafka {
     let kafka = EmbeddedKafka::start(1).unwrap();
     kafka.create_topic(EVENTS, 6).unwrap();
     kafka.create_topic(DLQ, 1).unwrap();
+    kafka.create_topic(ANOMALIES, 3).unwrap();
     kafka
 }
 

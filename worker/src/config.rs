@@ -209,7 +209,9 @@ impl WorkerConfig {
             retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
             rules: if env.required("WORKER_ANOMALIES")? {
-                Some(Arc::new(RuleSet::new(read_rules(env.raw("WORKER_RULES_FILE"))?)))
+                Some(Arc::new(RuleSet::new(read_rules(
+                    env.raw("WORKER_RULES_FILE"),
+                )?)))
             } else {
                 None
             },
@@ -280,7 +282,11 @@ mod tests {
         .unwrap_err();
         let _ = std::fs::remove_file(&dir);
         assert_eq!(err.var, "WORKER_RULES_FILE");
-        assert!(err.to_string().contains(&format!("{path}: line 1: rule \"x\": needs by")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{path}: line 1: rule \"x\": needs by")),
+            "{err}"
+        );
         let err = WorkerConfig::from_lookup(|n| match n {
             "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
             "WORKER_RULES_FILE" => Some("/nonexistent/rules.toml".to_owned()),

@@ -115,10 +115,16 @@ impl Metrics {
                 &["topic", "partition"],
             )?,
             anomalies: IntCounterVec::new(
-                Opts::new(ANOMALIES_DETECTED_TOTAL, "Anomalies detected, by rule and severity"),
+                Opts::new(
+                    ANOMALIES_DETECTED_TOTAL,
+                    "Anomalies detected, by rule and severity",
+                ),
                 &["rule", "severity"],
             )?,
-            anomaly_users: IntGauge::new(ANOMALY_STATE_USERS, "Users whose rule state is in memory")?,
+            anomaly_users: IntGauge::new(
+                ANOMALY_STATE_USERS,
+                "Users whose rule state is in memory",
+            )?,
             anomaly_entries: IntGauge::new(
                 ANOMALY_STATE_ENTRIES,
                 "Entries the anomaly rules remember, over all users",

@@ -291,7 +291,10 @@ pub async fn sweep_unpublished(worker: Arc<Worker>) {
         tokio::time::sleep(SWEEP_EVERY).await;
         match db::anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
             Ok(left) if !left.is_empty() => {
-                tracing::info!(anomalies = left.len(), "publishing anomalies left unpublished");
+                tracing::info!(
+                    anomalies = left.len(),
+                    "publishing anomalies left unpublished"
+                );
                 publish(&worker, &left).await;
             }
             Ok(_) => {}

@@ -335,7 +335,8 @@ impl Source {
                 .key(a.user_id.as_bytes())
                 .payload(value.as_slice())
                 .headers(headers);
-            self.dlq.send(record, Timeout::After(Duration::from_secs(10)))
+            self.dlq
+                .send(record, Timeout::After(Duration::from_secs(10)))
         });
         for sent in futures::future::join_all(sends).await {
             sent.map_err(|(e, _)| e)?;

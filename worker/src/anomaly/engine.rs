@@ -115,7 +115,14 @@ pub fn evaluate(rules: &[Rule], state: &mut UserState, event: Seen<'_>) -> Vec<F
         }
         let matches = rule.when.as_ref().is_none_or(|w| w.matches(event.payload));
         let details = match (&rule.kind, memory) {
-            (Kind::Threshold { field, above, below }, _) if matches => {
+            (
+                Kind::Threshold {
+                    field,
+                    above,
+                    below,
+                },
+                _,
+            ) if matches => {
                 let value = event.payload.get(field).and_then(Value::as_f64);
                 value
                     .filter(|v| above.is_some_and(|a| *v > a) || below.is_some_and(|b| *v < b))
@@ -249,16 +256,28 @@ mod tests {
             let state = UserState::new(&rules);
             // 12:00 UTC: outside the unusual hours.
             let start = "2026-11-24T12:00:00Z".parse().unwrap();
-            Self { rules, state, start }
+            Self {
+                rules,
+                state,
+                start,
+            }
         }
 
         /// Sends an event `secs` after the start; returns the rules fired.
         fn send(&mut self, secs: f64, event_type: &str, payload: Value) -> Vec<String> {
             let ts = self.start + chrono::Duration::milliseconds((secs * 1000.0) as i64);
-            evaluate(&self.rules, &mut self.state, Seen { event_type, ts, payload: &payload })
-                .into_iter()
-                .map(|f| self.rules[f.rule].name.clone())
-                .collect()
+            evaluate(
+                &self.rules,
+                &mut self.state,
+                Seen {
+                    event_type,
+                    ts,
+                    payload: &payload,
+                },
+            )
+            .into_iter()
+            .map(|f| self.rules[f.rule].name.clone())
+            .collect()
         }
     }
 
@@ -270,10 +289,22 @@ mod tests {
     fn high_frequency_login_fires_at_the_eleventh_login_in_a_minute() {
         let mut user = User::new();
         let login = || json!({"success": true, "location": "Berlin"});
-        let ten: Vec<_> = (0..10).map(|i| user.send(i as f64 * 5.0, "login", login())).collect();
-        assert_eq!(fired(&ten, "high_frequency_login"), 0, "10 logins are allowed");
-        assert_eq!(user.send(50.0, "login", login()), vec!["high_frequency_login"]);
-        assert!(user.send(51.0, "login", login()).is_empty(), "one anomaly per crossing");
+        let ten: Vec<_> = (0..10)
+            .map(|i| user.send(i as f64 * 5.0, "login", login()))
+            .collect();
+        assert_eq!(
+            fired(&ten, "high_frequency_login"),
+            0,
+            "10 logins are allowed"
+        );
+        assert_eq!(
+            user.send(50.0, "login", login()),
+            vec!["high_frequency_login"]
+        );
+        assert!(
+            user.send(51.0, "login", login()).is_empty(),
+            "one anomaly per crossing"
+        );
     }
 
     #[test]
@@ -293,51 +324,134 @@ mod tests {
         let fail = || json!({"success": false, "location": "Berlin"});
         assert!(user.send(0.0, "login", fail()).is_empty());
         assert!(user.send(1.0, "login", fail()).is_empty());
-        assert_eq!(user.send(2.0, "login", fail()), vec!["repeated_login_failures"]);
-        assert!(user.send(3.0, "login", fail()).is_empty(), "the fourth does not fire again");
+        assert_eq!(
+            user.send(2.0, "login", fail()),
+            vec!["repeated_login_failures"]
+        );
+        assert!(
+            user.send(3.0, "login", fail()).is_empty(),
+            "the fourth does not fire again"
+        );
         user.send(4.0, "login", json!({"success": true, "location": "Berlin"}));
         user.send(5.0, "login", fail());
-        assert!(user.send(6.0, "login", fail()).is_empty(), "two after a success");
+        assert!(
+            user.send(6.0, "login", fail()).is_empty(),
+            "two after a success"
+        );
     }
 
     #[test]
     fn thresholds_fire_above_not_at() {
         let mut user = User::new();
-        assert!(user.send(0.0, "purchase", json!({"amount": 1000, "currency": "USD"})).is_empty());
-        assert_eq!(user.send(1.0, "purchase", json!({"amount": 1000.01, "currency": "USD"})), vec!["high_value_purchase"]);
-        assert!(user.send(2.0, "heartbeat", json!({"heart_rate": 180})).is_empty());
-        assert_eq!(user.send(400.0, "heartbeat", json!({"heart_rate": 200})), vec!["heart_rate_high"]);
-        assert!(user.send(800.0, "heartbeat", json!({"heart_rate": 40})).is_empty());
-        assert_eq!(user.send(1200.0, "heartbeat", json!({"heart_rate": 39})), vec!["heart_rate_low"]);
+        assert!(
+            user.send(0.0, "purchase", json!({"amount": 1000, "currency": "USD"}))
+                .is_empty()
+        );
+        assert_eq!(
+            user.send(
+                1.0,
+                "purchase",
+                json!({"amount": 1000.01, "currency": "USD"})
+            ),
+            vec!["high_value_purchase"]
+        );
+        assert!(
+            user.send(2.0, "heartbeat", json!({"heart_rate": 180}))
+                .is_empty()
+        );
+        assert_eq!(
+            user.send(400.0, "heartbeat", json!({"heart_rate": 200})),
+            vec!["heart_rate_high"]
+        );
+        assert!(
+            user.send(800.0, "heartbeat", json!({"heart_rate": 40}))
+                .is_empty()
+        );
+        assert_eq!(
+            user.send(1200.0, "heartbeat", json!({"heart_rate": 39})),
+            vec!["heart_rate_low"]
+        );
     }
 
     #[test]
     fn purchases_api_failures_spikes_locations_and_hours() {
         let mut user = User::new();
         let buy = json!({"amount": 10, "currency": "EUR"});
-        let four: Vec<_> = (0..4).map(|i| user.send(i as f64 * 600.0, "purchase", buy.clone())).collect();
+        let four: Vec<_> = (0..4)
+            .map(|i| user.send(i as f64 * 600.0, "purchase", buy.clone()))
+            .collect();
         assert_eq!(fired(&four, "rapid_successive_purchases"), 0);
-        assert_eq!(user.send(3000.0, "purchase", buy), vec!["rapid_successive_purchases"]);
+        assert_eq!(
+            user.send(3000.0, "purchase", buy),
+            vec!["rapid_successive_purchases"]
+        );
 
         let ok = json!({"status_code": 200, "endpoint": "/x"});
         let failed = json!({"status_code": 503, "endpoint": "/x"});
-        let calls: Vec<_> = (0..4).map(|i| user.send(4000.0 + i as f64, "api_call", failed.clone())).collect();
+        let calls: Vec<_> = (0..4)
+            .map(|i| user.send(4000.0 + i as f64, "api_call", failed.clone()))
+            .collect();
         user.send(4005.0, "api_call", ok);
         assert_eq!(fired(&calls, "high_api_failure_rate"), 0);
-        assert_eq!(user.send(4006.0, "api_call", failed), vec!["high_api_failure_rate"]);
+        assert_eq!(
+            user.send(4006.0, "api_call", failed),
+            vec!["high_api_failure_rate"]
+        );
 
-        assert!(user.send(5000.0, "heartbeat", json!({"heart_rate": 70})).is_empty());
-        assert!(user.send(5060.0, "heartbeat", json!({"heart_rate": 109})).is_empty(), "39 is not a spike");
-        assert_eq!(user.send(5120.0, "heartbeat", json!({"heart_rate": 69})), vec!["heart_rate_spike"]);
-        assert!(user.send(5500.0, "heartbeat", json!({"heart_rate": 120})).is_empty(), "over 5 minutes apart");
+        assert!(
+            user.send(5000.0, "heartbeat", json!({"heart_rate": 70}))
+                .is_empty()
+        );
+        assert!(
+            user.send(5060.0, "heartbeat", json!({"heart_rate": 109}))
+                .is_empty(),
+            "39 is not a spike"
+        );
+        assert_eq!(
+            user.send(5120.0, "heartbeat", json!({"heart_rate": 69})),
+            vec!["heart_rate_spike"]
+        );
+        assert!(
+            user.send(5500.0, "heartbeat", json!({"heart_rate": 120}))
+                .is_empty(),
+            "over 5 minutes apart"
+        );
 
-        assert!(user.send(6000.0, "login", json!({"success": true, "location": "Berlin"})).is_empty(), "the first location is the baseline");
-        assert!(user.send(6001.0, "login", json!({"success": true, "location": "Berlin"})).is_empty());
-        assert_eq!(user.send(6002.0, "login", json!({"success": true, "location": "Lagos"})), vec!["unusual_location_login"]);
+        assert!(
+            user.send(
+                6000.0,
+                "login",
+                json!({"success": true, "location": "Berlin"})
+            )
+            .is_empty(),
+            "the first location is the baseline"
+        );
+        assert!(
+            user.send(
+                6001.0,
+                "login",
+                json!({"success": true, "location": "Berlin"})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            user.send(
+                6002.0,
+                "login",
+                json!({"success": true, "location": "Lagos"})
+            ),
+            vec!["unusual_location_login"]
+        );
 
         // 03:00 UTC the next day.
-        assert_eq!(user.send(15.0 * 3600.0, "click", json!({})), vec!["unusual_time_activity"]);
-        assert!(user.send(17.0 * 3600.0, "click", json!({})).is_empty(), "05:00 is outside");
+        assert_eq!(
+            user.send(15.0 * 3600.0, "click", json!({})),
+            vec!["unusual_time_activity"]
+        );
+        assert!(
+            user.send(17.0 * 3600.0, "click", json!({})).is_empty(),
+            "05:00 is outside"
+        );
     }
 
     #[test]
@@ -351,14 +465,21 @@ mod tests {
         // holds only itself.
         assert!(user.send(-20.0, "login", login()).is_empty());
         // The next in-order login is the eleventh within its minute.
-        assert_eq!(user.send(111.0, "login", login()), vec!["high_frequency_login"]);
+        assert_eq!(
+            user.send(111.0, "login", login()),
+            vec!["high_frequency_login"]
+        );
     }
 
     #[test]
     fn state_stays_bounded_by_what_the_rules_need() {
         let mut user = User::new();
         for i in 0..10_000 {
-            user.send(i as f64, "login", json!({"success": i % 2 == 0, "location": format!("city-{i}")}));
+            user.send(
+                i as f64,
+                "login",
+                json!({"success": i % 2 == 0, "location": format!("city-{i}")}),
+            );
             user.send(i as f64, "heartbeat", json!({"heart_rate": 70}));
         }
         // 11 login times, 4 run entries, 64 locations, 1 heart rate.

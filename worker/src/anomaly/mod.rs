@@ -86,7 +86,12 @@ impl RuleSet {
     /// Whether a rule reading `event_type` needs its payload.
     pub fn needs_payload(&self, event_type: &str) -> bool {
         self.rules.iter().any(|r| {
-            r.reads(event_type) && (r.when.is_some() || !matches!(r.kind, rules::Kind::TimeOfDay { .. } | rules::Kind::Count { .. }))
+            r.reads(event_type)
+                && (r.when.is_some()
+                    || !matches!(
+                        r.kind,
+                        rules::Kind::TimeOfDay { .. } | rules::Kind::Count { .. }
+                    ))
         })
     }
 
@@ -178,12 +183,18 @@ impl Detector {
             self.users.insert(user, (state, self.batches));
         }
         if self.users.len() > self.max_users {
-            // Evict a tenth at once so eviction is rare, not per batch.
+            // Evict a tenth more than needed so eviction is rare, not per
+            // batch; the least recently seen go first.
             let excess = self.users.len() - self.max_users + self.max_users / 10;
-            let mut ages: Vec<u64> = self.users.values().map(|(_, seen)| *seen).collect();
-            ages.sort_unstable();
-            let cutoff = ages[excess.min(ages.len()) - 1];
-            self.users.retain(|_, (_, seen)| *seen > cutoff);
+            let mut by_age: Vec<(u64, String)> = self
+                .users
+                .iter()
+                .map(|(user, (_, seen))| (*seen, user.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, user) in by_age.into_iter().take(excess) {
+                self.users.remove(&user);
+            }
         }
     }
 
@@ -255,22 +266,30 @@ impl Staged {
             return Vec::new();
         };
         let rules = &self.rules.rules;
-        evaluate(rules, state, Seen { event_type, ts, payload })
-            .into_iter()
-            .map(|finding| {
-                let rule = &rules[finding.rule];
-                Anomaly {
-                    anomaly_id: anomaly_id(&rule.name, event_id),
-                    event_id,
-                    user_id: user_id.to_owned(),
-                    rule: rule.name.clone(),
-                    severity: severity(rule.severity),
-                    description: rule.description.clone(),
-                    event_ts: ts,
-                    details: finding.details,
-                }
-            })
-            .collect()
+        evaluate(
+            rules,
+            state,
+            Seen {
+                event_type,
+                ts,
+                payload,
+            },
+        )
+        .into_iter()
+        .map(|finding| {
+            let rule = &rules[finding.rule];
+            Anomaly {
+                anomaly_id: anomaly_id(&rule.name, event_id),
+                event_id,
+                user_id: user_id.to_owned(),
+                rule: rule.name.clone(),
+                severity: severity(rule.severity),
+                description: rule.description.clone(),
+                event_ts: ts,
+                details: finding.details,
+            }
+        })
+        .collect()
     }
 }
 
@@ -285,7 +304,10 @@ mod tests {
     use serde_json::json;
 
     fn detector(max_users: usize) -> Detector {
-        Detector::new(Arc::new(RuleSet::new(parse(DEFAULT_RULES, "d").unwrap())), max_users)
+        Detector::new(
+            Arc::new(RuleSet::new(parse(DEFAULT_RULES, "d").unwrap())),
+            max_users,
+        )
     }
 
     #[test]
@@ -304,7 +326,11 @@ mod tests {
         assert_eq!(staged.missing, vec!["u"]);
         for i in 0..2 {
             let ts = t0 + chrono::Duration::seconds(i);
-            assert!(staged.evaluate(Uuid::new_v4(), "u", "login", ts, &payload).is_empty());
+            assert!(
+                staged
+                    .evaluate(Uuid::new_v4(), "u", "login", ts, &payload)
+                    .is_empty()
+            );
         }
         live.keep(staged);
         // A restarted worker replays the two stored failures.
@@ -322,7 +348,13 @@ mod tests {
         for d in [&mut live, &mut restarted] {
             let mut staged = d.stage(["u"]);
             assert!(staged.missing.is_empty());
-            let found = staged.evaluate(Uuid::new_v4(), "u", "login", t0 + chrono::Duration::seconds(2), &payload);
+            let found = staged.evaluate(
+                Uuid::new_v4(),
+                "u",
+                "login",
+                t0 + chrono::Duration::seconds(2),
+                &payload,
+            );
             assert_eq!(found.len(), 1, "the third failure fires either way");
             assert_eq!(found[0].rule, "repeated_login_failures");
         }
@@ -342,6 +374,11 @@ mod tests {
             assert!(d.users() <= 1000, "{} users tracked", d.users());
         }
         assert!(d.users() >= 900);
+        // One batch with more users than the cap keeps some of them.
+        let users: Vec<String> = (0..5000).map(|i| format!("big-{i}")).collect();
+        let staged = d.stage(users.iter().map(String::as_str));
+        d.keep(staged);
+        assert!((900..=1000).contains(&d.users()), "{}", d.users());
     }
 
     #[test]
@@ -351,7 +388,13 @@ mod tests {
         drop(staged);
         assert_eq!(d.users(), 0);
         let mut staged = d.stage(["u"]);
-        staged.evaluate(Uuid::new_v4(), "u", "heartbeat", Utc::now(), &json!({"heart_rate": 70}));
+        staged.evaluate(
+            Uuid::new_v4(),
+            "u",
+            "heartbeat",
+            Utc::now(),
+            &json!({"heart_rate": 70}),
+        );
         d.keep(staged);
         assert_eq!(d.entries(), 1);
     }

@@ -210,10 +210,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, String> {
         let line = text[..spanned.span().start].matches('\n').count() + 1;
         let spec = spanned.into_inner();
         let name = spec.name.clone();
-        let rule = check(spec)
-            .map_err(|e| format!("{origin}: line {line}: rule {name:?}: {e}"))?;
+        let rule = check(spec).map_err(|e| format!("{origin}: line {line}: rule {name:?}: {e}"))?;
         if rules.iter().any(|r| r.name == rule.name) {
-            return Err(format!("{origin}: line {line}: rule {name:?} is defined twice"));
+            return Err(format!(
+                "{origin}: line {line}: rule {name:?} is defined twice"
+            ));
         }
         rules.push(rule);
     }
@@ -346,10 +347,21 @@ mod tests {
     fn errors_name_the_line_and_the_rule() {
         let text = "[[rules]]\nname = \"a\"\nseverity = \"low\"\ndescription = \"d\"\nkind = \"threshold\"\nfield = \"x\"\nabove = 1\n\n[[rules]]\nname = \"b\"\nseverity = \"low\"\ndescription = \"d\"\nkind = \"count\"\nwindow_secs = 0\nat_least = 3\n";
         let error = parse(text, "rules.toml").unwrap_err();
-        assert!(error.contains("rules.toml: line 9: rule \"b\": window_secs must be more than 0"), "{error}");
-        let error = parse("[[rules]]\nname = \"a\"\nseverity = \"urgent\"\n", "r.toml").unwrap_err();
-        assert!(error.contains("r.toml") && error.contains("line 3"), "{error}");
-        let error = parse("[[rules]]\nname=\"a\"\nseverity=\"low\"\ndescription=\"d\"\nkind=\"teleport\"\n", "r").unwrap_err();
+        assert!(
+            error.contains("rules.toml: line 9: rule \"b\": window_secs must be more than 0"),
+            "{error}"
+        );
+        let error =
+            parse("[[rules]]\nname = \"a\"\nseverity = \"urgent\"\n", "r.toml").unwrap_err();
+        assert!(
+            error.contains("r.toml") && error.contains("line 3"),
+            "{error}"
+        );
+        let error = parse(
+            "[[rules]]\nname=\"a\"\nseverity=\"low\"\ndescription=\"d\"\nkind=\"teleport\"\n",
+            "r",
+        )
+        .unwrap_err();
         assert!(error.contains("teleport"), "{error}");
     }
 }

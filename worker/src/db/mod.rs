@@ -1,10 +1,10 @@
 //! The worker's one door to PostgreSQL: the connection pool, migrations,
 //! and batch writes. Nothing else in the worker imports diesel.
 
+pub mod anomalies;
 /// Diesel's view of the tables, as `diesel print-schema` writes it.
 #[allow(missing_docs)] // generated
 pub mod schema;
-pub mod anomalies;
 mod scratch;
 pub mod store;
 

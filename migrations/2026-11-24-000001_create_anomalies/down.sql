@@ -1,1 +1,2 @@
+DROP TABLE anomaly_outbox;
 DROP TABLE anomalies;

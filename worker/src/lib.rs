@@ -51,7 +51,15 @@ pub struct Worker {
     /// The anomaly detector (`None` when `WORKER_ANOMALIES` is false), with
     /// the revocation count its state was built under.
     pub detector: Option<tokio::sync::Mutex<(anomaly::Detector, u64)>>,
+    /// Committed anomalies on their way to the topic.
+    pub publications: tokio::sync::mpsc::Sender<Vec<anomaly::Anomaly>>,
+    /// The other end, taken by the publishing task.
+    publications_queue:
+        std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Vec<anomaly::Anomaly>>>>,
 }
+
+/// Committed batches whose anomalies may wait for publication at once.
+const PUBLICATION_QUEUE: usize = 16;
 
 /// Connects everything, failing with a message naming the variable to fix
 /// when PostgreSQL or Kafka cannot be reached or the schema or a topic is
@@ -69,8 +77,11 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     let detector = config.rules.clone().map(|rules| {
         tokio::sync::Mutex::new((anomaly::Detector::new(rules, config.anomaly_max_users), 0))
     });
+    let (publications, queue) = tokio::sync::mpsc::channel(PUBLICATION_QUEUE);
     Ok(Arc::new(Worker {
         detector,
+        publications,
+        publications_queue: std::sync::Mutex::new(Some(queue)),
         config,
         pool,
         source,
@@ -134,6 +145,14 @@ pub async fn serve(
     });
     let probe = tokio::spawn(probe(worker.clone()));
     let sweep = tokio::spawn(pipeline::sweep_unpublished(worker.clone()));
+    let queue = worker
+        .publications_queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    let (pipeline_done, done) = tokio::sync::watch::channel(false);
+    let publisher =
+        queue.map(|queue| tokio::spawn(pipeline::publish_committed(worker.clone(), queue, done)));
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(
         axum::serve(listener, app(worker.clone()))
@@ -154,6 +173,15 @@ pub async fn serve(
     }
     probe.abort();
     sweep.abort();
+    // What committed batches queued is published before the worker stops,
+    // within the grace period (a sweep, here or elsewhere, covers the rest).
+    let _ = pipeline_done.send(true);
+    if let Some(mut publisher) = publisher
+        && tokio::time::timeout(grace, &mut publisher).await.is_err()
+    {
+        tracing::warn!("anomalies still unpublished at shutdown; the sweep will publish them");
+        publisher.abort();
+    }
     // Wait for the aborts, so the clients they hold close before we return.
     let _ = probe.await;
     let _ = sweep.await;

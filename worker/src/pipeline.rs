@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use prometheus::IntCounter;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Worker;
@@ -252,8 +252,39 @@ async fn store_rows(
             .with_label_values(&[anomaly.rule.as_str(), anomaly.severity])
             .inc();
     }
-    publish(worker, &stored.anomalies).await;
+    if !stored.anomalies.is_empty() {
+        // Publication waits for Kafka; the next batch need not. A full
+        // queue (Kafka slow) holds the pipeline back rather than memory.
+        let _ = worker.publications.send(stored.anomalies).await;
+    }
     Ok(refused)
+}
+
+/// Publishes what committed batches hand over, in commit order. Once
+/// `done` turns true (the pipeline has stopped, nothing more will be
+/// queued) it publishes what is left and returns.
+pub async fn publish_committed(
+    worker: Arc<Worker>,
+    mut queue: mpsc::Receiver<Vec<Anomaly>>,
+    mut done: watch::Receiver<bool>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = queue.recv() => next,
+            stopped = done.wait_for(|d| *d) => {
+                drop(stopped);
+                break;
+            }
+        };
+        match next {
+            Some(anomalies) => publish(&worker, &anomalies).await,
+            None => return,
+        }
+    }
+    while let Ok(anomalies) = queue.try_recv() {
+        publish(&worker, &anomalies).await;
+    }
 }
 
 /// Puts stored anomalies on the topic and records that they are there. A

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
 
+use super::payload::Payload;
 use super::rules::{Kind, Rule};
 
 /// Most values a `new_value` rule remembers per user; past it the oldest
@@ -30,7 +31,7 @@ pub struct Seen<'a> {
     /// Its time.
     pub ts: DateTime<Utc>,
     /// Its payload.
-    pub payload: &'a Value,
+    pub payload: &'a Payload<'a>,
 }
 
 /// What one rule remembers about one user.
@@ -104,12 +105,20 @@ fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Evaluates `event` against every rule, updating `state`; returns what
-/// fired.
-pub fn evaluate(rules: &[Rule], state: &mut UserState, event: Seen<'_>) -> Vec<Finding> {
+/// Evaluates `event` against the rules at `indexes` (those reading its
+/// type), updating `state`; returns what fired.
+pub fn evaluate(
+    rules: &[Rule],
+    indexes: &[usize],
+    state: &mut UserState,
+    event: Seen<'_>,
+) -> Vec<Finding> {
     let mut found = Vec::new();
     let t = event.ts.timestamp_micros();
-    for (index, (rule, memory)) in rules.iter().zip(state.memories.iter_mut()).enumerate() {
+    for &index in indexes {
+        let (Some(rule), Some(memory)) = (rules.get(index), state.memories.get_mut(index)) else {
+            continue;
+        };
         if !rule.reads(event.event_type) {
             continue;
         }
@@ -123,7 +132,7 @@ pub fn evaluate(rules: &[Rule], state: &mut UserState, event: Seen<'_>) -> Vec<F
                 },
                 _,
             ) if matches => {
-                let value = event.payload.get(field).and_then(Value::as_f64);
+                let value = event.payload.number(field);
                 value
                     .filter(|v| above.is_some_and(|a| *v > a) || below.is_some_and(|b| *v < b))
                     .map(|v| json!({ "field": field, "value": v, "above": above, "below": below }))
@@ -160,7 +169,7 @@ pub fn evaluate(rules: &[Rule], state: &mut UserState, event: Seen<'_>) -> Vec<F
                 })
             }
             (Kind::NewValue { field, history }, Memory::Values(values)) if matches => {
-                match event.payload.get(field).map(value_text) {
+                match event.payload.get(field).as_ref().map(value_text) {
                     None => None,
                     Some(value) => {
                         let since = t - micros(*history);
@@ -189,7 +198,7 @@ pub fn evaluate(rules: &[Rule], state: &mut UserState, event: Seen<'_>) -> Vec<F
                 }
             }
             (Kind::Jump { field, by, within }, Memory::Last(last)) if matches => {
-                match event.payload.get(field).and_then(Value::as_f64) {
+                match event.payload.number(field) {
                     None => None,
                     Some(value) => {
                         let fired = last
@@ -266,8 +275,13 @@ mod tests {
         /// Sends an event `secs` after the start; returns the rules fired.
         fn send(&mut self, secs: f64, event_type: &str, payload: Value) -> Vec<String> {
             let ts = self.start + chrono::Duration::milliseconds((secs * 1000.0) as i64);
+            // The raw path, as new events take it.
+            let text = payload.to_string();
+            let payload = Payload::split(&text).unwrap();
+            let all: Vec<usize> = (0..self.rules.len()).collect();
             evaluate(
                 &self.rules,
+                &all,
                 &mut self.state,
                 Seen {
                     event_type,

@@ -1,7 +1,8 @@
 //! Anomaly detection in the worker: [`rules`] says what to look for,
 //! [`engine`] evaluates one user's events, and [`Detector`] keeps every
-//! user's state between batches, bounded, and hands out a [`Staged`] copy
-//! per batch so a write that fails leaves the state as it was.
+//! user's state between batches, bounded, lending a batch its users'
+//! states as a [`Staged`]: kept when the batch is durable, dropped (and
+//! later rebuilt from PostgreSQL) when its write fails.
 //!
 //! A user's state is loaded lazily: the first time a batch holds a user the
 //! detector does not know (after start-up, a rebalance or an eviction), the
@@ -9,6 +10,7 @@
 //! fresh state. Evicting a user is therefore always safe.
 
 pub mod engine;
+pub mod payload;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use self::engine::{Seen, UserState, evaluate};
+pub use self::payload::Payload;
 use self::rules::{Rule, Severity};
 
 /// Namespace of anomaly ids: UUIDv5 of `rule:event_id` in it, so the same
@@ -70,29 +73,68 @@ pub struct Past {
 pub struct RuleSet {
     /// The rules, in file order.
     pub rules: Vec<Rule>,
+    /// For each event type some rule names: the rules that read it.
+    by_type: HashMap<String, Plan>,
+    /// For every other type: the rules that read every type.
+    other: Plan,
+}
+
+/// Which rules read one event type, worked out once.
+#[derive(Debug, Default)]
+struct Plan {
+    rules: Vec<usize>,
+    needs_payload: bool,
+}
+
+impl Plan {
+    fn for_type(rules: &[Rule], event_type: Option<&str>) -> Self {
+        let reading: Vec<usize> = (0..rules.len())
+            .filter(|&i| match event_type {
+                Some(t) => rules[i].reads(t),
+                None => rules[i].event_type.is_none(),
+            })
+            .collect();
+        let needs_payload = reading.iter().any(|&i| {
+            let r = &rules[i];
+            r.when.is_some()
+                || !matches!(
+                    r.kind,
+                    rules::Kind::TimeOfDay { .. } | rules::Kind::Count { .. }
+                )
+        });
+        Plan {
+            rules: reading,
+            needs_payload,
+        }
+    }
 }
 
 impl RuleSet {
     /// Wraps checked rules.
     pub fn new(rules: Vec<Rule>) -> Self {
-        Self { rules }
+        let by_type = rules
+            .iter()
+            .filter_map(|r| r.event_type.clone())
+            .map(|t| {
+                let plan = Plan::for_type(&rules, Some(&t));
+                (t, plan)
+            })
+            .collect();
+        let other = Plan::for_type(&rules, None);
+        Self {
+            rules,
+            by_type,
+            other,
+        }
     }
 
-    /// Whether any rule reads `event_type`.
-    pub fn reads(&self, event_type: &str) -> bool {
-        self.rules.iter().any(|r| r.reads(event_type))
+    fn plan(&self, event_type: &str) -> &Plan {
+        self.by_type.get(event_type).unwrap_or(&self.other)
     }
 
     /// Whether a rule reading `event_type` needs its payload.
     pub fn needs_payload(&self, event_type: &str) -> bool {
-        self.rules.iter().any(|r| {
-            r.reads(event_type)
-                && (r.when.is_some()
-                    || !matches!(
-                        r.kind,
-                        rules::Kind::TimeOfDay { .. } | rules::Kind::Count { .. }
-                    ))
-        })
+        self.plan(event_type).needs_payload
     }
 
     /// For each event type a stateful rule reads (`*` for rules of every
@@ -149,18 +191,21 @@ impl Detector {
         &self.rules
     }
 
-    /// Copies the state of `users` for a batch; users it does not know are
-    /// listed in [`Staged::missing`].
-    pub fn stage<'a>(&self, users: impl IntoIterator<Item = &'a str>) -> Staged {
+    /// Takes the state of `users` out for a batch; users it does not know
+    /// are listed in [`Staged::missing`]. Until [`Detector::keep`] gives
+    /// them back, those users are unknown here: a batch whose write fails
+    /// is simply dropped, and its users' states are rebuilt from
+    /// PostgreSQL when they next appear.
+    pub fn stage<'a>(&mut self, users: impl IntoIterator<Item = &'a str>) -> Staged {
         let mut states = HashMap::new();
         let mut missing = Vec::new();
         for user in users {
             if states.contains_key(user) {
                 continue;
             }
-            match self.users.get(user) {
-                Some((state, _)) => {
-                    states.insert(user.to_owned(), state.clone());
+            match self.users.remove_entry(user) {
+                Some((key, (state, _))) => {
+                    states.insert(key, state);
                 }
                 None => {
                     states.insert(user.to_owned(), UserState::new(&self.rules.rules));
@@ -243,11 +288,12 @@ impl Staged {
         if let Some(state) = self.states.get_mut(&past.user_id) {
             evaluate(
                 &self.rules.rules,
+                &self.rules.plan(&past.event_type).rules,
                 state,
                 Seen {
                     event_type: &past.event_type,
                     ts: past.ts,
-                    payload: &past.payload,
+                    payload: &Payload::Parsed(&past.payload),
                 },
             );
         }
@@ -260,7 +306,7 @@ impl Staged {
         user_id: &str,
         event_type: &str,
         ts: DateTime<Utc>,
-        payload: &Value,
+        payload: &Payload<'_>,
     ) -> Vec<Anomaly> {
         let Some(state) = self.states.get_mut(user_id) else {
             return Vec::new();
@@ -268,6 +314,7 @@ impl Staged {
         let rules = &self.rules.rules;
         evaluate(
             rules,
+            &self.rules.plan(event_type).rules,
             state,
             Seen {
                 event_type,
@@ -328,7 +375,7 @@ mod tests {
             let ts = t0 + chrono::Duration::seconds(i);
             assert!(
                 staged
-                    .evaluate(Uuid::new_v4(), "u", "login", ts, &payload)
+                    .evaluate(Uuid::new_v4(), "u", "login", ts, &Payload::Parsed(&payload))
                     .is_empty()
             );
         }
@@ -353,7 +400,7 @@ mod tests {
                 "u",
                 "login",
                 t0 + chrono::Duration::seconds(2),
-                &payload,
+                &Payload::Parsed(&payload),
             );
             assert_eq!(found.len(), 1, "the third failure fires either way");
             assert_eq!(found[0].rule, "repeated_login_failures");
@@ -368,7 +415,13 @@ mod tests {
             let users: Vec<String> = (0..100).map(|i| format!("user-{batch}-{i}")).collect();
             let mut staged = d.stage(users.iter().map(String::as_str));
             for u in &users {
-                staged.evaluate(Uuid::new_v4(), u, "heartbeat", Utc::now(), &payload);
+                staged.evaluate(
+                    Uuid::new_v4(),
+                    u,
+                    "heartbeat",
+                    Utc::now(),
+                    &Payload::Parsed(&payload),
+                );
             }
             d.keep(staged);
             assert!(d.users() <= 1000, "{} users tracked", d.users());
@@ -382,18 +435,34 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_batch_leaves_the_state_as_it_was() {
+    fn a_failed_batch_forgets_its_users_to_rebuild_them() {
         let mut d = detector(10);
-        let staged = d.stage(["u"]);
-        drop(staged);
-        assert_eq!(d.users(), 0);
         let mut staged = d.stage(["u"]);
         staged.evaluate(
             Uuid::new_v4(),
             "u",
             "heartbeat",
             Utc::now(),
-            &json!({"heart_rate": 70}),
+            &Payload::Parsed(&json!({"heart_rate": 70})),
+        );
+        d.keep(staged);
+        assert_eq!(d.users(), 1);
+        let staged = d.stage(["u"]);
+        assert!(staged.missing.is_empty());
+        drop(staged);
+        assert_eq!(d.users(), 0);
+        assert_eq!(
+            d.stage(["u"]).missing,
+            vec!["u"],
+            "rebuilt from PostgreSQL next time"
+        );
+        let mut staged = d.stage(["u"]);
+        staged.evaluate(
+            Uuid::new_v4(),
+            "u",
+            "heartbeat",
+            Utc::now(),
+            &Payload::Parsed(&json!({"heart_rate": 70})),
         );
         d.keep(staged);
         assert_eq!(d.entries(), 1);

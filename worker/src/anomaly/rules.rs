@@ -8,6 +8,8 @@ use chrono::NaiveTime;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::payload::Payload;
+
 /// The rules used when `WORKER_RULES_FILE` is not set.
 pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 
@@ -60,10 +62,11 @@ pub struct When {
 
 impl When {
     /// Whether `payload` passes (a missing field does not).
-    pub fn matches(&self, payload: &Value) -> bool {
+    pub fn matches(&self, payload: &Payload<'_>) -> bool {
         let Some(value) = payload.get(&self.field) else {
             return false;
         };
+        let value = &value;
         match &self.test {
             Test::Equals(expected) => value == expected,
             Test::AtLeast(x) => value.as_f64().is_some_and(|v| v >= *x),

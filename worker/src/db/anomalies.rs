@@ -1,6 +1,6 @@
 //! The anomalies table: replaying a user's stored history into the
 //! detector's state, writing anomalies in the batch's transaction, and the
-//! bookkeeping of their publication.
+//! outbox that records which are not yet on the topic.
 
 use std::time::Duration;
 
@@ -74,7 +74,8 @@ struct Id {
     anomaly_id: Uuid,
 }
 
-/// Inserts `found`, skipping ids already stored; returns the new ones.
+/// Inserts `found`, skipping ids already stored, and queues the new ones
+/// in the outbox; returns them.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     found: &[Anomaly],
@@ -85,11 +86,14 @@ pub async fn insert(
     let text = |f: fn(&Anomaly) -> &str| found.iter().map(f).collect::<Vec<&str>>();
     let details: Vec<String> = found.iter().map(|a| a.details.to_string()).collect();
     let rows: Vec<Id> = sql_query(
-        "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
-         SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details::jsonb
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
-           AS a (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
-         ON CONFLICT (anomaly_id) DO NOTHING
+        "WITH new AS (
+           INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+           SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details::jsonb
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+             AS a (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+           ON CONFLICT (anomaly_id) DO NOTHING
+           RETURNING anomaly_id)
+         INSERT INTO anomaly_outbox (anomaly_id) SELECT anomaly_id FROM new
          RETURNING anomaly_id",
     )
     .bind::<Array<SqlUuid>, _>(found.iter().map(|a| a.anomaly_id).collect::<Vec<_>>())
@@ -111,7 +115,7 @@ pub async fn mark_published(pool: &DbPool, ids: &[Uuid]) -> Result<(), StoreErro
         .get()
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    sql_query("UPDATE anomalies SET published_at = now() WHERE anomaly_id = ANY($1)")
+    sql_query("DELETE FROM anomaly_outbox WHERE anomaly_id = ANY($1)")
         .bind::<Array<SqlUuid>, _>(ids)
         .execute(&mut conn)
         .await?;
@@ -150,10 +154,10 @@ pub async fn unpublished(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let rows: Vec<Unpublished> = sql_query(
-        "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details
-         FROM anomalies
-         WHERE published_at IS NULL AND detected_at < now() - make_interval(secs => $1)
-         ORDER BY detected_at LIMIT $2",
+        "SELECT a.anomaly_id, a.event_id, a.user_id, a.rule, a.severity, a.description, a.event_ts, a.details
+         FROM anomaly_outbox o JOIN anomalies a USING (anomaly_id)
+         WHERE o.queued_at < now() - make_interval(secs => $1)
+         ORDER BY o.queued_at LIMIT $2",
     )
     .bind::<diesel::sql_types::Double, _>(older_than.as_secs_f64())
     .bind::<diesel::sql_types::BigInt, _>(limit)

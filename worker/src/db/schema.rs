@@ -27,10 +27,17 @@ diesel::table! {
         event_ts -> Timestamptz,
         detected_at -> Timestamptz,
         details -> Jsonb,
-        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    anomaly_outbox (anomaly_id) {
+        anomaly_id -> Uuid,
+        queued_at -> Timestamptz,
     }
 }
 
 diesel::joinable!(anomalies -> events (event_id));
+diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
 
-diesel::allow_tables_to_appear_in_same_query!(anomalies, events,);
+diesel::allow_tables_to_appear_in_same_query!(anomalies, anomaly_outbox, events,);

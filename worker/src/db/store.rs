@@ -22,7 +22,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{DbPool, anomalies};
-use crate::anomaly::{Anomaly, Staged};
+use crate::anomaly::{Anomaly, Payload, Staged};
 
 const INSERT_EVENTS: &str = "\
 INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
@@ -180,10 +180,14 @@ async fn insert_all(
         for row in rows {
             // A new row is evaluated once, even if the batch repeats it.
             if new.remove(&row.event_id) {
-                let payload = if staged.needs_payload(&row.event_type) {
-                    serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null)
+                let parsed;
+                let payload = if !staged.needs_payload(&row.event_type) {
+                    Payload::Empty
+                } else if let Some(fields) = Payload::split(&row.payload) {
+                    fields
                 } else {
-                    serde_json::Value::Null
+                    parsed = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+                    Payload::Parsed(&parsed)
                 };
                 found.extend(staged.evaluate(
                     row.event_id,

@@ -14,15 +14,8 @@ use serde_json::{Value, json};
 
 use crate::random::Rng;
 
-/// The event types the generator knows, as the API names them.
-pub const EVENT_TYPES: [&str; 6] = [
-    "login",
-    "purchase",
-    "api_call",
-    "heartbeat",
-    "click",
-    "file_access",
-];
+/// The event types the generator knows: the contract's known types.
+pub use eventpipe_contract::KNOWN_TYPES as EVENT_TYPES;
 
 /// Placeholders, each as wide as what replaces it.
 const ID_SLOT: &str = "00000000-0000-0000-0000-000000000000";

@@ -33,9 +33,11 @@ pub const FIELDS: [&str; 6] = [
 ];
 /// `source` when the client sends none.
 pub const DEFAULT_SOURCE: &str = "api";
-const USER_ID_MAX_CHARS: usize = 128;
+/// Longest `user_id`, in characters.
+pub const USER_ID_MAX_CHARS: usize = 128;
 const TYPE_MAX_CHARS: usize = 64;
-const SOURCE_MAX_CHARS: usize = 64;
+/// Longest `source`, in characters.
+pub const SOURCE_MAX_CHARS: usize = 64;
 /// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write.
 const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
 
@@ -209,9 +211,9 @@ pub fn check_record(record: &EventRecord<'_>) -> Result<(), FieldError> {
     if record.event_id.is_nil() {
         return Err(FieldError::new("/event_id", "must not be the nil UUID"));
     }
-    bounded_text(&record.user_id, USER_ID_MAX_CHARS).map_err(|e| FieldError::new("/user_id", e))?;
-    event_type_text(&record.event_type).map_err(|e| FieldError::new("/type", e))?;
-    bounded_text(&record.source, SOURCE_MAX_CHARS).map_err(|e| FieldError::new("/source", e))?;
+    check_text(&record.user_id, USER_ID_MAX_CHARS).map_err(|e| FieldError::new("/user_id", e))?;
+    check_event_type(&record.event_type).map_err(|e| FieldError::new("/type", e))?;
+    check_text(&record.source, SOURCE_MAX_CHARS).map_err(|e| FieldError::new("/source", e))?;
     let payload = record.payload.get();
     if !payload.starts_with('{') {
         return Err(FieldError::new("/payload", "must be a JSON object"));
@@ -246,13 +248,13 @@ fn user_id(v: &RawValue) -> Result<Cow<'_, str>, String> {
         return Ok(Cow::Borrowed(digits));
     }
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
-    bounded_text(&text, USER_ID_MAX_CHARS)?;
+    check_text(&text, USER_ID_MAX_CHARS)?;
     Ok(text)
 }
 
 fn event_type<'a>(v: &'a RawValue, rules: &Rules) -> Result<Cow<'a, str>, String> {
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
-    event_type_text(&text)?;
+    check_event_type(&text)?;
     if rules.strict_types && !payload::is_known(&text) {
         return Err(format!(
             "unknown event type {text:?}; strict mode accepts only {}",
@@ -262,8 +264,9 @@ fn event_type<'a>(v: &'a RawValue, rules: &Rules) -> Result<Cow<'a, str>, String
     Ok(text)
 }
 
-/// `^[a-z][a-z0-9_.-]{0,63}$`, spelled out.
-fn event_type_text(text: &str) -> Result<(), String> {
+/// Whether `text` is a well-formed event type: `^[a-z][a-z0-9_.-]{0,63}$`,
+/// spelled out.
+pub fn check_event_type(text: &str) -> Result<(), String> {
     let bytes = text.as_bytes();
     let well_formed = bytes.first().is_some_and(u8::is_ascii_lowercase)
         && bytes.len() <= TYPE_MAX_CHARS
@@ -280,12 +283,13 @@ fn event_type_text(text: &str) -> Result<(), String> {
 
 fn source(v: &RawValue) -> Result<Cow<'_, str>, String> {
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
-    bounded_text(&text, SOURCE_MAX_CHARS)?;
+    check_text(&text, SOURCE_MAX_CHARS)?;
     Ok(text)
 }
 
-/// 1..=max characters and no control characters.
-fn bounded_text(text: &str, max: usize) -> Result<(), String> {
+/// Whether `text` is 1..=max characters with no control characters (the
+/// rule for `user_id` and `source`).
+pub fn check_text(text: &str, max: usize) -> Result<(), String> {
     let chars = text.chars().count();
     if chars == 0 {
         return Err("must not be empty".to_owned());

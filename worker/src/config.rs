@@ -18,7 +18,7 @@ pub const VARS: &[Var] = &[
     var(
         "WORKER_ADDR",
         Some("127.0.0.1:8081"),
-        "address of the worker's HTTP server (health, readiness, metrics)",
+        "address of the worker's HTTP server (analytics API, health, readiness, metrics)",
     ),
     var(
         "DATABASE_URL",
@@ -101,6 +101,26 @@ pub const VARS: &[Var] = &[
         "topic anomalies are published to, keyed by user_id",
     ),
     var(
+        "WORKER_ANALYTICS_TOKEN",
+        None,
+        "read token the analytics endpoints require as `Authorization: Bearer <token>`; unset leaves them open",
+    ),
+    var(
+        "WORKER_ANALYTICS_POOL_SIZE",
+        Some("2"),
+        "PostgreSQL connections for analytics queries (apart from the writers')",
+    ),
+    var(
+        "WORKER_ANALYTICS_TIMEOUT_MS",
+        Some("10000"),
+        "statement timeout of an analytics query; past it the request gets a 503",
+    ),
+    var(
+        "WORKER_ANALYTICS_MAX_BUCKETS",
+        Some("10000"),
+        "most buckets a time series may have; more is a 400",
+    ),
+    var(
         "WORKER_SHUTDOWN_GRACE_SECS",
         Some("10"),
         "on SIGTERM, how long the batch in flight may take to finish",
@@ -145,6 +165,14 @@ pub struct WorkerConfig {
     pub anomaly_max_users: usize,
     /// `KAFKA_ANOMALIES_TOPIC`, default `anomalies`.
     pub anomalies_topic: String,
+    /// `WORKER_ANALYTICS_TOKEN`; a secret, so `Debug` says only whether it is set.
+    pub analytics_token: Option<String>,
+    /// `WORKER_ANALYTICS_POOL_SIZE`, default 2.
+    pub analytics_pool_size: u32,
+    /// `WORKER_ANALYTICS_TIMEOUT_MS`, default 10000.
+    pub analytics_timeout_ms: u64,
+    /// `WORKER_ANALYTICS_MAX_BUCKETS`, default 10000.
+    pub analytics_max_buckets: usize,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -166,6 +194,10 @@ impl fmt::Debug for WorkerConfig {
             .field("retry_max", &self.retry_max)
             .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
             .field("anomalies_topic", &self.anomalies_topic)
+            .field("analytics_token_set", &self.analytics_token.is_some())
+            .field("analytics_pool_size", &self.analytics_pool_size)
+            .field("analytics_timeout_ms", &self.analytics_timeout_ms)
+            .field("analytics_max_buckets", &self.analytics_max_buckets)
             .finish()
     }
 }
@@ -217,6 +249,12 @@ impl WorkerConfig {
             },
             anomaly_max_users: env.positive("WORKER_ANOMALY_MAX_USERS")?,
             anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
+            analytics_token: env
+                .raw("WORKER_ANALYTICS_TOKEN")
+                .filter(|t| !t.trim().is_empty()),
+            analytics_pool_size: env.positive("WORKER_ANALYTICS_POOL_SIZE")?,
+            analytics_timeout_ms: env.positive("WORKER_ANALYTICS_TIMEOUT_MS")?,
+            analytics_max_buckets: env.positive("WORKER_ANALYTICS_MAX_BUCKETS")?,
         })
     }
 }
@@ -310,5 +348,13 @@ mod tests {
         })
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+        let c = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "WORKER_ANALYTICS_TOKEN" => Some("t0ken-s3cret".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.analytics_token.as_deref(), Some("t0ken-s3cret"));
+        assert!(!format!("{c:?}").contains("t0ken-s3cret"));
     }
 }

@@ -1,7 +1,8 @@
 //! eventpipe's worker: consumes the events topic into PostgreSQL exactly
 //! once (at-least-once delivery, idempotent rows, offsets committed only
 //! after the transaction), with a dead-letter topic for messages that can
-//! never be stored, and health, readiness and metrics over HTTP.
+//! never be stored, anomaly detection, and over HTTP the analytics read API
+//! (with Swagger UI at `/docs`), health, readiness and metrics.
 //!
 //! [`serve`] runs it on a bound listener until a shutdown future resolves,
 //! so tests run the real worker and `main` stays thin.
@@ -13,17 +14,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
+pub mod analytics;
 pub mod anomaly;
 pub mod config;
+pub mod controllers;
 pub mod db;
 pub mod decode;
+pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod pipeline;
 pub mod source;
 
@@ -38,8 +45,10 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Worker {
     /// The configuration it started with.
     pub config: WorkerConfig,
-    /// PostgreSQL connections.
+    /// PostgreSQL connections for writing.
     pub pool: db::DbPool,
+    /// Analytics queries, on connections of their own.
+    pub analytics: db::analytics::Analytics,
     /// Kafka consumer and DLQ producer.
     pub source: Source,
     /// Prometheus metrics.
@@ -71,6 +80,10 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     db::check_schema(&config.database_url).await?;
     let metrics = Metrics::new().context("registering metrics")?;
     let pool = db::pool(&config.database_url, config.pool_size).await?;
+    let analytics = db::analytics::Analytics::new(
+        db::pool(&config.database_url, config.analytics_pool_size).await?,
+        config.analytics_timeout_ms,
+    );
     let database_up = db::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
     source.check_topics(&config, config.connect_timeout)?;
@@ -84,6 +97,7 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         publications_queue: std::sync::Mutex::new(Some(queue)),
         config,
         pool,
+        analytics,
         source,
         metrics,
         database_up: AtomicBool::new(database_up),
@@ -91,42 +105,73 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     }))
 }
 
-/// The HTTP routes: `/health`, `/ready`, `/metrics`.
+/// The HTTP routes: the analytics API under `/api/v1/analytics`, `/health`,
+/// `/ready`, `/metrics`, and Swagger UI at `/docs` with the document at
+/// `/openapi.json`.
 pub fn app(worker: Arc<Worker>) -> Router {
-    Router::new()
+    use controllers::analytics::{PREFIX, anomalies, counts, require_read_token};
+    let analytics = Router::new()
+        .route(&format!("{PREFIX}/counts/total"), get(counts::get_total))
         .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            &format!("{PREFIX}/counts/timeseries"),
+            get(counts::get_timeseries),
         )
-        .route("/ready", get(get_ready))
-        .route("/metrics", get(get_metrics))
+        .route(
+            &format!("{PREFIX}/counts/breakdown"),
+            get(counts::get_breakdown),
+        )
+        .route(
+            &format!("{PREFIX}/anomalies/counts"),
+            get(anomalies::get_anomaly_counts),
+        )
+        .route(
+            &format!("{PREFIX}/anomalies/timeseries"),
+            get(anomalies::get_anomaly_timeseries),
+        )
+        .route(
+            &format!("{PREFIX}/anomalies/recent"),
+            get(anomalies::get_recent_anomalies),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            require_read_token,
+        ));
+    Router::new()
+        .merge(analytics)
+        .route("/health", get(controllers::health::get_health))
+        .route("/ready", get(controllers::health::get_ready))
+        .route("/metrics", get(controllers::health::get_metrics))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::WorkerDoc::openapi()))
+        .layer(axum::middleware::from_fn_with_state(
+            worker.clone(),
+            observe,
+        ))
         .with_state(worker)
 }
 
-async fn get_ready(State(worker): State<Arc<Worker>>) -> impl IntoResponse {
-    let database = worker.database_up.load(Ordering::Relaxed);
-    let kafka = worker.kafka_up.load(Ordering::Relaxed);
-    let status = if database && kafka {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-        "database": database,
-        "kafka": kafka,
-    });
-    (status, axum::Json(body))
-}
-
-async fn get_metrics(State(worker): State<Arc<Worker>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        worker.metrics.render(),
-    )
+/// Middleware: request count and latency by route, method and status.
+async fn observe(State(worker): State<Arc<Worker>>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let labels = [route.as_str(), method.as_str(), status.as_str()];
+    worker
+        .metrics
+        .http_requests
+        .with_label_values(&labels)
+        .inc();
+    worker
+        .metrics
+        .http_duration
+        .with_label_values(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Runs the worker until `shutdown` resolves, then finishes (or abandons,

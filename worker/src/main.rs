@@ -1,5 +1,5 @@
-//! The `eventpipe-worker` binary: `migrate` applies pending migrations;
-//! without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists
+//! The `eventpipe-worker` binary: `migrate` applies pending migrations,
+//! `openapi` prints the OpenAPI document; without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists
 //! the environment variables.
 
 use anyhow::Context;
@@ -15,8 +15,12 @@ async fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("-h" | "--help") => {
             println!("eventpipe-worker: stores the events topic in PostgreSQL exactly once.\n");
-            println!("Usage: eventpipe-worker [migrate]\n");
+            println!("Usage: eventpipe-worker [migrate | openapi]\n");
             print!("{}", config::help());
+            return Ok(());
+        }
+        Some("openapi") => {
+            print!("{}", eventpipe_worker::openapi::document_json());
             return Ok(());
         }
         Some("migrate") => {

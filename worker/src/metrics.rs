@@ -2,7 +2,8 @@
 //! the one place they are spelled; each worker owns its registry.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Messages read from the events topic.
@@ -31,6 +32,10 @@ pub const ANOMALY_STATE_USERS: &str = "eventpipe_worker_anomaly_state_users";
 pub const ANOMALY_STATE_ENTRIES: &str = "eventpipe_worker_anomaly_state_entries";
 /// Anomalies stored but not yet on the topic after a failed publication.
 pub const ANOMALY_PUBLISH_FAILURES_TOTAL: &str = "eventpipe_worker_anomaly_publish_failures_total";
+/// HTTP requests by route, method and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "eventpipe_worker_http_requests_total";
+/// HTTP request latency by route, method and status.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "eventpipe_worker_http_request_duration_seconds";
 /// Offsets the worker never read because the topic no longer held them.
 pub const OFFSETS_SKIPPED_TOTAL: &str = "eventpipe_worker_offsets_skipped_total";
 
@@ -58,6 +63,10 @@ pub struct Metrics {
     pub end_to_end: Histogram,
     /// See [`OFFSETS_SKIPPED_TOTAL`].
     pub offsets_skipped: IntCounterVec,
+    /// See [`HTTP_REQUESTS_TOTAL`].
+    pub http_requests: IntCounterVec,
+    /// See [`HTTP_REQUEST_DURATION_SECONDS`].
+    pub http_duration: HistogramVec,
     /// See [`ANOMALIES_DETECTED_TOTAL`].
     pub anomalies: IntCounterVec,
     /// See [`ANOMALY_STATE_USERS`].
@@ -114,6 +123,24 @@ impl Metrics {
                 ),
                 &["topic", "partition"],
             )?,
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    HTTP_REQUESTS_TOTAL,
+                    "HTTP requests served, by route, method and status",
+                ),
+                &["route", "method", "status"],
+            )?,
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    HTTP_REQUEST_DURATION_SECONDS,
+                    "HTTP request latency, by route, method and status",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ]),
+                &["route", "method", "status"],
+            )?,
             anomalies: IntCounterVec::new(
                 Opts::new(
                     ANOMALIES_DETECTED_TOTAL,
@@ -145,6 +172,8 @@ impl Metrics {
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.end_to_end.clone()),
             Box::new(metrics.offsets_skipped.clone()),
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
             Box::new(metrics.anomalies.clone()),
             Box::new(metrics.anomaly_users.clone()),
             Box::new(metrics.anomaly_entries.clone()),

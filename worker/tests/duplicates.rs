@@ -1,5 +1,6 @@
 //! Redelivery never makes a second row: the same event_id within a batch,
-//! across batches, and a whole-topic replay by a fresh consumer group.
+//! across batches, and a whole-topic replay by a fresh consumer group; nor
+//! a second count in the per-minute rollups.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -67,6 +68,8 @@ async fn each_event_id_is_stored_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(db.events().await, 53);
+    // Redelivery added nothing to the rollups either.
+    db.assert_rollups_exact().await;
     assert_eq!(
         metric(&replay, "eventpipe_worker_events_stored_total").await,
         0.0

@@ -1,6 +1,7 @@
 //! The worker's one door to PostgreSQL: the connection pool, migrations,
 //! and batch writes. Nothing else in the worker imports diesel.
 
+pub mod analytics;
 pub mod anomalies;
 /// Diesel's view of the tables, as `diesel print-schema` writes it.
 #[allow(missing_docs)] // generated
@@ -54,13 +55,23 @@ pub async fn ping(pool: &DbPool) -> bool {
 }
 
 #[derive(QueryableByName)]
-struct Present {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    present: bool,
+struct Missing {
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
+/// The relations the worker reads and writes, newest migration's last.
+const REQUIRED_RELATIONS: [&str; 6] = [
+    "events",
+    "anomalies",
+    "anomaly_outbox",
+    "event_counts_minute",
+    "event_counts_hour",
+    "v_events",
+];
+
 /// Fails, saying what to do, when the database cannot be reached or its
-/// schema was never migrated.
+/// schema is not migrated to this version.
 pub async fn check_schema(database_url: &str) -> anyhow::Result<()> {
     let mut conn = AsyncPgConnection::establish(database_url)
         .await
@@ -70,15 +81,19 @@ pub async fn check_schema(database_url: &str) -> anyhow::Result<()> {
                 redact_url(database_url)
             )
         })?;
-    // The newest migration's table: present means the schema is current.
-    let rows: Vec<Present> = sql_query(
-        "SELECT to_regclass('events') IS NOT NULL AND to_regclass('anomalies') IS NOT NULL AS present",
-    )
-        .load(&mut conn)
-        .await?;
+    let missing: Vec<Missing> =
+        sql_query("SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL")
+            .bind::<diesel::sql_types::Array<Text>, _>(REQUIRED_RELATIONS.as_slice())
+            .load(&mut conn)
+            .await?;
     anyhow::ensure!(
-        rows.iter().any(|r| r.present),
-        "tables events and anomalies do not both exist in {}: run `eventpipe-worker migrate` (or set DATABASE_MIGRATE=true)",
+        missing.is_empty(),
+        "{} missing in {}: run `eventpipe-worker migrate` (or set DATABASE_MIGRATE=true)",
+        missing
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         redact_url(database_url)
     );
     Ok(())

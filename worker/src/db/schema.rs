@@ -37,7 +37,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_counts_minute (minute, event_type, source) {
+        minute -> Timestamptz,
+        event_type -> Text,
+        source -> Text,
+        count -> Int8,
+    }
+}
+
 diesel::joinable!(anomalies -> events (event_id));
 diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
 
-diesel::allow_tables_to_appear_in_same_query!(anomalies, anomaly_outbox, events,);
+diesel::allow_tables_to_appear_in_same_query!(
+    anomalies,
+    anomaly_outbox,
+    event_counts_minute,
+    events,
+);

@@ -1,6 +1,7 @@
 //! Writes a batch of events in one transaction with one statement,
 //! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
-//! a second row and the count of rows actually inserted is known. With
+//! a second row and the count of rows actually inserted is known; the same
+//! statement adds exactly those rows to the per-minute counts. With
 //! anomaly detection on, the same transaction first replays the history of
 //! users the detector does not know yet, then evaluates the rows actually
 //! inserted (a redelivered event was evaluated when it was new) and writes
@@ -25,12 +26,23 @@ use super::{DbPool, anomalies};
 use crate::anomaly::{Anomaly, Payload, Staged};
 
 const INSERT_EVENTS: &str = "\
-INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
-  AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id";
+WITH inserted AS (
+  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
+    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id, event_type, source, event_ts
+), counted AS (
+  INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
+  SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  -- Every writer locks rollup rows in the same order: no deadlocks.
+  ORDER BY 1, 2, 3
+  ON CONFLICT (minute, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+)
+SELECT event_id FROM inserted";
 
 /// What a write did.
 #[derive(Debug, Default)]

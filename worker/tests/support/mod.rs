@@ -57,6 +57,26 @@ impl TestDb {
         rows[0].n
     }
 
+    /// The per-minute counts agree with the events table, group by group,
+    /// and there is at least one.
+    pub async fn assert_rollups_exact(&self) {
+        let wrong = self
+            .count(
+                "SELECT count(*) AS n
+                 FROM (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, event_type, source, count(*) AS count
+                       FROM events GROUP BY 1, 2, 3) AS e
+                 FULL JOIN event_counts_minute AS r USING (minute, event_type, source)
+                 WHERE e.count IS DISTINCT FROM r.count",
+            )
+            .await;
+        assert_eq!(wrong, 0, "per-minute counts differ from the events table");
+        let counted = self
+            .count("SELECT coalesce(sum(count), 0)::int8 AS n FROM event_counts_minute")
+            .await;
+        assert_eq!(counted, self.events().await);
+        assert!(counted > 0);
+    }
+
     pub async fn events(&self) -> i64 {
         self.count("SELECT count(*) AS n FROM events").await
     }

@@ -1,0 +1,355 @@
+//! What the analytics endpoints compute, as plain values and functions:
+//! half-open UTC time ranges, bucket intervals from a fixed set, the bucket
+//! plan of a time series (with its cap) and zero-filling. The SQL lives in
+//! `db::analytics`, the HTTP shapes in `controllers::analytics`, and the
+//! parsing of query parameters in [`params`].
+
+pub mod params;
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// `[from, to)`, UTC, `from < to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First instant inside.
+    pub from: DateTime<Utc>,
+    /// First instant after.
+    pub to: DateTime<Utc>,
+}
+
+/// A range cut at minute boundaries: the whole minutes `[inner_from,
+/// inner_to)` can be read from the per-minute counts, the edges `[from,
+/// inner_from)` and `[inner_to, to)` (under a minute each) from the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteSplit {
+    /// Start of the first whole minute (equals `inner_to` when there is none).
+    pub inner_from: DateTime<Utc>,
+    /// End of the last whole minute.
+    pub inner_to: DateTime<Utc>,
+}
+
+impl TimeRange {
+    /// The range's length.
+    pub fn span(&self) -> TimeDelta {
+        self.to - self.from
+    }
+
+    /// Where the range's whole minutes are.
+    pub fn split_minutes(&self) -> MinuteSplit {
+        let inner_from = ceil(self.from, MINUTE_MS);
+        let inner_to = floor(self.to, MINUTE_MS);
+        if inner_from < inner_to {
+            MinuteSplit {
+                inner_from,
+                inner_to,
+            }
+        } else {
+            // No whole minute: everything is an edge, read from the events.
+            MinuteSplit {
+                inner_from: self.to,
+                inner_to: self.to,
+            }
+        }
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// The instant `t` rounded down to a multiple of `step_ms` since the epoch.
+fn floor(t: DateTime<Utc>, step_ms: i64) -> DateTime<Utc> {
+    // timestamp_millis drops sub-millisecond digits, rounding down.
+    let floored = t.timestamp_millis().div_euclid(step_ms) * step_ms;
+    DateTime::from_timestamp_millis(floored).unwrap_or(t)
+}
+
+/// The instant `t` rounded up to a multiple of `step_ms` since the epoch.
+fn ceil(t: DateTime<Utc>, step_ms: i64) -> DateTime<Utc> {
+    let down = floor(t, step_ms);
+    if down == t {
+        t
+    } else {
+        down + TimeDelta::milliseconds(step_ms)
+    }
+}
+
+/// A bucket width from the fixed set the endpoints offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// Its name in `interval=`.
+    pub name: &'static str,
+    /// Its length in milliseconds.
+    pub ms: i64,
+}
+
+/// Every interval, shortest first. Buckets start at multiples of the
+/// interval since the Unix epoch, so days start at 00:00 UTC.
+pub const INTERVALS: [Interval; 9] = [
+    Interval::new("1m", 60_000),
+    Interval::new("5m", 300_000),
+    Interval::new("10m", 600_000),
+    Interval::new("15m", 900_000),
+    Interval::new("30m", 1_800_000),
+    Interval::new("1h", 3_600_000),
+    Interval::new("6h", 21_600_000),
+    Interval::new("12h", 43_200_000),
+    Interval::new("1d", 86_400_000),
+];
+
+/// Buckets the automatic interval aims to stay under.
+pub const AUTO_BUCKETS: i64 = 500;
+
+impl Interval {
+    const fn new(name: &'static str, ms: i64) -> Self {
+        Interval { name, ms }
+    }
+
+    /// The interval called `name`.
+    pub fn named(name: &str) -> Option<Interval> {
+        INTERVALS.iter().copied().find(|i| i.name == name)
+    }
+
+    /// The shortest interval at least `ms` long (a dashboard's
+    /// `$__interval_ms` is a hint), or the longest there is.
+    pub fn snapped(ms: i64) -> Interval {
+        INTERVALS
+            .iter()
+            .copied()
+            .find(|i| i.ms >= ms)
+            .unwrap_or(INTERVALS[INTERVALS.len() - 1])
+    }
+
+    /// The shortest interval that cuts `range` into at most
+    /// [`AUTO_BUCKETS`] buckets (or the longest there is).
+    pub fn auto(range: &TimeRange) -> Interval {
+        INTERVALS
+            .iter()
+            .copied()
+            .find(|i| bucket_count(range, *i) <= AUTO_BUCKETS)
+            .unwrap_or(INTERVALS[INTERVALS.len() - 1])
+    }
+
+    /// The interval as PostgreSQL reads it (`date_bin`'s stride).
+    pub fn as_sql(&self) -> String {
+        format!("{} milliseconds", self.ms)
+    }
+}
+
+fn bucket_count(range: &TimeRange, interval: Interval) -> i64 {
+    let first = floor(range.from, interval.ms);
+    let end = ceil(range.to, interval.ms);
+    (end - first).num_milliseconds() / interval.ms
+}
+
+/// The buckets of a time series: those that overlap the range, the first
+/// starting at or before `from`. Counts in the first and last buckets are
+/// only of events inside the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    /// Start of the first bucket.
+    pub first: DateTime<Utc>,
+    /// Their width.
+    pub interval: Interval,
+    /// How many.
+    pub count: usize,
+}
+
+/// The range needs more buckets than allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooManyBuckets {
+    /// Buckets the request needs.
+    pub needed: i64,
+    /// The cap.
+    pub max: usize,
+}
+
+impl Buckets {
+    /// Plans the buckets of `range` at `interval`, refusing more than `max`.
+    pub fn plan(
+        range: &TimeRange,
+        interval: Interval,
+        max: usize,
+    ) -> Result<Buckets, TooManyBuckets> {
+        let needed = bucket_count(range, interval);
+        if needed > max as i64 {
+            return Err(TooManyBuckets { needed, max });
+        }
+        Ok(Buckets {
+            first: floor(range.from, interval.ms),
+            interval,
+            count: needed as usize,
+        })
+    }
+
+    /// Every bucket's start, in order.
+    pub fn starts(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        (0..self.count as i64).map(|i| self.first + TimeDelta::milliseconds(i * self.interval.ms))
+    }
+}
+
+/// One count of a series: bucket start, group (when grouped), count.
+pub type Point = (DateTime<Utc>, Option<String>, i64);
+
+/// Every bucket for every group, with 0 where `rows` has nothing, sorted by
+/// time then group. Groups are those in `rows` plus `known` (the values a
+/// filter asked for, so a filtered series shows even when it is empty);
+/// ungrouped series have the one group `None`.
+pub fn zero_fill(
+    buckets: &Buckets,
+    grouped: bool,
+    known: &[String],
+    rows: Vec<Point>,
+) -> Vec<Point> {
+    let mut groups: BTreeSet<Option<String>> = if grouped {
+        known.iter().cloned().map(Some).collect()
+    } else {
+        BTreeSet::from([None])
+    };
+    let mut counts = HashMap::with_capacity(rows.len());
+    for (start, group, count) in rows {
+        groups.insert(group.clone());
+        *counts.entry((start, group)).or_insert(0) += count;
+    }
+    let mut filled = Vec::with_capacity(buckets.count * groups.len());
+    for start in buckets.starts() {
+        for group in &groups {
+            let count = counts.remove(&(start, group.clone())).unwrap_or(0);
+            filled.push((start, group.clone(), count));
+        }
+    }
+    filled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn range(from: &str, to: &str) -> TimeRange {
+        TimeRange {
+            from: at(from),
+            to: at(to),
+        }
+    }
+
+    #[test]
+    fn whole_minutes_come_from_the_rollup_and_edges_from_the_events() {
+        let r = range("2026-11-24T10:00:30.5Z", "2026-11-24T10:05:10Z");
+        assert_eq!(
+            r.split_minutes(),
+            MinuteSplit {
+                inner_from: at("2026-11-24T10:01:00Z"),
+                inner_to: at("2026-11-24T10:05:00Z"),
+            }
+        );
+        let aligned = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z");
+        assert_eq!(
+            aligned.split_minutes(),
+            MinuteSplit {
+                inner_from: aligned.from,
+                inner_to: aligned.to,
+            }
+        );
+        // Inside one minute, or across one boundary with no whole minute.
+        for r in [
+            range("2026-11-24T10:00:10Z", "2026-11-24T10:00:50Z"),
+            range("2026-11-24T10:00:10Z", "2026-11-24T10:01:50Z"),
+        ] {
+            let split = r.split_minutes();
+            assert_eq!((split.inner_from, split.inner_to), (r.to, r.to));
+        }
+        // Sub-millisecond instants round outwards, never onto themselves.
+        let nanos = range(
+            "2026-11-24T10:00:00.000001Z",
+            "2026-11-24T10:02:59.9999999Z",
+        );
+        let split = nanos.split_minutes();
+        assert_eq!(
+            (split.inner_from, split.inner_to),
+            (at("2026-11-24T10:01:00Z"), at("2026-11-24T10:02:00Z"))
+        );
+    }
+
+    #[test]
+    fn intervals_snap_up_to_the_fixed_set() {
+        assert_eq!(Interval::snapped(1).name, "1m");
+        assert_eq!(Interval::snapped(60_000).name, "1m");
+        assert_eq!(Interval::snapped(60_001).name, "5m");
+        assert_eq!(Interval::snapped(20_000_000).name, "6h");
+        assert_eq!(Interval::snapped(i64::MAX).name, "1d");
+        assert_eq!(Interval::named("15m").map(|i| i.ms), Some(900_000));
+        assert_eq!(Interval::named("2m"), None);
+        assert_eq!(
+            Interval::named("1h").unwrap().as_sql(),
+            "3600000 milliseconds"
+        );
+    }
+
+    #[test]
+    fn automatic_interval_keeps_a_chart_readable() {
+        let hour = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z");
+        assert_eq!(Interval::auto(&hour).name, "1m");
+        let week = range("2026-11-17T00:00:00Z", "2026-11-24T00:00:00Z");
+        // 7 days at 15m = 672 buckets, at 30m = 336.
+        assert_eq!(Interval::auto(&week).name, "30m");
+        let decade = range("2016-11-24T00:00:00Z", "2026-11-24T00:00:00Z");
+        assert_eq!(Interval::auto(&decade).name, "1d");
+    }
+
+    #[test]
+    fn buckets_cover_the_range_and_the_cap_holds() {
+        let r = range("2026-11-24T10:02:00Z", "2026-11-24T10:17:00.001Z");
+        let b = Buckets::plan(&r, Interval::named("5m").unwrap(), 100).unwrap();
+        assert_eq!(b.first, at("2026-11-24T10:00:00Z"));
+        assert_eq!(b.count, 4, "10:00, 10:05, 10:10, 10:15");
+        assert_eq!(b.starts().last(), Some(at("2026-11-24T10:15:00Z")));
+        let exact = range("2026-11-24T10:00:00Z", "2026-11-24T10:15:00Z");
+        assert_eq!(
+            Buckets::plan(&exact, Interval::named("5m").unwrap(), 3)
+                .unwrap()
+                .count,
+            3
+        );
+        assert_eq!(
+            Buckets::plan(&exact, Interval::named("1m").unwrap(), 14),
+            Err(TooManyBuckets {
+                needed: 15,
+                max: 14
+            })
+        );
+        let day = range("2026-11-24T13:00:00Z", "2026-11-25T01:00:00Z");
+        let b = Buckets::plan(&day, Interval::named("1d").unwrap(), 10).unwrap();
+        assert_eq!((b.first, b.count), (at("2026-11-24T00:00:00Z"), 2));
+    }
+
+    #[test]
+    fn zero_fill_gives_every_bucket_every_group_in_order() {
+        let r = range("2026-11-24T10:00:00Z", "2026-11-24T10:03:00Z");
+        let b = Buckets::plan(&r, Interval::named("1m").unwrap(), 10).unwrap();
+        let rows = vec![
+            (at("2026-11-24T10:02:00Z"), Some("login".to_owned()), 4),
+            (at("2026-11-24T10:00:00Z"), Some("purchase".to_owned()), 1),
+        ];
+        let filled = zero_fill(&b, true, &["view".to_owned()], rows);
+        let shown: Vec<(String, &str, i64)> = filled
+            .iter()
+            .map(|(t, g, c)| (t.format("%M").to_string(), g.as_deref().unwrap(), *c))
+            .collect();
+        assert_eq!(shown.len(), 9);
+        assert_eq!(shown[0], ("00".to_owned(), "login", 0));
+        assert_eq!(shown[1], ("00".to_owned(), "purchase", 1));
+        assert_eq!(shown[2], ("00".to_owned(), "view", 0));
+        assert_eq!(shown[6], ("02".to_owned(), "login", 4));
+        let ungrouped = zero_fill(&b, false, &[], vec![(at("2026-11-24T10:01:00Z"), None, 7)]);
+        assert_eq!(
+            ungrouped.iter().map(|p| p.2).collect::<Vec<_>>(),
+            vec![0, 7, 0]
+        );
+        let empty = zero_fill(&b, true, &[], Vec::new());
+        assert!(empty.is_empty(), "no groups known, no series");
+    }
+}

@@ -1,0 +1,635 @@
+//! The analytics endpoints' query parameters: what each endpoint accepts
+//! (the structs double as the OpenAPI parameter documentation) and their
+//! parsing into checked requests. Every refusal names the parameter.
+//!
+//! Every parameter is optional text, so extraction itself never fails and
+//! each value is judged here with a message a dashboard author can act on.
+//! An empty value counts as absent (what a dashboard sends for "All").
+
+use chrono::{DateTime, TimeDelta, Utc};
+use eventpipe_contract::validate::{
+    SOURCE_MAX_CHARS, USER_ID_MAX_CHARS, check_event_type, check_text,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{Buckets, Interval, TimeRange};
+
+/// A parameter the request got wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    /// The parameter's name.
+    pub parameter: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn refuse<T>(parameter: &'static str, message: impl Into<String>) -> Result<T, ParamError> {
+    Err(ParamError {
+        parameter,
+        message: message.into(),
+    })
+}
+
+/// The range used when a request gives no `from`.
+pub const DEFAULT_SPAN: TimeDelta = TimeDelta::hours(24);
+/// Most values in one comma-separated filter.
+const MAX_LIST: usize = 100;
+/// Most rows of a breakdown or of recent anomalies.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// `[from, to)` and the filters every event count takes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CountsQuery {
+    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
+    /// Default: 24 hours before `to`.
+    #[param(example = "1795434300000")]
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
+    /// Default: now.
+    #[param(example = "2026-11-24T12:00:00Z")]
+    pub to: Option<String>,
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type", example = "login,purchase")]
+    pub event_type: Option<String>,
+    /// Only these sources (comma-separated).
+    #[param(example = "web")]
+    pub source: Option<String>,
+}
+
+/// A time series of event counts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimeseriesQuery {
+    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
+    /// Default: 24 hours before `to`.
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
+    /// Default: now.
+    pub to: Option<String>,
+    /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d. Default: the
+    /// shortest giving at most 500 buckets.
+    #[param(example = "5m")]
+    pub interval: Option<String>,
+    /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
+    /// up to the nearest of the widths `interval` offers.
+    #[param(example = "60000")]
+    pub interval_ms: Option<String>,
+    /// One series per `type` or per `source`. Default: one series.
+    #[param(example = "type")]
+    pub group_by: Option<String>,
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only these sources (comma-separated).
+    pub source: Option<String>,
+}
+
+/// The largest groups of event counts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownQuery {
+    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
+    /// Default: 24 hours before `to`.
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
+    /// Default: now.
+    pub to: Option<String>,
+    /// Group by `type` (default) or `source`.
+    #[param(example = "type")]
+    pub by: Option<String>,
+    /// Most groups to return, largest first: 1..=1000, default 10.
+    #[param(example = "5")]
+    pub limit: Option<String>,
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only these sources (comma-separated).
+    pub source: Option<String>,
+}
+
+/// Anomalies counted or listed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnomaliesQuery {
+    /// Start of the range (of the triggering events' times), inclusive:
+    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
+    /// Default: now.
+    pub to: Option<String>,
+    /// Only these rules (comma-separated).
+    #[param(example = "high_value_purchase")]
+    pub rule: Option<String>,
+    /// Only these severities (comma-separated): low, medium, high.
+    #[param(example = "high")]
+    pub severity: Option<String>,
+    /// Only this user's anomalies.
+    #[param(example = "user-42")]
+    pub user_id: Option<String>,
+    /// Counts: group by `rule`, `severity` or `rule,severity` (default).
+    /// Time series: one series per `rule` or `severity` (default: one series).
+    pub group_by: Option<String>,
+    /// Time series only: bucket width, as for event counts.
+    pub interval: Option<String>,
+    /// Time series only: bucket width in milliseconds, snapped up.
+    pub interval_ms: Option<String>,
+    /// Recent list only: most anomalies to return, newest first: 1..=1000,
+    /// default 100.
+    pub limit: Option<String>,
+}
+
+/// Which event column a count is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKey {
+    /// `type`.
+    Type,
+    /// `source`.
+    Source,
+}
+
+/// Which anomaly column a count is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyKey {
+    /// `rule`.
+    Rule,
+    /// `severity`.
+    Severity,
+}
+
+/// Filters on event counts; empty lists filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Event types.
+    pub types: Vec<String>,
+    /// Sources.
+    pub sources: Vec<String>,
+}
+
+/// Filters on anomalies; empty lists filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnomalyFilter {
+    /// Rule names.
+    pub rules: Vec<String>,
+    /// Severities.
+    pub severities: Vec<String>,
+    /// One user.
+    pub user_id: Option<String>,
+}
+
+/// A checked time-series request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series<K, F> {
+    /// The range.
+    pub range: TimeRange,
+    /// Its buckets.
+    pub buckets: Buckets,
+    /// One series per value of this column, or one series.
+    pub group: Option<K>,
+    /// What to count.
+    pub filter: F,
+}
+
+impl CountsQuery {
+    /// The range and filter.
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, EventFilter), ParamError> {
+        Ok((
+            range(self.from.as_deref(), self.to.as_deref(), now)?,
+            event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+        ))
+    }
+}
+
+impl TimeseriesQuery {
+    /// The checked request, with at most `max_buckets` buckets.
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        max_buckets: usize,
+    ) -> Result<Series<EventKey, EventFilter>, ParamError> {
+        let range = range(self.from.as_deref(), self.to.as_deref(), now)?;
+        let group = choice(
+            "group_by",
+            self.group_by.as_deref(),
+            &[("type", EventKey::Type), ("source", EventKey::Source)],
+        )?;
+        Ok(Series {
+            buckets: buckets(
+                &range,
+                self.interval.as_deref(),
+                self.interval_ms.as_deref(),
+                max_buckets,
+            )?,
+            range,
+            group,
+            filter: event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+        })
+    }
+}
+
+impl BreakdownQuery {
+    /// Range, grouping column, row limit and filter.
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(TimeRange, EventKey, u32, EventFilter), ParamError> {
+        let by = choice(
+            "by",
+            self.by.as_deref(),
+            &[("type", EventKey::Type), ("source", EventKey::Source)],
+        )?;
+        Ok((
+            range(self.from.as_deref(), self.to.as_deref(), now)?,
+            by.unwrap_or(EventKey::Type),
+            limit(self.limit.as_deref(), 10)?,
+            event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+        ))
+    }
+}
+
+impl AnomaliesQuery {
+    /// For counts: range, whether to group by rule and by severity, filter.
+    pub fn parse_counts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
+        let (by_rule, by_severity) = choice(
+            "group_by",
+            self.group_by.as_deref(),
+            &[
+                ("rule", (true, false)),
+                ("severity", (false, true)),
+                ("rule,severity", (true, true)),
+                ("severity,rule", (true, true)),
+            ],
+        )?
+        .unwrap_or((true, true));
+        Ok((
+            range(self.from.as_deref(), self.to.as_deref(), now)?,
+            by_rule,
+            by_severity,
+            self.filter()?,
+        ))
+    }
+
+    /// For a time series, with at most `max_buckets` buckets.
+    pub fn parse_series(
+        &self,
+        now: DateTime<Utc>,
+        max_buckets: usize,
+    ) -> Result<Series<AnomalyKey, AnomalyFilter>, ParamError> {
+        let range = range(self.from.as_deref(), self.to.as_deref(), now)?;
+        let group = choice(
+            "group_by",
+            self.group_by.as_deref(),
+            &[
+                ("rule", AnomalyKey::Rule),
+                ("severity", AnomalyKey::Severity),
+            ],
+        )?;
+        Ok(Series {
+            buckets: buckets(
+                &range,
+                self.interval.as_deref(),
+                self.interval_ms.as_deref(),
+                max_buckets,
+            )?,
+            range,
+            group,
+            filter: self.filter()?,
+        })
+    }
+
+    /// For the recent list: range, row limit, filter.
+    pub fn parse_recent(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(TimeRange, u32, AnomalyFilter), ParamError> {
+        Ok((
+            range(self.from.as_deref(), self.to.as_deref(), now)?,
+            limit(self.limit.as_deref(), 100)?,
+            self.filter()?,
+        ))
+    }
+
+    fn filter(&self) -> Result<AnomalyFilter, ParamError> {
+        let user_id = present(self.user_id.as_deref())
+            .map(|u| {
+                check_text(u, USER_ID_MAX_CHARS)
+                    .map(|()| u.to_owned())
+                    .or_else(|m| refuse("user_id", m))
+            })
+            .transpose()?;
+        Ok(AnomalyFilter {
+            rules: list("rule", self.rule.as_deref(), |r| check_text(r, 128))?,
+            severities: list("severity", self.severity.as_deref(), |s| {
+                if ["low", "medium", "high"].contains(&s) {
+                    Ok(())
+                } else {
+                    Err(format!("must be low, medium or high, got {s:?}"))
+                }
+            })?,
+            user_id,
+        })
+    }
+}
+
+/// `value` unless it is absent or empty.
+fn present(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// An instant: epoch milliseconds (what Grafana's `${__from}` gives) or
+/// RFC 3339, between 1970 and 9999.
+pub fn instant(parameter: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
+    let parsed = if value.bytes().all(|b| b.is_ascii_digit()) {
+        value
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+    } else {
+        DateTime::parse_from_rfc3339(value).ok().map(|t| t.to_utc())
+    };
+    let latest = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    match parsed {
+        Some(t) if t >= DateTime::UNIX_EPOCH && t <= latest => Ok(t),
+        Some(_) => refuse(
+            parameter,
+            format!("must be between 1970 and 9999, got {value:?}"),
+        ),
+        None => refuse(
+            parameter,
+            format!(
+                "must be epoch milliseconds or an RFC 3339 time such as 2026-11-24T12:00:00Z, got {value:?}"
+            ),
+        ),
+    }
+}
+
+/// `[from, to)` with the defaults filled in.
+pub fn range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<TimeRange, ParamError> {
+    let to = present(to)
+        .map(|v| instant("to", v))
+        .transpose()?
+        .unwrap_or(now);
+    let from = match present(from) {
+        Some(v) => instant("from", v)?,
+        None => (to - DEFAULT_SPAN).max(DateTime::UNIX_EPOCH),
+    };
+    if from >= to {
+        return refuse(
+            "to",
+            format!(
+                "must be after from (the range is [from, to)), got from={} to={}",
+                eventpipe_contract::rfc3339::format(&from),
+                eventpipe_contract::rfc3339::format(&to)
+            ),
+        );
+    }
+    Ok(TimeRange { from, to })
+}
+
+/// The buckets for `interval` or `interval_ms` (or the automatic width).
+fn buckets(
+    range: &TimeRange,
+    interval: Option<&str>,
+    interval_ms: Option<&str>,
+    max: usize,
+) -> Result<Buckets, ParamError> {
+    let (chosen, parameter) = match (present(interval), present(interval_ms)) {
+        (Some(_), Some(_)) => {
+            return refuse("interval", "give interval or interval_ms, not both");
+        }
+        (Some(name), None) => (
+            Interval::named(name).ok_or_else(|| ParamError {
+                parameter: "interval",
+                message: format!(
+                    "must be one of {}, got {name:?}",
+                    super::INTERVALS.map(|i| i.name).join(", ")
+                ),
+            })?,
+            "interval",
+        ),
+        (None, Some(ms)) => match ms.parse::<i64>() {
+            Ok(ms) if ms > 0 => (Interval::snapped(ms), "interval_ms"),
+            _ => {
+                return refuse(
+                    "interval_ms",
+                    format!("must be a positive integer, got {ms:?}"),
+                );
+            }
+        },
+        (None, None) => (Interval::auto(range), "from"),
+    };
+    Buckets::plan(range, chosen, max).or_else(|too_many| {
+        refuse(
+            parameter,
+            format!(
+                "{} buckets of {} would be needed; at most {} are returned: widen the interval or shorten the range",
+                too_many.needed, chosen.name, too_many.max
+            ),
+        )
+    })
+}
+
+/// One of `allowed`, by name.
+fn choice<T: Copy>(
+    parameter: &'static str,
+    value: Option<&str>,
+    allowed: &[(&str, T)],
+) -> Result<Option<T>, ParamError> {
+    let Some(value) = present(value) else {
+        return Ok(None);
+    };
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    match allowed.iter().find(|(name, _)| *name == compact) {
+        Some((_, chosen)) => Ok(Some(*chosen)),
+        None => refuse(
+            parameter,
+            format!(
+                "must be one of {}, got {value:?}",
+                allowed
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
+/// A row limit in 1..=[`MAX_LIMIT`].
+fn limit(value: Option<&str>, default: u32) -> Result<u32, ParamError> {
+    match present(value) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => refuse(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}, got {v:?}"),
+            ),
+        },
+    }
+}
+
+/// A comma-separated list, each value checked; empty means no filter.
+fn list(
+    parameter: &'static str,
+    value: Option<&str>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ParamError> {
+    let Some(value) = present(value) else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.len() > MAX_LIST {
+        return refuse(
+            parameter,
+            format!("at most {MAX_LIST} values, got {}", items.len()),
+        );
+    }
+    for item in &items {
+        check(item).or_else(|m| refuse(parameter, m))?;
+    }
+    Ok(items)
+}
+
+fn event_filter(types: Option<&str>, sources: Option<&str>) -> Result<EventFilter, ParamError> {
+    Ok(EventFilter {
+        types: list("type", types, check_event_type)?,
+        sources: list("source", sources, |s| check_text(s, SOURCE_MAX_CHARS))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    fn series(pairs: &[(&str, &str)]) -> Result<Series<EventKey, EventFilter>, ParamError> {
+        let query: TimeseriesQuery =
+            serde_urlencoded::from_str(&serde_urlencoded::to_string(pairs).unwrap()).unwrap();
+        query.parse(now(), 10_000)
+    }
+
+    fn refused(result: Result<impl std::fmt::Debug, ParamError>) -> (&'static str, String) {
+        let e = result.unwrap_err();
+        (e.parameter, e.message)
+    }
+
+    #[test]
+    fn times_are_epoch_ms_or_rfc3339_and_default_to_the_last_day() {
+        let r = range(
+            Some("1795518000000"),
+            Some("2026-11-24T13:00:00+01:00"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(r.from, now() - TimeDelta::hours(1));
+        assert_eq!(r.to, now());
+        let r = range(None, Some(""), now()).unwrap();
+        assert_eq!((r.from, r.to), (now() - DEFAULT_SPAN, now()));
+        let (p, m) = refused(range(Some("yesterday"), None, now()));
+        assert_eq!(p, "from");
+        assert!(m.contains("\"yesterday\""), "{m}");
+        assert_eq!(refused(range(Some("-5"), None, now())).0, "from");
+        assert_eq!(
+            refused(range(None, Some("99999999999999999"), now())).0,
+            "to"
+        );
+        let (p, m) = refused(range(Some("1795435200000"), Some("1795435200000"), now()));
+        assert_eq!(p, "to");
+        assert!(m.contains("must be after from"), "{m}");
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        assert_eq!(refused(series(&[("interval", "2m")])).0, "interval");
+        assert_eq!(
+            refused(series(&[("interval", "1m"), ("interval_ms", "60000")])).0,
+            "interval"
+        );
+        assert_eq!(refused(series(&[("interval_ms", "0")])).0, "interval_ms");
+        assert_eq!(refused(series(&[("interval_ms", "1e3")])).0, "interval_ms");
+        assert_eq!(refused(series(&[("group_by", "user")])).0, "group_by");
+        assert_eq!(refused(series(&[("type", "Login")])).0, "type");
+        let long = "x".repeat(65);
+        assert_eq!(refused(series(&[("source", long.as_str())])).0, "source");
+        let many = vec!["a"; 101].join(",");
+        assert_eq!(refused(series(&[("type", many.as_str())])).0, "type");
+    }
+
+    #[test]
+    fn the_bucket_cap_names_the_interval_that_caused_it() {
+        let (p, m) = refused(series(&[
+            ("from", "2016-01-01T00:00:00Z"),
+            ("interval", "1m"),
+        ]));
+        assert_eq!(p, "interval");
+        assert!(m.contains("at most 10000"), "{m}");
+        let (p, _) = refused(series(&[
+            ("from", "2016-01-01T00:00:00Z"),
+            ("interval_ms", "1000"),
+        ]));
+        assert_eq!(p, "interval_ms");
+        // The automatic width falls back to days, which fit.
+        let s = series(&[("from", "2016-01-01T00:00:00Z")]).unwrap();
+        assert_eq!(s.buckets.interval.name, "1d");
+    }
+
+    #[test]
+    fn lists_filters_and_groups_parse() {
+        let s = series(&[
+            ("interval_ms", "30000"),
+            ("group_by", "source"),
+            ("type", "login, purchase,"),
+            ("source", ""),
+        ])
+        .unwrap();
+        assert_eq!(s.buckets.interval.name, "1m");
+        assert_eq!(s.group, Some(EventKey::Source));
+        assert_eq!(s.filter.types, vec!["login", "purchase"]);
+        assert!(s.filter.sources.is_empty());
+        let q = AnomaliesQuery {
+            from: None,
+            to: None,
+            rule: None,
+            severity: Some("high,urgent".to_owned()),
+            user_id: None,
+            group_by: Some("severity, rule".to_owned()),
+            interval: None,
+            interval_ms: None,
+            limit: Some("0".to_owned()),
+        };
+        assert_eq!(refused(q.parse_counts(now())).0, "severity");
+        assert_eq!(refused(q.parse_recent(now())).0, "limit");
+        let q = AnomaliesQuery {
+            severity: Some("high".to_owned()),
+            limit: Some("1000".to_owned()),
+            ..q
+        };
+        let (_, by_rule, by_severity, filter) = q.parse_counts(now()).unwrap();
+        assert!(by_rule && by_severity);
+        assert_eq!(filter.severities, vec!["high"]);
+        assert_eq!(q.parse_recent(now()).unwrap().1, 1000);
+        assert_eq!(refused(q.parse_series(now(), 100)).0, "group_by");
+    }
+}

@@ -1,0 +1,248 @@
+//! Anomalies: `GET /api/v1/analytics/anomalies/counts` (by rule and
+//! severity), `/timeseries` and `/recent`. Times are the triggering
+//! events' times.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{query, time};
+use crate::Worker;
+use crate::analytics::params::{AnomaliesQuery, AnomalyKey};
+use crate::analytics::zero_fill;
+use crate::error::{HttpError, Problem};
+
+/// Anomaly counts per rule and/or severity, largest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalyCounts {
+    /// Start of the range, inclusive.
+    pub from: String,
+    /// End of the range, exclusive.
+    pub to: String,
+    /// Anomalies in the range (within the filters).
+    #[schema(example = 17)]
+    pub total: i64,
+    /// One row per group.
+    pub data: Vec<AnomalyCount>,
+}
+
+/// One group's count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalyCount {
+    /// The rule, when grouped by rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "high_value_purchase")]
+    pub rule: Option<String>,
+    /// The severity, when grouped by severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "high")]
+    pub severity: Option<String>,
+    /// Anomalies in the group.
+    #[schema(example = 9)]
+    pub count: i64,
+}
+
+/// Anomaly counts per bucket, zero-filled, sorted by time (then group).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalySeries {
+    /// Start of the range, inclusive.
+    pub from: String,
+    /// End of the range, exclusive.
+    pub to: String,
+    /// The bucket width used.
+    #[schema(example = "1h")]
+    pub interval: &'static str,
+    /// The bucket width in milliseconds.
+    #[schema(example = 3600000)]
+    pub interval_ms: i64,
+    /// One row per bucket (per group, when grouped).
+    pub data: Vec<AnomalyPoint>,
+}
+
+/// One bucket's count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalyPoint {
+    /// Start of the bucket.
+    #[schema(example = "2026-11-24T11:00:00Z")]
+    pub time: String,
+    /// The rule, when grouped by rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The severity, when grouped by severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Anomalies in the bucket.
+    pub count: i64,
+}
+
+/// The newest anomalies, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentAnomalies {
+    /// Start of the range, inclusive.
+    pub from: String,
+    /// End of the range, exclusive.
+    pub to: String,
+    /// Up to `limit` anomalies.
+    pub data: Vec<AnomalyItem>,
+}
+
+/// One anomaly.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalyItem {
+    /// UUIDv5 of the rule and the triggering event.
+    pub anomaly_id: uuid::Uuid,
+    /// The triggering event.
+    pub event_id: uuid::Uuid,
+    /// Whose events.
+    #[schema(example = "user-42")]
+    pub user_id: String,
+    /// The rule that fired.
+    #[schema(example = "high_value_purchase")]
+    pub rule: String,
+    /// low, medium or high.
+    #[schema(example = "high")]
+    pub severity: String,
+    /// What the rule looks for.
+    #[schema(example = "purchase amount above 1000")]
+    pub description: String,
+    /// The triggering event's time.
+    pub time: String,
+    /// When the worker found it.
+    pub detected_at: String,
+    /// Observed values and thresholds.
+    #[schema(value_type = Object, example = json!({"field": "amount", "value": 1500.0, "above": 1000.0}))]
+    pub details: serde_json::Value,
+}
+
+/// Anomalies in `[from, to)` by rule and severity.
+#[utoipa::path(get, path = "/api/v1/analytics/anomalies/counts", tag = "analytics",
+    params(AnomaliesQuery),
+    security((), ("read_token" = [])),
+    responses(
+        (status = 200, description = "Counts per group, largest first", body = AnomalyCounts),
+        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_anomaly_counts(
+    State(worker): State<Arc<Worker>>,
+    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+) -> Result<Json<AnomalyCounts>, HttpError> {
+    let (range, by_rule, by_severity, filter) = query(params)?.parse_counts(Utc::now())?;
+    let rows = worker
+        .analytics
+        .anomaly_counts(&range, None, by_rule, by_severity, &filter)
+        .await?;
+    let mut data: Vec<AnomalyCount> = rows
+        .into_iter()
+        .map(|(_, rule, severity, count)| AnomalyCount {
+            rule,
+            severity,
+            count,
+        })
+        .collect();
+    data.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.rule, &a.severity).cmp(&(&b.rule, &b.severity)))
+    });
+    Ok(Json(AnomalyCounts {
+        from: time(&range.from),
+        to: time(&range.to),
+        total: data.iter().map(|c| c.count).sum(),
+        data,
+    }))
+}
+
+/// Anomalies per bucket, per rule or severity when grouped.
+#[utoipa::path(get, path = "/api/v1/analytics/anomalies/timeseries", tag = "analytics",
+    params(AnomaliesQuery),
+    security((), ("read_token" = [])),
+    responses(
+        (status = 200, description = "Every bucket (and group), zero-filled, by time", body = AnomalySeries),
+        (status = 400, description = "A parameter is invalid, or the range needs more buckets than allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_anomaly_timeseries(
+    State(worker): State<Arc<Worker>>,
+    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+) -> Result<Json<AnomalySeries>, HttpError> {
+    let series = query(params)?.parse_series(Utc::now(), worker.config.analytics_max_buckets)?;
+    let rows = worker
+        .analytics
+        .anomaly_series(
+            &series.range,
+            series.buckets.interval,
+            series.group,
+            &series.filter,
+        )
+        .await?;
+    let known = match series.group {
+        Some(AnomalyKey::Rule) => series.filter.rules.as_slice(),
+        Some(AnomalyKey::Severity) => series.filter.severities.as_slice(),
+        None => &[],
+    };
+    let data = zero_fill(&series.buckets, series.group.is_some(), known, rows)
+        .into_iter()
+        .map(|(start, group, count)| AnomalyPoint {
+            time: time(&start),
+            rule: group
+                .clone()
+                .filter(|_| series.group == Some(AnomalyKey::Rule)),
+            severity: group.filter(|_| series.group == Some(AnomalyKey::Severity)),
+            count,
+        })
+        .collect();
+    Ok(Json(AnomalySeries {
+        from: time(&series.range.from),
+        to: time(&series.range.to),
+        interval: series.buckets.interval.name,
+        interval_ms: series.buckets.interval.ms,
+        data,
+    }))
+}
+
+/// The newest anomalies in `[from, to)`.
+#[utoipa::path(get, path = "/api/v1/analytics/anomalies/recent", tag = "analytics",
+    params(AnomaliesQuery),
+    security((), ("read_token" = [])),
+    responses(
+        (status = 200, description = "Newest first", body = RecentAnomalies),
+        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_recent_anomalies(
+    State(worker): State<Arc<Worker>>,
+    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+) -> Result<Json<RecentAnomalies>, HttpError> {
+    let (range, limit, filter) = query(params)?.parse_recent(Utc::now())?;
+    let rows = worker
+        .analytics
+        .recent_anomalies(&range, limit, &filter)
+        .await?;
+    Ok(Json(RecentAnomalies {
+        from: time(&range.from),
+        to: time(&range.to),
+        data: rows
+            .into_iter()
+            .map(|a| AnomalyItem {
+                anomaly_id: a.anomaly_id,
+                event_id: a.event_id,
+                user_id: a.user_id,
+                rule: a.rule,
+                severity: a.severity,
+                description: a.description,
+                time: time(&a.event_ts),
+                detected_at: time(&a.detected_at),
+                details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,74 @@
+//! `/api/v1/analytics/*`: event counts (total, time series, breakdown) and
+//! anomalies (counts, time series, recent list), read by Grafana's
+//! Infinity datasource and by scripts. Times are half-open `[from, to)`,
+//! epoch milliseconds or RFC 3339 in, RFC 3339 UTC out.
+//!
+//! When `WORKER_ANALYTICS_TOKEN` is set every route here wants
+//! `Authorization: Bearer <token>`.
+
+pub mod anomalies;
+pub mod counts;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+
+use crate::Worker;
+use crate::analytics::params::ParamError;
+use crate::error::HttpError;
+
+/// The routes' common prefix.
+pub const PREFIX: &str = "/api/v1/analytics";
+
+/// Middleware: refuses requests without the read token, when one is set.
+pub async fn require_read_token(
+    State(worker): State<Arc<Worker>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = worker.config.analytics_token.as_deref() else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match given {
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
+            next.run(request).await
+        }
+        Some(_) => {
+            HttpError::Unauthorized("the read token is not valid".to_owned()).into_response()
+        }
+        None => HttpError::Unauthorized(
+            "missing read token: send `Authorization: Bearer <WORKER_ANALYTICS_TOKEN>`".to_owned(),
+        )
+        .into_response(),
+    }
+}
+
+/// The query string as `T`, or a 400 saying what is malformed about it.
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        HttpError::BadParameter(ParamError {
+            parameter: "query",
+            message: rejection.body_text(),
+        })
+    })
+}
+
+/// An instant as the responses write it.
+pub(crate) fn time(t: &DateTime<Utc>) -> String {
+    eventpipe_contract::rfc3339::format(t)
+}

@@ -134,8 +134,8 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
 
     let mut db = AsyncPgConnection::establish(&url).await.unwrap();
     // This tampers with events alone; the anomaly tables' foreign keys on
-    // events would stand in its way.
-    sql_query("DROP TABLE anomaly_outbox, anomalies")
+    // events would stand in its way (CASCADE: and the view over them).
+    sql_query("DROP TABLE anomaly_outbox, anomalies CASCADE")
         .execute(&mut db)
         .await
         .unwrap();

@@ -8,47 +8,12 @@
 
 mod support;
 
-use chrono::{DateTime, Utc};
 use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use eventpipe_worker::db::store::{NewEvent, store_batch};
+use eventpipe_worker::db::store::store_batch;
 use serde_json::{Value, json};
 use support::*;
 use uuid::Uuid;
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
-
-fn event(n: u128, user: &str, kind: &str, source: &str, ts: &str) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::from_u128(n),
-        user_id: user.to_owned(),
-        event_type: kind.to_owned(),
-        source: source.to_owned(),
-        event_ts: at(ts),
-        timestamp_raw: None,
-        received_at: at(ts),
-        payload: "{}".to_owned(),
-        kafka_partition: 0,
-        kafka_offset: n as i64,
-    }
-}
-
-/// Eight events in [10:00, 11:00) on 2026-11-20, one at 11:00.
-fn known_events() -> Vec<NewEvent> {
-    vec![
-        event(1, "a", "login", "web", "2026-11-20T10:00:10Z"),
-        event(2, "b", "login", "web", "2026-11-20T10:00:10Z"),
-        event(3, "c", "login", "web", "2026-11-20T10:00:10Z"),
-        event(4, "a", "purchase", "api", "2026-11-20T10:00:50Z"),
-        event(5, "a", "login", "api", "2026-11-20T10:01:30Z"),
-        event(6, "b", "login", "api", "2026-11-20T10:01:30Z"),
-        event(7, "d", "heartbeat", "device", "2026-11-20T10:05:00Z"),
-        event(8, "a", "login", "web", "2026-11-20T10:59:59.999Z"),
-        event(9, "a", "login", "web", "2026-11-20T11:00:00Z"),
-    ]
-}
 
 /// A database holding the known events, stored twice over (the second
 /// time mixed with one new event) as a redelivery would, and a worker
@@ -247,6 +212,7 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         ("anomalies/counts?severity=urgent", "severity"),
         ("anomalies/counts?group_by=user", "group_by"),
         ("anomalies/recent?limit=many", "limit"),
+        ("counts/timeseries?groupby=type", "query"),
         ("anomalies/timeseries?interval=3h", "interval"),
         (
             "anomalies/counts?from=2026-11-20T10:00:00Z&to=1795168800000",
@@ -273,6 +239,16 @@ async fn every_bad_parameter_is_a_400_naming_it() {
             "{path}: {body}"
         );
     }
+    let misspelt = get(&worker, "/api/v1/analytics/counts/timeseries?groupby=type")
+        .await
+        .1;
+    assert!(
+        misspelt["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown parameter `groupby`"),
+        "{misspelt}"
+    );
     // Six days of minutes is under the cap of 10000 buckets.
     let body = ok(
         &worker,
@@ -287,49 +263,7 @@ async fn every_bad_parameter_is_a_400_naming_it() {
 async fn anomalies_are_counted_by_rule_and_severity_and_listed_newest_first() {
     let (db, worker, _kafka) = serve_known(&[]).await;
     let mut conn = db.connect().await;
-    let insert = |id: u128, event: u128, user: &str, rule: &str, severity: &str, ts: &str| {
-        format!(
-            "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
-             VALUES ('{}', '{}', '{user}', '{rule}', '{severity}', 'd', '{ts}', '{{\"value\": {id}}}');",
-            Uuid::from_u128(1000 + id),
-            Uuid::from_u128(event)
-        )
-    };
-    let sql = [
-        insert(
-            1,
-            4,
-            "a",
-            "high_value_purchase",
-            "high",
-            "2026-11-20T10:00:50Z",
-        ),
-        insert(
-            2,
-            5,
-            "a",
-            "repeated_login_failures",
-            "medium",
-            "2026-11-20T10:01:30Z",
-        ),
-        insert(
-            3,
-            6,
-            "b",
-            "repeated_login_failures",
-            "medium",
-            "2026-11-20T10:01:30Z",
-        ),
-        insert(
-            4,
-            9,
-            "a",
-            "unusual_time_activity",
-            "low",
-            "2026-11-20T11:00:00Z",
-        ),
-    ]
-    .concat();
+    let sql = insert_known_anomalies();
     conn.batch_execute(&sql).await.unwrap();
 
     let counts = ok(

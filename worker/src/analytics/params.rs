@@ -4,7 +4,9 @@
 //!
 //! Every parameter is optional text, so extraction itself never fails and
 //! each value is judged here with a message a dashboard author can act on.
-//! An empty value counts as absent (what a dashboard sends for "All").
+//! An empty value counts as absent (what a dashboard sends for "All"). An
+//! unknown parameter is refused: a misspelt `group_by` would otherwise
+//! draw the wrong chart without a word.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use eventpipe_contract::validate::{
@@ -40,6 +42,7 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// `[from, to)` and the filters every event count takes.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CountsQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
@@ -61,6 +64,7 @@ pub struct CountsQuery {
 
 /// A time series of event counts.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TimeseriesQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
@@ -90,6 +94,7 @@ pub struct TimeseriesQuery {
 
 /// The largest groups of event counts.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct BreakdownQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
@@ -114,6 +119,7 @@ pub struct BreakdownQuery {
 
 /// Anomalies counted or listed.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AnomaliesQuery {
     /// Start of the range (of the triggering events' times), inclusive:

@@ -11,6 +11,7 @@ use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_worker::db::ScratchDatabase;
+use eventpipe_worker::db::store::NewEvent;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -337,4 +338,58 @@ impl<'a> EventStream<'a> {
             .collect();
         self.accepted += post_events(self.api, &serde_json::json!(batch)).await.len() as i64;
     }
+}
+
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// Event `n` (its id is UUID `n`) as the batch writer takes it.
+pub fn event(n: u128, user: &str, kind: &str, source: &str, ts: &str) -> NewEvent {
+    NewEvent {
+        event_id: uuid::Uuid::from_u128(n),
+        user_id: user.to_owned(),
+        event_type: kind.to_owned(),
+        source: source.to_owned(),
+        event_ts: at(ts),
+        timestamp_raw: None,
+        received_at: at(ts),
+        payload: "{}".to_owned(),
+        kafka_partition: 0,
+        kafka_offset: n as i64,
+    }
+}
+
+/// Eight events in [10:00, 11:00) on 2026-11-20, one at 11:00.
+pub fn known_events() -> Vec<NewEvent> {
+    vec![
+        event(1, "a", "login", "web", "2026-11-20T10:00:10Z"),
+        event(2, "b", "login", "web", "2026-11-20T10:00:10Z"),
+        event(3, "c", "login", "web", "2026-11-20T10:00:10Z"),
+        event(4, "a", "purchase", "api", "2026-11-20T10:00:50Z"),
+        event(5, "a", "login", "api", "2026-11-20T10:01:30Z"),
+        event(6, "b", "login", "api", "2026-11-20T10:01:30Z"),
+        event(7, "d", "heartbeat", "device", "2026-11-20T10:05:00Z"),
+        event(8, "a", "login", "web", "2026-11-20T10:59:59.999Z"),
+        event(9, "a", "login", "web", "2026-11-20T11:00:00Z"),
+    ]
+}
+
+/// Anomaly rows on the known events: (id, event, user, rule, severity, time).
+pub fn insert_known_anomalies() -> String {
+    [
+        (1, 4, "a", "high_value_purchase", "high", "2026-11-20T10:00:50Z"),
+        (2, 5, "a", "repeated_login_failures", "medium", "2026-11-20T10:01:30Z"),
+        (3, 6, "b", "repeated_login_failures", "medium", "2026-11-20T10:01:30Z"),
+        (4, 9, "a", "unusual_time_activity", "low", "2026-11-20T11:00:00Z"),
+    ]
+    .map(|(id, event, user, rule, severity, ts)| {
+        format!(
+            "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+             VALUES ('{}', '{}', '{user}', '{rule}', '{severity}', 'd', '{ts}', '{{\"value\": {id}}}');",
+            uuid::Uuid::from_u128(1000 + id),
+            uuid::Uuid::from_u128(event)
+        )
+    })
+    .concat()
 }

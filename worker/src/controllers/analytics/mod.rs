@@ -61,9 +61,15 @@ pub async fn require_read_token(
 /// The query string as `T`, or a 400 saying what is malformed about it.
 pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
     query.map(|Query(q)| q).map_err(|rejection| {
+        let text = rejection.body_text();
+        // serde's words, after axum's preamble: "unknown field `x`, expected one of ..."
+        let message = text
+            .split_once(": ")
+            .map_or(text.as_str(), |(_, why)| why)
+            .replace("unknown field", "unknown parameter");
         HttpError::BadParameter(ParamError {
             parameter: "query",
-            message: rejection.body_text(),
+            message,
         })
     })
 }

@@ -73,6 +73,28 @@ async fn event_counts_are_exact_bucketed_filtered_and_zero_filled() {
         total("from=2026-11-20T10:00:10.001Z&to=2026-11-20T10:01:30Z".to_owned()).await,
         1
     );
+    // Hour rows, minute rows and event edges together.
+    assert_eq!(
+        total("from=2026-11-20T09:59:59.5Z&to=2026-11-20T11:00:00.5Z".to_owned()).await,
+        9
+    );
+    assert_eq!(
+        total("from=2026-11-20T09:00:00Z&to=2026-11-20T12:00:00Z&type=login&source=web".to_owned())
+            .await,
+        5
+    );
+    let hourly = ok(
+        &worker,
+        "/api/v1/analytics/counts/timeseries?from=2026-11-20T09:00:00Z&to=2026-11-20T12:00:00Z&interval=1h",
+    )
+    .await;
+    let counts: Vec<i64> = hourly["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![0, 8, 1]);
     assert_eq!(total(format!("{HOUR}&type=login")).await, 6);
     assert_eq!(
         total(format!("{HOUR}&type=login,purchase&source=api")).await,

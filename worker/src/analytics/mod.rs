@@ -19,15 +19,22 @@ pub struct TimeRange {
     pub to: DateTime<Utc>,
 }
 
-/// A range cut at minute boundaries: the whole minutes `[inner_from,
-/// inner_to)` can be read from the per-minute counts, the edges `[from,
-/// inner_from)` and `[inner_to, to)` (under a minute each) from the events.
+/// A range cut where the rollups can answer it: whole hours
+/// `[hour_from, hour_to)` from the hourly counts, the remaining whole
+/// minutes `[minute_from, hour_from)` and `[hour_to, minute_to)` from the
+/// per-minute counts, and the partial-minute edges `[from, minute_from)`
+/// and `[minute_to, to)` (under a minute each) from the events. An empty
+/// piece has its two ends equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MinuteSplit {
-    /// Start of the first whole minute (equals `inner_to` when there is none).
-    pub inner_from: DateTime<Utc>,
+pub struct Split {
+    /// Start of the first whole minute.
+    pub minute_from: DateTime<Utc>,
     /// End of the last whole minute.
-    pub inner_to: DateTime<Utc>,
+    pub minute_to: DateTime<Utc>,
+    /// Start of the first whole hour read from the hourly counts.
+    pub hour_from: DateTime<Utc>,
+    /// End of the last one.
+    pub hour_to: DateTime<Utc>,
 }
 
 impl TimeRange {
@@ -36,26 +43,40 @@ impl TimeRange {
         self.to - self.from
     }
 
-    /// Where the range's whole minutes are.
-    pub fn split_minutes(&self) -> MinuteSplit {
-        let inner_from = ceil(self.from, MINUTE_MS);
-        let inner_to = floor(self.to, MINUTE_MS);
-        if inner_from < inner_to {
-            MinuteSplit {
-                inner_from,
-                inner_to,
+    /// Where the rollups can answer for the range; `hours` says whether
+    /// hour rows may be used (not for buckets shorter than an hour).
+    pub fn split(&self, hours: bool) -> Split {
+        let (minute_from, minute_to) = (ceil(self.from, MINUTE_MS), floor(self.to, MINUTE_MS));
+        if minute_from >= minute_to {
+            // No whole minute: everything is an edge, read from the events.
+            return Split {
+                minute_from: self.to,
+                minute_to: self.to,
+                hour_from: self.to,
+                hour_to: self.to,
+            };
+        }
+        let (hour_from, hour_to) = (ceil(self.from, HOUR_MS), floor(self.to, HOUR_MS));
+        if hours && hour_from < hour_to {
+            Split {
+                minute_from,
+                minute_to,
+                hour_from,
+                hour_to,
             }
         } else {
-            // No whole minute: everything is an edge, read from the events.
-            MinuteSplit {
-                inner_from: self.to,
-                inner_to: self.to,
+            Split {
+                minute_from,
+                minute_to,
+                hour_from: minute_to,
+                hour_to: minute_to,
             }
         }
     }
 }
 
 const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
 
 /// The instant `t` rounded down to a multiple of `step_ms` since the epoch.
 fn floor(t: DateTime<Utc>, step_ms: i64) -> DateTime<Utc> {
@@ -83,6 +104,13 @@ pub struct Interval {
     pub ms: i64,
 }
 
+impl Interval {
+    /// Whether its buckets are whole hours, so hourly counts can fill them.
+    pub fn whole_hours(&self) -> bool {
+        self.ms % HOUR_MS == 0
+    }
+}
+
 /// Every interval, shortest first. Buckets start at multiples of the
 /// interval since the Unix epoch, so days start at 00:00 UTC.
 pub const INTERVALS: [Interval; 9] = [
@@ -98,7 +126,7 @@ pub const INTERVALS: [Interval; 9] = [
 ];
 
 /// Buckets the automatic interval aims to stay under.
-pub const AUTO_BUCKETS: i64 = 500;
+pub const AUTO_BUCKETS: i64 = 200;
 
 impl Interval {
     const fn new(name: &'static str, ms: i64) -> Self {
@@ -237,39 +265,67 @@ mod tests {
     }
 
     #[test]
-    fn whole_minutes_come_from_the_rollup_and_edges_from_the_events() {
-        let r = range("2026-11-24T10:00:30.5Z", "2026-11-24T10:05:10Z");
+    fn whole_hours_then_whole_minutes_come_from_the_rollups_and_edges_from_the_events() {
+        let r = range("2026-11-24T10:00:30.5Z", "2026-11-24T13:05:10Z");
         assert_eq!(
-            r.split_minutes(),
-            MinuteSplit {
-                inner_from: at("2026-11-24T10:01:00Z"),
-                inner_to: at("2026-11-24T10:05:00Z"),
+            r.split(true),
+            Split {
+                minute_from: at("2026-11-24T10:01:00Z"),
+                minute_to: at("2026-11-24T13:05:00Z"),
+                hour_from: at("2026-11-24T11:00:00Z"),
+                hour_to: at("2026-11-24T13:00:00Z"),
             }
+        );
+        // Sub-hour buckets: no hour rows, the minutes cover all.
+        let minutes = r.split(false);
+        assert_eq!(
+            (minutes.minute_from, minutes.minute_to),
+            (at("2026-11-24T10:01:00Z"), at("2026-11-24T13:05:00Z"))
+        );
+        assert_eq!(
+            (minutes.hour_from, minutes.hour_to),
+            (minutes.minute_to, minutes.minute_to)
         );
         let aligned = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z");
         assert_eq!(
-            aligned.split_minutes(),
-            MinuteSplit {
-                inner_from: aligned.from,
-                inner_to: aligned.to,
+            aligned.split(true),
+            Split {
+                minute_from: aligned.from,
+                minute_to: aligned.to,
+                hour_from: aligned.from,
+                hour_to: aligned.to,
             }
+        );
+        // Less than a whole hour: minutes only, even when hours are allowed.
+        let short = range("2026-11-24T10:10:00Z", "2026-11-24T11:05:00Z").split(true);
+        assert_eq!(
+            (short.hour_from, short.hour_to),
+            (short.minute_to, short.minute_to)
         );
         // Inside one minute, or across one boundary with no whole minute.
         for r in [
             range("2026-11-24T10:00:10Z", "2026-11-24T10:00:50Z"),
             range("2026-11-24T10:00:10Z", "2026-11-24T10:01:50Z"),
         ] {
-            let split = r.split_minutes();
-            assert_eq!((split.inner_from, split.inner_to), (r.to, r.to));
+            let split = r.split(true);
+            assert_eq!(
+                [
+                    split.minute_from,
+                    split.minute_to,
+                    split.hour_from,
+                    split.hour_to
+                ],
+                [r.to; 4]
+            );
         }
         // Sub-millisecond instants round outwards, never onto themselves.
         let nanos = range(
             "2026-11-24T10:00:00.000001Z",
             "2026-11-24T10:02:59.9999999Z",
         );
-        let split = nanos.split_minutes();
+        let split = nanos.split(true);
         assert_eq!(
-            (split.inner_from, split.inner_to),
+            (split.minute_from, split.minute_to),
             (at("2026-11-24T10:01:00Z"), at("2026-11-24T10:02:00Z"))
         );
     }
@@ -294,8 +350,11 @@ mod tests {
         let hour = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z");
         assert_eq!(Interval::auto(&hour).name, "1m");
         let week = range("2026-11-17T00:00:00Z", "2026-11-24T00:00:00Z");
-        // 7 days at 15m = 672 buckets, at 30m = 336.
-        assert_eq!(Interval::auto(&week).name, "30m");
+        // 7 days at 30m = 336 buckets, at 1h = 168.
+        assert_eq!(Interval::auto(&week).name, "1h");
+        assert!(Interval::auto(&week).whole_hours());
+        let day = range("2026-11-23T00:00:00Z", "2026-11-24T00:00:00Z");
+        assert_eq!(Interval::auto(&day).name, "10m");
         let decade = range("2016-11-24T00:00:00Z", "2026-11-24T00:00:00Z");
         assert_eq!(Interval::auto(&decade).name, "1d");
     }

@@ -1,8 +1,9 @@
-//! The analytics queries. Event counts add the per-minute rollup over the
-//! range's whole minutes to a count of the events in its partial edges
-//! (under a minute at each end), so any `[from, to)` is exact to the
-//! millisecond while a long range reads one row per minute, type and source
-//! instead of every event. Anomaly queries read the anomalies table.
+//! The analytics queries. Event counts add the hourly rollup over the
+//! range's whole hours (when the buckets are whole hours), the per-minute
+//! rollup over its other whole minutes, and a count of the events in its
+//! partial-minute edges, so any `[from, to)` is exact to the millisecond
+//! while a week reads a few thousand rollup rows instead of millions of
+//! events. Anomaly queries read the anomalies table.
 //!
 //! Each runs in a read-only transaction with a statement timeout, on a pool
 //! of its own, so a heavy dashboard never holds up ingestion.
@@ -30,47 +31,55 @@ pub enum QueryError {
     Unavailable(String),
 }
 
-/// `event_ts` pieces of `[$1, $2)` with whole minutes `[$3, $4)` read from
-/// the rollup; `$5`/`$6` are the type and source filters (NULL: any).
+/// `event_ts` pieces of `[$1, $2)`: whole hours `[$5, $6)` from the hourly
+/// rollup, whole minutes `[$3, $5)` and `[$6, $4)` from the minute rollup,
+/// the rest from the events; `$7`/`$8` are the type and source filters
+/// (NULL: any). See [`crate::analytics::Split`].
 const EVENT_PIECES: &str = "\
 WITH pieces AS (
-  SELECT minute AS ts, event_type, source, count
+  SELECT hour AS ts, event_type, source, count
+  FROM event_counts_hour
+  WHERE hour >= $5 AND hour < $6
+    AND ($7::text[] IS NULL OR event_type = ANY($7))
+    AND ($8::text[] IS NULL OR source = ANY($8))
+  UNION ALL
+  SELECT minute, event_type, source, count
   FROM event_counts_minute
-  WHERE minute >= $3 AND minute < $4
-    AND ($5::text[] IS NULL OR event_type = ANY($5))
-    AND ($6::text[] IS NULL OR source = ANY($6))
+  WHERE ((minute >= $3 AND minute < $5) OR (minute >= $6 AND minute < $4))
+    AND ($7::text[] IS NULL OR event_type = ANY($7))
+    AND ($8::text[] IS NULL OR source = ANY($8))
   UNION ALL
   SELECT event_ts, event_type, source, 1
   FROM events
   WHERE ((event_ts >= $1 AND event_ts < $3) OR (event_ts >= $4 AND event_ts < $2))
-    AND ($5::text[] IS NULL OR event_type = ANY($5))
-    AND ($6::text[] IS NULL OR source = ANY($6))
+    AND ($7::text[] IS NULL OR event_type = ANY($7))
+    AND ($8::text[] IS NULL OR source = ANY($8))
 )";
 
-/// Buckets of `$7` width (NULL: one bucket), grouped by `$8` ('type',
+/// Buckets of `$9` width (NULL: one bucket), grouped by `$10` ('type',
 /// 'source' or NULL).
 fn event_buckets_sql() -> String {
     format!(
         "{EVENT_PIECES}
-SELECT CASE WHEN $7::interval IS NULL THEN $1 ELSE date_bin($7::interval, ts, {EPOCH}) END AS bucket,
-       CASE $8::text WHEN 'type' THEN event_type WHEN 'source' THEN source END AS grp,
+SELECT CASE WHEN $9::interval IS NULL THEN $1 ELSE date_bin($9::interval, ts, {EPOCH}) END AS bucket,
+       CASE $10::text WHEN 'type' THEN event_type WHEN 'source' THEN source END AS grp,
        sum(count)::int8 AS count
 FROM pieces
 GROUP BY 1, 2"
     )
 }
 
-/// Top `$7` groups of `$8`.
+/// Top `$9` groups of `$10`.
 fn event_breakdown_sql() -> String {
     format!(
         "{EVENT_PIECES}
 SELECT NULL::timestamptz AS bucket,
-       CASE $8::text WHEN 'type' THEN event_type ELSE source END AS grp,
+       CASE $10::text WHEN 'type' THEN event_type ELSE source END AS grp,
        sum(count)::int8 AS count
 FROM pieces
 GROUP BY 2
 ORDER BY 3 DESC, 2
-LIMIT $7"
+LIMIT $9"
     )
 }
 
@@ -158,12 +167,14 @@ impl Analytics {
         group: Option<EventKey>,
         filter: &EventFilter,
     ) -> Result<Vec<Point>, QueryError> {
-        let split = range.split_minutes();
+        let split = range.split(interval.is_none_or(|i| i.whole_hours()));
         let query = sql_query(event_buckets_sql())
             .bind::<Timestamptz, _>(range.from)
             .bind::<Timestamptz, _>(range.to)
-            .bind::<Timestamptz, _>(split.inner_from)
-            .bind::<Timestamptz, _>(split.inner_to)
+            .bind::<Timestamptz, _>(split.minute_from)
+            .bind::<Timestamptz, _>(split.minute_to)
+            .bind::<Timestamptz, _>(split.hour_from)
+            .bind::<Timestamptz, _>(split.hour_to)
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
             .bind::<Nullable<Text>, _>(interval.map(|i| i.as_sql()))
@@ -183,12 +194,14 @@ impl Analytics {
         limit: u32,
         filter: &EventFilter,
     ) -> Result<Vec<(String, i64)>, QueryError> {
-        let split = range.split_minutes();
+        let split = range.split(true);
         let query = sql_query(event_breakdown_sql())
             .bind::<Timestamptz, _>(range.from)
             .bind::<Timestamptz, _>(range.to)
-            .bind::<Timestamptz, _>(split.inner_from)
-            .bind::<Timestamptz, _>(split.inner_to)
+            .bind::<Timestamptz, _>(split.minute_from)
+            .bind::<Timestamptz, _>(split.minute_to)
+            .bind::<Timestamptz, _>(split.hour_from)
+            .bind::<Timestamptz, _>(split.hour_to)
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
             .bind::<BigInt, _>(i64::from(limit))

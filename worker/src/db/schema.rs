@@ -46,6 +46,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_counts_hour (hour, event_type, source) {
+        hour -> Timestamptz,
+        event_type -> Text,
+        source -> Text,
+        count -> Int8,
+    }
+}
+
 diesel::joinable!(anomalies -> events (event_id));
 diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
 

@@ -1,7 +1,7 @@
 //! Writes a batch of events in one transaction with one statement,
 //! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
 //! a second row and the count of rows actually inserted is known; the same
-//! statement adds exactly those rows to the per-minute counts. With
+//! statement adds exactly those rows to the per-minute and per-hour counts. With
 //! anomaly detection on, the same transaction first replays the history of
 //! users the detector does not know yet, then evaluates the rows actually
 //! inserted (a redelivered event was evaluated when it was new) and writes
@@ -33,7 +33,7 @@ WITH inserted AS (
     AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id, event_type, source, event_ts
-), counted AS (
+), per_minute AS (
   INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
   SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
   FROM inserted
@@ -41,6 +41,13 @@ WITH inserted AS (
   -- Every writer locks rollup rows in the same order: no deadlocks.
   ORDER BY 1, 2, 3
   ON CONFLICT (minute, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+), per_hour AS (
+  INSERT INTO event_counts_hour AS c (hour, event_type, source, count)
+  SELECT date_trunc('hour', event_ts, 'UTC'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  ORDER BY 1, 2, 3
+  ON CONFLICT (hour, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
 )
 SELECT event_id FROM inserted";
 

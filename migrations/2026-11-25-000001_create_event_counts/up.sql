@@ -1,14 +1,15 @@
--- Exact event counts per UTC minute and per UTC hour, by event type and
--- source. The worker adds to both in the transaction that inserts the
--- events, counting only the rows that insert actually added, so a
--- redelivered event never counts twice. Analytics endpoints and
--- dashboards read these instead of scanning events: a range's whole hours
--- from the hourly table, its remaining whole minutes from the minute
--- table, its partial-minute edges from events.
+-- Exact event counts per UTC minute, five minutes and hour, by event type
+-- and source. The worker adds to all three in the transaction that inserts
+-- the events, counting only the rows that insert actually added, so a
+-- redelivered event never counts twice. Analytics endpoints and dashboards
+-- read these instead of scanning events: a range's whole hours from the
+-- hourly table, its remaining whole five-minute spans from that table, the
+-- remaining whole minutes from the minute table, and its partial-minute
+-- edges from events.
 --
--- The hourly counts are a table, not a view over the minutes: summing a
--- week of minute rows (about 400k at 40 type/source pairs) took 50-80 ms,
--- the same week of hour rows well under a millisecond per thousand.
+-- The coarser counts are tables, not views over the minutes: a day of
+-- minute rows at 40 type/source pairs is 57,600 rows (about 15 ms to
+-- bucket), a week 400k (50-80 ms to sum); the same week in hours is 6,720.
 CREATE TABLE event_counts_minute (
     minute     timestamptz NOT NULL CHECK (minute = date_trunc('minute', minute, 'UTC')),
     event_type text        NOT NULL,
@@ -18,6 +19,15 @@ CREATE TABLE event_counts_minute (
 );
 -- Per-type series over a time range without visiting other types' rows.
 CREATE INDEX event_counts_minute_event_type_minute_idx ON event_counts_minute (event_type, minute);
+
+CREATE TABLE event_counts_5min (
+    bucket     timestamptz NOT NULL CHECK (bucket = date_bin('5 minutes', bucket, timestamptz '1970-01-01 00:00:00+00')),
+    event_type text        NOT NULL,
+    source     text        NOT NULL,
+    count      bigint      NOT NULL CHECK (count > 0),
+    PRIMARY KEY (bucket, event_type, source)
+);
+CREATE INDEX event_counts_5min_event_type_bucket_idx ON event_counts_5min (event_type, bucket);
 
 CREATE TABLE event_counts_hour (
     hour       timestamptz NOT NULL CHECK (hour = date_trunc('hour', hour, 'UTC')),
@@ -32,6 +42,10 @@ CREATE INDEX event_counts_hour_event_type_hour_idx ON event_counts_hour (event_t
 INSERT INTO event_counts_minute (minute, event_type, source, count)
 SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
 FROM events
+GROUP BY 1, 2, 3;
+INSERT INTO event_counts_5min (bucket, event_type, source, count)
+SELECT date_bin('5 minutes', minute, timestamptz '1970-01-01 00:00:00+00'), event_type, source, sum(count)
+FROM event_counts_minute
 GROUP BY 1, 2, 3;
 INSERT INTO event_counts_hour (hour, event_type, source, count)
 SELECT date_trunc('hour', minute, 'UTC'), event_type, source, sum(count)

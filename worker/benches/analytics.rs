@@ -119,6 +119,8 @@ async fn seed(url: &str, n: usize, start: DateTime<Utc>, span: TimeDelta) {
          -- What the worker adds with each batch, in one statement here.
          INSERT INTO event_counts_minute (minute, event_type, source, count)
          SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*) FROM events GROUP BY 1, 2, 3;
+         INSERT INTO event_counts_5min (bucket, event_type, source, count)
+         SELECT date_bin('5 minutes', event_ts, timestamptz '1970-01-01Z'), event_type, source, count(*) FROM events GROUP BY 1, 2, 3;
          INSERT INTO event_counts_hour (hour, event_type, source, count)
          SELECT date_trunc('hour', event_ts, 'UTC'), event_type, source, count(*) FROM events GROUP BY 1, 2, 3;
          INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)

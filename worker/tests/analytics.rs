@@ -95,6 +95,19 @@ async fn event_counts_are_exact_bucketed_filtered_and_zero_filled() {
         .map(|p| p["count"].as_i64().unwrap())
         .collect();
     assert_eq!(counts, vec![0, 8, 1]);
+    // Ten-minute buckets read five-minute rows, minutes and edges.
+    let tens = ok(
+        &worker,
+        "/api/v1/analytics/counts/timeseries?from=2026-11-20T09:58:00Z&to=2026-11-20T11:00:00.001Z&interval=10m",
+    )
+    .await;
+    let counts: Vec<i64> = tens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![0, 7, 0, 0, 0, 0, 1, 1]);
     assert_eq!(total(format!("{HOUR}&type=login")).await, 6);
     assert_eq!(
         total(format!("{HOUR}&type=login,purchase&source=api")).await,

@@ -19,22 +19,22 @@ pub struct TimeRange {
     pub to: DateTime<Utc>,
 }
 
-/// A range cut where the rollups can answer it: whole hours
-/// `[hour_from, hour_to)` from the hourly counts, the remaining whole
-/// minutes `[minute_from, hour_from)` and `[hour_to, minute_to)` from the
-/// per-minute counts, and the partial-minute edges `[from, minute_from)`
-/// and `[minute_to, to)` (under a minute each) from the events. An empty
-/// piece has its two ends equal.
+/// A range cut where the rollups can answer it, coarsest first: whole hours
+/// `hours` from the hourly counts; the whole five-minute spans left on each
+/// side (`[fives.0, hours.0)` and `[hours.1, fives.1)`) from those counts;
+/// the whole minutes left (`[minutes.0, fives.0)` and `[fives.1,
+/// minutes.1)`) from the per-minute counts; and the partial-minute edges
+/// `[from, minutes.0)` and `[minutes.1, to)` from the events. A tier that
+/// cannot be used collapses onto the next finer one's end, so every piece
+/// is a pair of half-open ranges, some empty, and they never overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
-    /// Start of the first whole minute.
-    pub minute_from: DateTime<Utc>,
-    /// End of the last whole minute.
-    pub minute_to: DateTime<Utc>,
-    /// Start of the first whole hour read from the hourly counts.
-    pub hour_from: DateTime<Utc>,
-    /// End of the last one.
-    pub hour_to: DateTime<Utc>,
+    /// Outer bounds of the whole minutes.
+    pub minutes: (DateTime<Utc>, DateTime<Utc>),
+    /// Outer bounds of the whole five-minute spans.
+    pub fives: (DateTime<Utc>, DateTime<Utc>),
+    /// Bounds of the whole hours.
+    pub hours: (DateTime<Utc>, DateTime<Utc>),
 }
 
 impl TimeRange {
@@ -43,39 +43,40 @@ impl TimeRange {
         self.to - self.from
     }
 
-    /// Where the rollups can answer for the range; `hours` says whether
-    /// hour rows may be used (not for buckets shorter than an hour).
-    pub fn split(&self, hours: bool) -> Split {
-        let (minute_from, minute_to) = (ceil(self.from, MINUTE_MS), floor(self.to, MINUTE_MS));
-        if minute_from >= minute_to {
+    /// Where the rollups can answer for the range when its counts go into
+    /// buckets of `interval` (one bucket when `None`): a coarser tier only
+    /// serves buckets it divides.
+    pub fn split(&self, interval: Option<Interval>) -> Split {
+        let serves = |tier_ms: i64| interval.is_none_or(|i| i.ms % tier_ms == 0);
+        let whole = |step_ms: i64| (ceil(self.from, step_ms), floor(self.to, step_ms));
+        let minutes = whole(MINUTE_MS);
+        if minutes.0 >= minutes.1 {
             // No whole minute: everything is an edge, read from the events.
+            let none = (self.to, self.to);
             return Split {
-                minute_from: self.to,
-                minute_to: self.to,
-                hour_from: self.to,
-                hour_to: self.to,
+                minutes: none,
+                fives: none,
+                hours: none,
             };
         }
-        let (hour_from, hour_to) = (ceil(self.from, HOUR_MS), floor(self.to, HOUR_MS));
-        if hours && hour_from < hour_to {
-            Split {
-                minute_from,
-                minute_to,
-                hour_from,
-                hour_to,
-            }
-        } else {
-            Split {
-                minute_from,
-                minute_to,
-                hour_from: minute_to,
-                hour_to: minute_to,
-            }
+        let mut fives = whole(FIVE_MINUTES_MS);
+        if !serves(FIVE_MINUTES_MS) || fives.0 >= fives.1 {
+            fives = (minutes.1, minutes.1);
+        }
+        let mut hours = whole(HOUR_MS);
+        if !serves(HOUR_MS) || hours.0 >= hours.1 || fives.0 == fives.1 {
+            hours = (fives.1, fives.1);
+        }
+        Split {
+            minutes,
+            fives,
+            hours,
         }
     }
 }
 
 const MINUTE_MS: i64 = 60_000;
+const FIVE_MINUTES_MS: i64 = 300_000;
 const HOUR_MS: i64 = 3_600_000;
 
 /// The instant `t` rounded down to a multiple of `step_ms` since the epoch.
@@ -102,13 +103,6 @@ pub struct Interval {
     pub name: &'static str,
     /// Its length in milliseconds.
     pub ms: i64,
-}
-
-impl Interval {
-    /// Whether its buckets are whole hours, so hourly counts can fill them.
-    pub fn whole_hours(&self) -> bool {
-        self.ms % HOUR_MS == 0
-    }
 }
 
 /// Every interval, shortest first. Buckets start at multiples of the
@@ -158,9 +152,10 @@ impl Interval {
             .unwrap_or(INTERVALS[INTERVALS.len() - 1])
     }
 
-    /// The interval as PostgreSQL reads it (`date_bin`'s stride).
-    pub fn as_sql(&self) -> String {
-        format!("{} milliseconds", self.ms)
+    /// The interval in microseconds (`date_bin`'s stride, bound as an
+    /// interval: a text bind cast per row cost more than the bucketing).
+    pub fn micros(&self) -> i64 {
+        self.ms * 1000
     }
 }
 
@@ -264,68 +259,88 @@ mod tests {
         }
     }
 
+    fn pairs(s: Split) -> [(String, String); 3] {
+        let hm = |(a, b): (DateTime<Utc>, DateTime<Utc>)| {
+            (
+                a.format("%H:%M:%S").to_string(),
+                b.format("%H:%M:%S").to_string(),
+            )
+        };
+        [hm(s.minutes), hm(s.fives), hm(s.hours)]
+    }
+
+    fn expect(pairs_: [(&str, &str); 3]) -> [(String, String); 3] {
+        pairs_.map(|(a, b)| (a.to_owned(), b.to_owned()))
+    }
+
     #[test]
-    fn whole_hours_then_whole_minutes_come_from_the_rollups_and_edges_from_the_events() {
-        let r = range("2026-11-24T10:00:30.5Z", "2026-11-24T13:05:10Z");
+    fn hours_then_five_minutes_then_minutes_then_events() {
+        let r = range("2026-11-24T10:02:30.5Z", "2026-11-24T13:17:10Z");
+        let one_bucket = r.split(None);
         assert_eq!(
-            r.split(true),
-            Split {
-                minute_from: at("2026-11-24T10:01:00Z"),
-                minute_to: at("2026-11-24T13:05:00Z"),
-                hour_from: at("2026-11-24T11:00:00Z"),
-                hour_to: at("2026-11-24T13:00:00Z"),
-            }
+            pairs(one_bucket),
+            expect([
+                ("10:03:00", "13:17:00"),
+                ("10:05:00", "13:15:00"),
+                ("11:00:00", "13:00:00")
+            ])
         );
-        // Sub-hour buckets: no hour rows, the minutes cover all.
-        let minutes = r.split(false);
+        // Hourly buckets: hours and five minutes both divide them.
+        assert_eq!(r.split(Interval::named("1h")), one_bucket);
+        // 10-minute buckets: five minutes, no hours.
         assert_eq!(
-            (minutes.minute_from, minutes.minute_to),
-            (at("2026-11-24T10:01:00Z"), at("2026-11-24T13:05:00Z"))
+            pairs(r.split(Interval::named("10m"))),
+            expect([
+                ("10:03:00", "13:17:00"),
+                ("10:05:00", "13:15:00"),
+                ("13:15:00", "13:15:00")
+            ])
         );
+        // 1-minute buckets: minutes only.
         assert_eq!(
-            (minutes.hour_from, minutes.hour_to),
-            (minutes.minute_to, minutes.minute_to)
+            pairs(r.split(Interval::named("1m"))),
+            expect([
+                ("10:03:00", "13:17:00"),
+                ("13:17:00", "13:17:00"),
+                ("13:17:00", "13:17:00")
+            ])
         );
-        let aligned = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z");
+        let aligned = range("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z").split(None);
         assert_eq!(
-            aligned.split(true),
-            Split {
-                minute_from: aligned.from,
-                minute_to: aligned.to,
-                hour_from: aligned.from,
-                hour_to: aligned.to,
-            }
+            pairs(aligned),
+            expect([
+                ("10:00:00", "11:00:00"),
+                ("10:00:00", "11:00:00"),
+                ("10:00:00", "11:00:00")
+            ])
         );
-        // Less than a whole hour: minutes only, even when hours are allowed.
-        let short = range("2026-11-24T10:10:00Z", "2026-11-24T11:05:00Z").split(true);
+        // Less than a whole hour, or a whole five minutes: finer tiers only.
+        let short = range("2026-11-24T10:10:00Z", "2026-11-24T11:05:00Z").split(None);
+        assert_eq!(short.hours, (short.fives.1, short.fives.1));
+        let shorter = range("2026-11-24T10:01:00Z", "2026-11-24T10:04:00Z").split(None);
         assert_eq!(
-            (short.hour_from, short.hour_to),
-            (short.minute_to, short.minute_to)
+            pairs(shorter),
+            expect([
+                ("10:01:00", "10:04:00"),
+                ("10:04:00", "10:04:00"),
+                ("10:04:00", "10:04:00")
+            ])
         );
         // Inside one minute, or across one boundary with no whole minute.
         for r in [
             range("2026-11-24T10:00:10Z", "2026-11-24T10:00:50Z"),
             range("2026-11-24T10:00:10Z", "2026-11-24T10:01:50Z"),
         ] {
-            let split = r.split(true);
-            assert_eq!(
-                [
-                    split.minute_from,
-                    split.minute_to,
-                    split.hour_from,
-                    split.hour_to
-                ],
-                [r.to; 4]
-            );
+            let split = r.split(None);
+            assert_eq!([split.minutes, split.fives, split.hours], [(r.to, r.to); 3]);
         }
         // Sub-millisecond instants round outwards, never onto themselves.
         let nanos = range(
             "2026-11-24T10:00:00.000001Z",
             "2026-11-24T10:02:59.9999999Z",
         );
-        let split = nanos.split(true);
         assert_eq!(
-            (split.minute_from, split.minute_to),
+            nanos.split(None).minutes,
             (at("2026-11-24T10:01:00Z"), at("2026-11-24T10:02:00Z"))
         );
     }
@@ -339,10 +354,7 @@ mod tests {
         assert_eq!(Interval::snapped(i64::MAX).name, "1d");
         assert_eq!(Interval::named("15m").map(|i| i.ms), Some(900_000));
         assert_eq!(Interval::named("2m"), None);
-        assert_eq!(
-            Interval::named("1h").unwrap().as_sql(),
-            "3600000 milliseconds"
-        );
+        assert_eq!(Interval::named("1h").unwrap().micros(), 3_600_000_000);
     }
 
     #[test]
@@ -352,7 +364,6 @@ mod tests {
         let week = range("2026-11-17T00:00:00Z", "2026-11-24T00:00:00Z");
         // 7 days at 30m = 336 buckets, at 1h = 168.
         assert_eq!(Interval::auto(&week).name, "1h");
-        assert!(Interval::auto(&week).whole_hours());
         let day = range("2026-11-23T00:00:00Z", "2026-11-24T00:00:00Z");
         assert_eq!(Interval::auto(&day).name, "10m");
         let decade = range("2016-11-24T00:00:00Z", "2026-11-24T00:00:00Z");

@@ -1,16 +1,20 @@
 //! The analytics queries. Event counts add the hourly rollup over the
-//! range's whole hours (when the buckets are whole hours), the per-minute
-//! rollup over its other whole minutes, and a count of the events in its
-//! partial-minute edges, so any `[from, to)` is exact to the millisecond
-//! while a week reads a few thousand rollup rows instead of millions of
-//! events. Anomaly queries read the anomalies table.
+//! range's whole hours, the five-minute rollup over the whole spans left,
+//! the per-minute rollup over the whole minutes left (each tier only where
+//! it divides the buckets) and a count of the events in the partial-minute
+//! edges, so any `[from, to)` is exact to the millisecond while a week
+//! reads a few thousand rollup rows instead of millions of events. Anomaly
+//! queries read the anomalies table.
 //!
 //! Each runs in a read-only transaction with a statement timeout, on a pool
 //! of its own, so a heavy dashboard never holds up ingestion.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::pg::data_types::PgInterval;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_query;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Interval, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::methods::LoadQuery;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
@@ -18,7 +22,7 @@ use uuid::Uuid;
 
 use super::DbPool;
 use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
-use crate::analytics::{Interval, Point, TimeRange};
+use crate::analytics::{Point, TimeRange};
 
 /// Why an analytics query gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -31,55 +35,61 @@ pub enum QueryError {
     Unavailable(String),
 }
 
-/// `event_ts` pieces of `[$1, $2)`: whole hours `[$5, $6)` from the hourly
-/// rollup, whole minutes `[$3, $5)` and `[$6, $4)` from the minute rollup,
-/// the rest from the events; `$7`/`$8` are the type and source filters
-/// (NULL: any). See [`crate::analytics::Split`].
+/// `event_ts` pieces of `[$1, $2)`: whole hours `[$7, $8)` from the hourly
+/// rollup, five-minute spans `[$5, $7)` and `[$8, $6)`, whole minutes
+/// `[$3, $5)` and `[$6, $4)`, and the rest from the events; `$9`/`$10` are
+/// the type and source filters (NULL: any). See [`crate::analytics::Split`].
 const EVENT_PIECES: &str = "\
 WITH pieces AS (
   SELECT hour AS ts, event_type, source, count
   FROM event_counts_hour
-  WHERE hour >= $5 AND hour < $6
-    AND ($7::text[] IS NULL OR event_type = ANY($7))
-    AND ($8::text[] IS NULL OR source = ANY($8))
+  WHERE hour >= $7 AND hour < $8
+    AND ($9::text[] IS NULL OR event_type = ANY($9))
+    AND ($10::text[] IS NULL OR source = ANY($10))
+  UNION ALL
+  SELECT bucket, event_type, source, count
+  FROM event_counts_5min
+  WHERE ((bucket >= $5 AND bucket < $7) OR (bucket >= $8 AND bucket < $6))
+    AND ($9::text[] IS NULL OR event_type = ANY($9))
+    AND ($10::text[] IS NULL OR source = ANY($10))
   UNION ALL
   SELECT minute, event_type, source, count
   FROM event_counts_minute
   WHERE ((minute >= $3 AND minute < $5) OR (minute >= $6 AND minute < $4))
-    AND ($7::text[] IS NULL OR event_type = ANY($7))
-    AND ($8::text[] IS NULL OR source = ANY($8))
+    AND ($9::text[] IS NULL OR event_type = ANY($9))
+    AND ($10::text[] IS NULL OR source = ANY($10))
   UNION ALL
   SELECT event_ts, event_type, source, 1
   FROM events
   WHERE ((event_ts >= $1 AND event_ts < $3) OR (event_ts >= $4 AND event_ts < $2))
-    AND ($7::text[] IS NULL OR event_type = ANY($7))
-    AND ($8::text[] IS NULL OR source = ANY($8))
+    AND ($9::text[] IS NULL OR event_type = ANY($9))
+    AND ($10::text[] IS NULL OR source = ANY($10))
 )";
 
-/// Buckets of `$9` width (NULL: one bucket), grouped by `$10` ('type',
+/// Buckets of `$11` width (NULL: one bucket), grouped by `$12` ('type',
 /// 'source' or NULL).
 fn event_buckets_sql() -> String {
     format!(
         "{EVENT_PIECES}
-SELECT CASE WHEN $9::interval IS NULL THEN $1 ELSE date_bin($9::interval, ts, {EPOCH}) END AS bucket,
-       CASE $10::text WHEN 'type' THEN event_type WHEN 'source' THEN source END AS grp,
+SELECT CASE WHEN $11::interval IS NULL THEN $1 ELSE date_bin($11::interval, ts, {EPOCH}) END AS bucket,
+       CASE $12::text WHEN 'type' THEN event_type WHEN 'source' THEN source END AS grp,
        sum(count)::int8 AS count
 FROM pieces
 GROUP BY 1, 2"
     )
 }
 
-/// Top `$9` groups of `$10`.
+/// Top `$11` groups of `$12`.
 fn event_breakdown_sql() -> String {
     format!(
         "{EVENT_PIECES}
 SELECT NULL::timestamptz AS bucket,
-       CASE $10::text WHEN 'type' THEN event_type ELSE source END AS grp,
+       CASE $12::text WHEN 'type' THEN event_type ELSE source END AS grp,
        sum(count)::int8 AS count
 FROM pieces
 GROUP BY 2
 ORDER BY 3 DESC, 2
-LIMIT $9"
+LIMIT $11"
     )
 }
 
@@ -135,6 +145,29 @@ pub struct AnomalyRow {
 
 /// A filter list as a bind: NULL when empty (no filter). Owned, so the
 /// query can move into the transaction's future.
+/// `sql` with the ten binds of [`EVENT_PIECES`] for `range` cut for
+/// buckets of `interval`.
+fn pieces(
+    sql: String,
+    range: &TimeRange,
+    interval: Option<crate::analytics::Interval>,
+    filter: &EventFilter,
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    let split = range.split(interval);
+    sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamptz, _>(range.from)
+        .bind::<Timestamptz, _>(range.to)
+        .bind::<Timestamptz, _>(split.minutes.0)
+        .bind::<Timestamptz, _>(split.minutes.1)
+        .bind::<Timestamptz, _>(split.fives.0)
+        .bind::<Timestamptz, _>(split.fives.1)
+        .bind::<Timestamptz, _>(split.hours.0)
+        .bind::<Timestamptz, _>(split.hours.1)
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
+}
+
 fn nonempty(values: &[String]) -> Option<Vec<String>> {
     (!values.is_empty()).then(|| values.to_vec())
 }
@@ -163,21 +196,14 @@ impl Analytics {
     pub async fn event_counts(
         &self,
         range: &TimeRange,
-        interval: Option<Interval>,
+        interval: Option<crate::analytics::Interval>,
         group: Option<EventKey>,
         filter: &EventFilter,
     ) -> Result<Vec<Point>, QueryError> {
-        let split = range.split(interval.is_none_or(|i| i.whole_hours()));
-        let query = sql_query(event_buckets_sql())
-            .bind::<Timestamptz, _>(range.from)
-            .bind::<Timestamptz, _>(range.to)
-            .bind::<Timestamptz, _>(split.minute_from)
-            .bind::<Timestamptz, _>(split.minute_to)
-            .bind::<Timestamptz, _>(split.hour_from)
-            .bind::<Timestamptz, _>(split.hour_to)
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
-            .bind::<Nullable<Text>, _>(interval.map(|i| i.as_sql()))
+        let query = pieces(event_buckets_sql(), range, interval, filter)
+            .bind::<Nullable<Interval>, _>(
+                interval.map(|i| PgInterval::from_microseconds(i.micros())),
+            )
             .bind::<Nullable<Text>, _>(event_key(group));
         let rows: Vec<Row> = self.load(query).await?;
         Ok(rows
@@ -194,16 +220,7 @@ impl Analytics {
         limit: u32,
         filter: &EventFilter,
     ) -> Result<Vec<(String, i64)>, QueryError> {
-        let split = range.split(true);
-        let query = sql_query(event_breakdown_sql())
-            .bind::<Timestamptz, _>(range.from)
-            .bind::<Timestamptz, _>(range.to)
-            .bind::<Timestamptz, _>(split.minute_from)
-            .bind::<Timestamptz, _>(split.minute_to)
-            .bind::<Timestamptz, _>(split.hour_from)
-            .bind::<Timestamptz, _>(split.hour_to)
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
+        let query = pieces(event_breakdown_sql(), range, None, filter)
             .bind::<BigInt, _>(i64::from(limit))
             .bind::<Nullable<Text>, _>(event_key(Some(by)));
         let rows: Vec<Row> = self.load(query).await?;
@@ -218,7 +235,7 @@ impl Analytics {
     pub async fn anomaly_counts(
         &self,
         range: &TimeRange,
-        interval: Option<Interval>,
+        interval: Option<crate::analytics::Interval>,
         by_rule: bool,
         by_severity: bool,
         filter: &AnomalyFilter,
@@ -250,7 +267,9 @@ impl Analytics {
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
             .bind::<Nullable<Text>, _>(filter.user_id.clone())
-            .bind::<Nullable<Text>, _>(interval.map(|i| i.as_sql()))
+            .bind::<Nullable<Interval>, _>(
+                interval.map(|i| PgInterval::from_microseconds(i.micros())),
+            )
             .bind::<diesel::sql_types::Bool, _>(by_rule)
             .bind::<diesel::sql_types::Bool, _>(by_severity);
         let rows: Vec<Counted> = self.load(query).await?;
@@ -264,7 +283,7 @@ impl Analytics {
     pub async fn anomaly_series(
         &self,
         range: &TimeRange,
-        interval: Interval,
+        interval: crate::analytics::Interval,
         group: Option<AnomalyKey>,
         filter: &AnomalyFilter,
     ) -> Result<Vec<Point>, QueryError> {

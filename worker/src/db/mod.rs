@@ -61,11 +61,12 @@ struct Missing {
 }
 
 /// The relations the worker reads and writes, newest migration's last.
-const REQUIRED_RELATIONS: [&str; 6] = [
+const REQUIRED_RELATIONS: [&str; 7] = [
     "events",
     "anomalies",
     "anomaly_outbox",
     "event_counts_minute",
+    "event_counts_5min",
     "event_counts_hour",
     "v_events",
 ];

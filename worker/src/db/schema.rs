@@ -47,6 +47,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_counts_5min (bucket, event_type, source) {
+        bucket -> Timestamptz,
+        event_type -> Text,
+        source -> Text,
+        count -> Int8,
+    }
+}
+
+diesel::table! {
     event_counts_hour (hour, event_type, source) {
         hour -> Timestamptz,
         event_type -> Text,

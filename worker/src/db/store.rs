@@ -1,11 +1,11 @@
 //! Writes a batch of events in one transaction with one statement,
 //! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
 //! a second row and the count of rows actually inserted is known; the same
-//! statement adds exactly those rows to the per-minute and per-hour counts. With
-//! anomaly detection on, the same transaction first replays the history of
-//! users the detector does not know yet, then evaluates the rows actually
-//! inserted (a redelivered event was evaluated when it was new) and writes
-//! the anomalies they trigger.
+//! statement adds exactly those rows to the counts per minute, five minutes
+//! and hour. With anomaly detection on, the same transaction first replays
+//! the history of users the detector does not know yet, then evaluates the
+//! rows actually inserted (a redelivered event was evaluated when it was
+//! new) and writes the anomalies they trigger.
 //!
 //! The statement binds one array per column and `unnest`s them, instead of
 //! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
@@ -41,6 +41,13 @@ WITH inserted AS (
   -- Every writer locks rollup rows in the same order: no deadlocks.
   ORDER BY 1, 2, 3
   ON CONFLICT (minute, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+), per_5min AS (
+  INSERT INTO event_counts_5min AS c (bucket, event_type, source, count)
+  SELECT date_bin('5 minutes', event_ts, timestamptz '1970-01-01 00:00:00+00'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  ORDER BY 1, 2, 3
+  ON CONFLICT (bucket, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
 ), per_hour AS (
   INSERT INTO event_counts_hour AS c (hour, event_type, source, count)
   SELECT date_trunc('hour', event_ts, 'UTC'), event_type, source, count(*)

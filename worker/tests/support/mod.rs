@@ -58,7 +58,7 @@ impl TestDb {
         rows[0].n
     }
 
-    /// The per-minute and hourly counts agree with the events table, group by group,
+    /// The per-minute, five-minute and hourly counts agree with the events table, group by group,
     /// and there is at least one.
     pub async fn assert_rollups_exact(&self) {
         let wrong = self
@@ -81,6 +81,16 @@ impl TestDb {
             )
             .await;
         assert_eq!(wrong, 0, "hourly counts differ from the events table");
+        let wrong = self
+            .count(
+                "SELECT count(*) AS n
+                 FROM (SELECT date_bin('5 minutes', event_ts, timestamptz '1970-01-01Z') AS bucket, event_type, source, count(*) AS count
+                       FROM events GROUP BY 1, 2, 3) AS e
+                 FULL JOIN event_counts_5min AS r USING (bucket, event_type, source)
+                 WHERE e.count IS DISTINCT FROM r.count",
+            )
+            .await;
+        assert_eq!(wrong, 0, "five-minute counts differ from the events table");
         let counted = self
             .count("SELECT coalesce(sum(count), 0)::int8 AS n FROM event_counts_minute")
             .await;

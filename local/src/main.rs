@@ -38,6 +38,9 @@ async fn main() -> anyhow::Result<()> {
     println!("  OpenAPI      http://{api}/openapi.json");
     println!("  API metrics  http://{api}/metrics");
     println!("  Worker       http://{worker}/ready, http://{worker}/metrics");
+    println!(
+        "  Analytics    http://{worker}/api/v1/analytics/counts/total (Swagger UI http://{worker}/docs)"
+    );
     println!("  PostgreSQL   {}", redact_url(&pipeline.database_url));
     println!("  Kafka        {} ({kind})", pipeline.bootstrap);
     println!("  Load it      cargo run --release -p eventpipe-load -- --help");

@@ -35,61 +35,71 @@ pub enum QueryError {
     Unavailable(String),
 }
 
-/// `event_ts` pieces of `[$1, $2)`: whole hours `[$7, $8)` from the hourly
-/// rollup, five-minute spans `[$5, $7)` and `[$8, $6)`, whole minutes
-/// `[$3, $5)` and `[$6, $4)`, and the rest from the events; `$9`/`$10` are
-/// the type and source filters (NULL: any). See [`crate::analytics::Split`].
-const EVENT_PIECES: &str = "\
-WITH pieces AS (
-  SELECT hour AS ts, event_type, source, count
-  FROM event_counts_hour
-  WHERE hour >= $7 AND hour < $8
-    AND ($9::text[] IS NULL OR event_type = ANY($9))
-    AND ($10::text[] IS NULL OR source = ANY($10))
-  UNION ALL
-  SELECT bucket, event_type, source, count
-  FROM event_counts_5min
-  WHERE ((bucket >= $5 AND bucket < $7) OR (bucket >= $8 AND bucket < $6))
-    AND ($9::text[] IS NULL OR event_type = ANY($9))
-    AND ($10::text[] IS NULL OR source = ANY($10))
-  UNION ALL
-  SELECT minute, event_type, source, count
-  FROM event_counts_minute
-  WHERE ((minute >= $3 AND minute < $5) OR (minute >= $6 AND minute < $4))
-    AND ($9::text[] IS NULL OR event_type = ANY($9))
-    AND ($10::text[] IS NULL OR source = ANY($10))
-  UNION ALL
-  SELECT event_ts, event_type, source, 1
-  FROM events
-  WHERE ((event_ts >= $1 AND event_ts < $3) OR (event_ts >= $4 AND event_ts < $2))
-    AND ($9::text[] IS NULL OR event_type = ANY($9))
-    AND ($10::text[] IS NULL OR source = ANY($10))
-)";
+/// Where the pieces of `[$1, $2)` are read: whole hours `[$7, $8)` from the
+/// hourly rollup, five-minute spans `[$5, $7)` and `[$8, $6)`, whole
+/// minutes `[$3, $5)` and `[$6, $4)`, and the edges `[$1, $3)` and
+/// `[$4, $2)` from the events. See [`crate::analytics::Split`].
+const PIECES: [(&str, &str, &str, (&str, &str)); 7] = [
+    ("event_counts_hour", "hour", "count", ("$7", "$8")),
+    ("event_counts_5min", "bucket", "count", ("$5", "$7")),
+    ("event_counts_5min", "bucket", "count", ("$8", "$6")),
+    ("event_counts_minute", "minute", "count", ("$3", "$5")),
+    ("event_counts_minute", "minute", "count", ("$6", "$4")),
+    ("events", "event_ts", "1", ("$1", "$3")),
+    ("events", "event_ts", "1", ("$4", "$2")),
+];
+
+/// The `pieces` CTE: one branch per piece, each a plain range on its
+/// table's leading key column, so the rollups are read by index-only scans
+/// in key order (an `OR` of two ranges would force a bitmap scan of the
+/// heap), and each summed per instant and group as it streams out of the
+/// index, so the bucketing above sees one row per minute (or hour) and
+/// group rather than one per type and source. `$9` and `$10` filter types
+/// and sources (NULL: any); `$12` names the group column.
+fn event_pieces_sql() -> String {
+    let branches: Vec<String> = PIECES
+        .iter()
+        .map(|(table, column, count, (from, to))| {
+            format!(
+                "  (SELECT {column} AS ts, {GROUP} AS grp, sum({count}) AS count FROM {table}
+   WHERE {column} >= {from} AND {column} < {to}
+     AND ($9::text[] IS NULL OR event_type = ANY($9)) AND ($10::text[] IS NULL OR source = ANY($10))
+   GROUP BY 1, 2)"
+            )
+        })
+        .collect();
+    format!("WITH pieces AS (\n{}\n)", branches.join("\n  UNION ALL\n"))
+}
+
+/// The group column `$12` asks for ('type', 'source' or NULL: none).
+const GROUP: &str = "CASE $12::text WHEN 'type' THEN event_type WHEN 'source' THEN source END";
 
 /// Buckets of `$11` width (NULL: one bucket), grouped by `$12` ('type',
 /// 'source' or NULL).
 fn event_buckets_sql() -> String {
     format!(
-        "{EVENT_PIECES}
+        "{}
 SELECT CASE WHEN $11::interval IS NULL THEN $1 ELSE date_bin($11::interval, ts, {EPOCH}) END AS bucket,
-       CASE $12::text WHEN 'type' THEN event_type WHEN 'source' THEN source END AS grp,
+       grp,
        sum(count)::int8 AS count
 FROM pieces
-GROUP BY 1, 2"
+GROUP BY 1, 2",
+        event_pieces_sql()
     )
 }
 
 /// Top `$11` groups of `$12`.
 fn event_breakdown_sql() -> String {
     format!(
-        "{EVENT_PIECES}
+        "{}
 SELECT NULL::timestamptz AS bucket,
-       CASE $12::text WHEN 'type' THEN event_type ELSE source END AS grp,
+       grp,
        sum(count)::int8 AS count
 FROM pieces
 GROUP BY 2
 ORDER BY 3 DESC, 2
-LIMIT $11"
+LIMIT $11",
+        event_pieces_sql()
     )
 }
 
@@ -145,7 +155,7 @@ pub struct AnomalyRow {
 
 /// A filter list as a bind: NULL when empty (no filter). Owned, so the
 /// query can move into the transaction's future.
-/// `sql` with the ten binds of [`EVENT_PIECES`] for `range` cut for
+/// `sql` with the ten binds of [`event_pieces_sql`] for `range` cut for
 /// buckets of `interval`.
 fn pieces(
     sql: String,

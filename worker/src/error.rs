@@ -8,9 +8,12 @@
 //! - the consuming loop and start-up use `anyhow` and `StoreError`, never this.
 
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, ResponsesBuilder};
 
 use crate::analytics::params::ParamError;
 use crate::db::analytics::QueryError;
@@ -65,8 +68,37 @@ pub struct Problem {
     pub parameter: Option<String>,
 }
 
+/// The error answers every analytics route can give, for its OpenAPI
+/// `responses(...)`.
+pub struct AnalyticsErrors;
+
+impl utoipa::IntoResponses for AnalyticsErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        ResponsesBuilder::new()
+            .response(
+                "400",
+                problem("A parameter is invalid, or the range needs more buckets than allowed; `parameter` names it"),
+            )
+            .response("401", problem("Read token missing or wrong"))
+            .response("503", problem("PostgreSQL unavailable or too slow"))
+            .build()
+            .into()
+    }
+}
+
 impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
+    fn into_response(self) -> axum::response::Response {
         let (status, slug, title) = match &self {
             HttpError::BadParameter(_) => (
                 StatusCode::BAD_REQUEST,

@@ -61,36 +61,34 @@ impl TestDb {
     /// The per-minute, five-minute and hourly counts agree with the events table, group by group,
     /// and there is at least one.
     pub async fn assert_rollups_exact(&self) {
-        let wrong = self
-            .count(
-                "SELECT count(*) AS n
-                 FROM (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, event_type, source, count(*) AS count
-                       FROM events GROUP BY 1, 2, 3) AS e
-                 FULL JOIN event_counts_minute AS r USING (minute, event_type, source)
-                 WHERE e.count IS DISTINCT FROM r.count",
-            )
-            .await;
-        assert_eq!(wrong, 0, "per-minute counts differ from the events table");
-        let wrong = self
-            .count(
-                "SELECT count(*) AS n
-                 FROM (SELECT date_trunc('hour', event_ts, 'UTC') AS hour, event_type, source, count(*) AS count
-                       FROM events GROUP BY 1, 2, 3) AS e
-                 FULL JOIN event_counts_hour AS r USING (hour, event_type, source)
-                 WHERE e.count IS DISTINCT FROM r.count",
-            )
-            .await;
-        assert_eq!(wrong, 0, "hourly counts differ from the events table");
-        let wrong = self
-            .count(
-                "SELECT count(*) AS n
-                 FROM (SELECT date_bin('5 minutes', event_ts, timestamptz '1970-01-01Z') AS bucket, event_type, source, count(*) AS count
-                       FROM events GROUP BY 1, 2, 3) AS e
-                 FULL JOIN event_counts_5min AS r USING (bucket, event_type, source)
-                 WHERE e.count IS DISTINCT FROM r.count",
-            )
-            .await;
-        assert_eq!(wrong, 0, "five-minute counts differ from the events table");
+        for (table, column, bucket) in [
+            (
+                "event_counts_minute",
+                "minute",
+                "date_trunc('minute', event_ts, 'UTC')",
+            ),
+            (
+                "event_counts_5min",
+                "bucket",
+                "date_bin('5 minutes', event_ts, timestamptz '1970-01-01Z')",
+            ),
+            (
+                "event_counts_hour",
+                "hour",
+                "date_trunc('hour', event_ts, 'UTC')",
+            ),
+        ] {
+            let wrong = self
+                .count(&format!(
+                    "SELECT count(*) AS n
+                     FROM (SELECT {bucket} AS {column}, event_type, source, count(*) AS count
+                           FROM events GROUP BY 1, 2, 3) AS e
+                     FULL JOIN {table} AS r USING ({column}, event_type, source)
+                     WHERE e.count IS DISTINCT FROM r.count"
+                ))
+                .await;
+            assert_eq!(wrong, 0, "{table} differs from the events table");
+        }
         let counted = self
             .count("SELECT coalesce(sum(count), 0)::int8 AS n FROM event_counts_minute")
             .await;

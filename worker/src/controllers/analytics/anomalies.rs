@@ -15,7 +15,7 @@ use super::{query, time};
 use crate::Worker;
 use crate::analytics::params::{AnomaliesQuery, AnomalyKey};
 use crate::analytics::zero_fill;
-use crate::error::{HttpError, Problem};
+use crate::error::{AnalyticsErrors, HttpError};
 
 /// Anomaly counts per rule and/or severity, largest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,9 +125,7 @@ pub struct AnomalyItem {
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Counts per group, largest first", body = AnomalyCounts),
-        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_anomaly_counts(
     State(worker): State<Arc<Worker>>,
@@ -165,9 +163,7 @@ pub async fn get_anomaly_counts(
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Every bucket (and group), zero-filled, by time", body = AnomalySeries),
-        (status = 400, description = "A parameter is invalid, or the range needs more buckets than allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_anomaly_timeseries(
     State(worker): State<Arc<Worker>>,
@@ -214,9 +210,7 @@ pub async fn get_anomaly_timeseries(
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Newest first", body = RecentAnomalies),
-        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_recent_anomalies(
     State(worker): State<Arc<Worker>>,

@@ -14,7 +14,7 @@ use super::{query, time};
 use crate::Worker;
 use crate::analytics::params::{BreakdownQuery, CountsQuery, EventKey, TimeseriesQuery};
 use crate::analytics::zero_fill;
-use crate::error::{HttpError, Problem};
+use crate::error::{AnalyticsErrors, HttpError};
 
 /// How many events a range holds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,9 +112,7 @@ fn point(time: String, group: Option<String>, key: Option<EventKey>, count: i64)
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "The count", body = Total),
-        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_total(
     State(worker): State<Arc<Worker>>,
@@ -138,9 +136,7 @@ pub async fn get_total(
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Every bucket (and group), zero-filled, by time", body = Timeseries),
-        (status = 400, description = "A parameter is invalid, or the range needs more buckets than allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_timeseries(
     State(worker): State<Arc<Worker>>,
@@ -180,9 +176,7 @@ pub async fn get_timeseries(
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "The largest groups, largest first", body = Breakdown),
-        (status = 400, description = "A parameter is invalid; `parameter` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Read token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL unavailable or too slow", body = Problem, content_type = "application/problem+json"),
+        AnalyticsErrors,
     ))]
 pub async fn get_breakdown(
     State(worker): State<Arc<Worker>>,

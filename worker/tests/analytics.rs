@@ -9,7 +9,7 @@
 mod support;
 
 use diesel::sql_query;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use eventpipe_worker::db::store::store_batch;
 use serde_json::{Value, json};
 use support::*;
@@ -413,18 +413,10 @@ async fn the_read_token_guards_analytics_and_nothing_else() {
 async fn the_dashboards_role_reads_the_views_and_cannot_write() {
     let (db, worker, _kafka) = serve_known(&[]).await;
     worker.stop().await.unwrap();
-    let role_sql = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy/postgres/dashboards-role.sql"),
-    )
-    .unwrap();
-    db.connect().await.batch_execute(&role_sql).await.unwrap();
+    db.apply_dashboards_role().await;
     // Applying it again (after the next migration, say) is harmless.
-    db.connect().await.batch_execute(&role_sql).await.unwrap();
-
-    let reader_url = db.url.replacen("postgres@", "eventpipe_dashboards@", 1);
-    assert_ne!(reader_url, db.url);
-    let mut reader = AsyncPgConnection::establish(&reader_url).await.unwrap();
+    db.apply_dashboards_role().await;
+    let mut reader = db.dashboards_reader().await;
     for (view, rows) in [
         ("v_events", 9),
         ("v_event_counts_minute", 6),

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use diesel::sql_query;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use eventpipe_worker::db::store::store_batch;
 use serde_json::Value;
 use support::*;
@@ -238,11 +238,8 @@ async fn every_sql_panel_runs_as_the_dashboards_role() {
     let db = TestDb::create().await;
     let pool = eventpipe_worker::db::pool(&db.url, 1).await.unwrap();
     store_batch(&pool, &known_events(), None).await.unwrap();
-    let role_sql =
-        std::fs::read_to_string(repo().join("deploy/postgres/dashboards-role.sql")).unwrap();
-    db.connect().await.batch_execute(&role_sql).await.unwrap();
-    let reader_url = db.url.replacen("postgres@", "eventpipe_dashboards@", 1);
-    let mut reader = AsyncPgConnection::establish(&reader_url).await.unwrap();
+    db.apply_dashboards_role().await;
+    let mut reader = db.dashboards_reader().await;
     let mut checked = 0;
     for (file, title, target) in targets() {
         let Some(sql) = target["rawSql"].as_str() else {

@@ -38,11 +38,6 @@ pub struct Split {
 }
 
 impl TimeRange {
-    /// The range's length.
-    pub fn span(&self) -> TimeDelta {
-        self.to - self.from
-    }
-
     /// Where the rollups can answer for the range when its counts go into
     /// buckets of `interval` (one bucket when `None`): a coarser tier only
     /// serves buckets it divides.

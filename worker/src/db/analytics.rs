@@ -9,6 +9,8 @@
 //! Each runs in a read-only transaction with a statement timeout, on a pool
 //! of its own, so a heavy dashboard never holds up ingestion.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::pg::data_types::PgInterval;
@@ -75,8 +77,8 @@ fn event_pieces_sql() -> String {
 const GROUP: &str = "CASE $12::text WHEN 'type' THEN event_type WHEN 'source' THEN source END";
 
 /// Buckets of `$11` width (NULL: one bucket), grouped by `$12` ('type',
-/// 'source' or NULL).
-fn event_buckets_sql() -> String {
+/// 'source' or NULL). Built once; the text never changes.
+static EVENT_BUCKETS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}
 SELECT CASE WHEN $11::interval IS NULL THEN $1 ELSE date_bin($11::interval, ts, {EPOCH}) END AS bucket,
@@ -86,22 +88,23 @@ FROM pieces
 GROUP BY 1, 2",
         event_pieces_sql()
     )
-}
+});
 
-/// Top `$11` groups of `$12`.
-fn event_breakdown_sql() -> String {
+/// Top `$11` groups of `$12`, each row also carrying the count over all
+/// groups (the window is summed before `LIMIT` cuts).
+static EVENT_BREAKDOWN_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}
-SELECT NULL::timestamptz AS bucket,
-       grp,
-       sum(count)::int8 AS count
+SELECT grp,
+       sum(count)::int8 AS count,
+       (sum(sum(count)) OVER ())::int8 AS total
 FROM pieces
-GROUP BY 2
-ORDER BY 3 DESC, 2
+GROUP BY 1
+ORDER BY 2 DESC, 1
 LIMIT $11",
         event_pieces_sql()
     )
-}
+});
 
 const EPOCH: &str = "timestamptz '1970-01-01 00:00:00+00'";
 
@@ -158,7 +161,7 @@ pub struct AnomalyRow {
 /// `sql` with the ten binds of [`event_pieces_sql`] for `range` cut for
 /// buckets of `interval`.
 fn pieces(
-    sql: String,
+    sql: &str,
     range: &TimeRange,
     interval: Option<crate::analytics::Interval>,
     filter: &EventFilter,
@@ -210,7 +213,7 @@ impl Analytics {
         group: Option<EventKey>,
         filter: &EventFilter,
     ) -> Result<Vec<Point>, QueryError> {
-        let query = pieces(event_buckets_sql(), range, interval, filter)
+        let query = pieces(&EVENT_BUCKETS_SQL, range, interval, filter)
             .bind::<Nullable<Interval>, _>(
                 interval.map(|i| PgInterval::from_microseconds(i.micros())),
             )
@@ -222,22 +225,36 @@ impl Analytics {
             .collect())
     }
 
-    /// The `limit` largest groups of `by` in `range`, largest first.
+    /// The `limit` largest groups of `by` in `range`, largest first, and
+    /// the count over all groups.
     pub async fn event_breakdown(
         &self,
         range: &TimeRange,
         by: EventKey,
         limit: u32,
         filter: &EventFilter,
-    ) -> Result<Vec<(String, i64)>, QueryError> {
-        let query = pieces(event_breakdown_sql(), range, None, filter)
+    ) -> Result<(Vec<(String, i64)>, i64), QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Ranked {
+            #[diesel(sql_type = Nullable<Text>)]
+            grp: Option<String>,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+            #[diesel(sql_type = BigInt)]
+            total: i64,
+        }
+        let query = pieces(&EVENT_BREAKDOWN_SQL, range, None, filter)
             .bind::<BigInt, _>(i64::from(limit))
             .bind::<Nullable<Text>, _>(event_key(Some(by)));
-        let rows: Vec<Row> = self.load(query).await?;
-        Ok(rows
+        let rows: Vec<Ranked> = self.load(query).await?;
+        // No row means no event in the range. (`first` of the slice: diesel's
+        // query DSL, in scope here, has one too.)
+        let total = <[Ranked]>::first(&rows).map_or(0, |r| r.total);
+        let groups = rows
             .into_iter()
             .map(|r| (r.grp.unwrap_or_default(), r.count))
-            .collect())
+            .collect();
+        Ok((groups, total))
     }
 
     /// Anomaly counts in `range`, per bucket of `interval` when given, per

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, sql_query};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_worker::db::ScratchDatabase;
 use eventpipe_worker::db::store::NewEvent;
@@ -94,6 +94,23 @@ impl TestDb {
             .await;
         assert_eq!(counted, self.events().await);
         assert!(counted > 0);
+    }
+
+    /// Applies deploy/postgres/dashboards-role.sql as the owner.
+    pub async fn apply_dashboards_role(&self) {
+        let sql = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/postgres/dashboards-role.sql"),
+        )
+        .unwrap();
+        self.connect().await.batch_execute(&sql).await.unwrap();
+    }
+
+    /// A connection to this database as the dashboards role (trust auth).
+    pub async fn dashboards_reader(&self) -> AsyncPgConnection {
+        let url = self.url.replacen("postgres@", "eventpipe_dashboards@", 1);
+        assert_ne!(url, self.url);
+        AsyncPgConnection::establish(&url).await.unwrap()
     }
 
     pub async fn events(&self) -> i64 {

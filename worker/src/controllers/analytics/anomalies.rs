@@ -136,7 +136,8 @@ pub async fn get_anomaly_counts(
         .analytics
         .anomaly_counts(&range, None, by_rule, by_severity, &filter)
         .await?;
-    let mut data: Vec<AnomalyCount> = rows
+    // Already largest first (then by rule and severity) from the query.
+    let data: Vec<AnomalyCount> = rows
         .into_iter()
         .map(|(_, rule, severity, count)| AnomalyCount {
             rule,
@@ -144,11 +145,6 @@ pub async fn get_anomaly_counts(
             count,
         })
         .collect();
-    data.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| (&a.rule, &a.severity).cmp(&(&b.rule, &b.severity)))
-    });
     Ok(Json(AnomalyCounts {
         from: time(&range.from),
         to: time(&range.to),

@@ -183,17 +183,10 @@ pub async fn get_breakdown(
     params: Result<Query<BreakdownQuery>, QueryRejection>,
 ) -> Result<Json<Breakdown>, HttpError> {
     let (range, by, limit, filter) = query(params)?.parse(Utc::now())?;
-    let groups = worker
+    let (groups, total) = worker
         .analytics
         .event_breakdown(&range, by, limit, &filter)
         .await?;
-    let total = worker
-        .analytics
-        .event_counts(&range, None, None, &filter)
-        .await?
-        .iter()
-        .map(|r| r.2)
-        .sum();
     Ok(Json(Breakdown {
         from: time(&range.from),
         to: time(&range.to),

@@ -277,6 +277,35 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
+/// Each dashboard opens on a range that ends at now, and no panel shifts
+/// or narrows it to whole days: a range ending at the start of today (or
+/// yesterday) would hide the newest data, which is what these dashboards
+/// are for.
+#[test]
+fn every_dashboard_range_ends_at_now() {
+    for (path, dashboard) in dashboards() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            dashboard["time"]["to"], "now",
+            "{file}: the default range must end at now"
+        );
+        let from = dashboard["time"]["from"].as_str().unwrap();
+        assert!(
+            from.starts_with("now-") && !from.contains('/'),
+            "{file}: the default range must start a span before now, got {from:?}"
+        );
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for key in ["timeShift", "timeFrom"] {
+                assert!(
+                    panel.get(key).is_none_or(Value::is_null),
+                    "{file}: panel {} overrides the range with {key}",
+                    panel["title"]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_metric_a_dashboard_or_alert_names_is_exported() {
     // The metric name constants, the one place each service spells them.

@@ -10,8 +10,8 @@ use anyhow::Context;
 use eventpipe_api::config::ApiConfig;
 use eventpipe_contract::kafka;
 use eventpipe_embedded_kafka::EmbeddedKafka;
+use eventpipe_store as db;
 use eventpipe_worker::config::{WorkerConfig, redact_url};
-use eventpipe_worker::db;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use eventpipe_embedded_kafka::EmbeddedKafka;
-use eventpipe_worker::db::ScratchDatabase;
+use eventpipe_store::ScratchDatabase;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const TYPES: [(&str, u32); 10] = [
@@ -179,10 +179,10 @@ async fn run() {
     let keep = std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1");
     let (scratch, url) = if keep {
         let url = format!("{SERVER}/eventpipe_bench_analytics_{n}");
-        eventpipe_worker::db::create_database_if_missing(&url)
+        eventpipe_store::create_database_if_missing(&url)
             .await
             .unwrap();
-        eventpipe_worker::db::migrate(&url).await.unwrap();
+        eventpipe_store::migrate(&url).await.unwrap();
         (None, url)
     } else {
         let db = ScratchDatabase::create(SERVER, "eventpipe_bench_analytics")

@@ -18,7 +18,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_contract::{EventRecord, Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_load::mix::Shape;
-use eventpipe_worker::db::ScratchDatabase;
+use eventpipe_store::ScratchDatabase;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -10,8 +10,9 @@ use eventpipe_contract::kafka;
 pub use eventpipe_service::settings::{ConfigError, Var};
 use eventpipe_service::settings::{Env, var};
 
-use crate::anomaly::RuleSet;
-use crate::anomaly::rules;
+use eventpipe_anomaly::RuleSet;
+use eventpipe_anomaly::rules;
+pub use eventpipe_store::redact_url;
 
 /// Every variable the worker reads, with its default.
 pub const VARS: &[Var] = &[
@@ -199,20 +200,6 @@ impl fmt::Debug for WorkerConfig {
             .field("analytics_timeout_ms", &self.analytics_timeout_ms)
             .field("analytics_max_buckets", &self.analytics_max_buckets)
             .finish()
-    }
-}
-
-/// The URL with any password replaced, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

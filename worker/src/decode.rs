@@ -3,7 +3,7 @@
 
 use eventpipe_contract::{EventRecord, check_record, kafka};
 
-use crate::db::store::NewEvent;
+use eventpipe_store::NewEvent;
 
 /// What to do with one message.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, ResponsesBuilder};
 
 use crate::analytics::params::ParamError;
-use crate::db::analytics::QueryError;
+use crate::analytics::sql::QueryError;
 
 /// Everything an HTTP request to the worker can fail with.
 #[derive(Debug, thiserror::Error)]

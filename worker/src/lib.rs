@@ -23,11 +23,10 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub mod analytics;
-pub mod anomaly;
 pub mod config;
 pub mod controllers;
-pub mod db;
 pub mod decode;
+pub mod detection;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -35,6 +34,8 @@ pub mod pipeline;
 pub mod source;
 
 use config::WorkerConfig;
+use eventpipe_anomaly as anomaly;
+use eventpipe_store::DbPool;
 use metrics::Metrics;
 use source::Source;
 
@@ -46,9 +47,9 @@ pub struct Worker {
     /// The configuration it started with.
     pub config: WorkerConfig,
     /// PostgreSQL connections for writing.
-    pub pool: db::DbPool,
+    pub pool: DbPool,
     /// Analytics queries, on connections of their own.
-    pub analytics: db::analytics::Analytics,
+    pub analytics: analytics::sql::Analytics,
     /// Kafka consumer and DLQ producer.
     pub source: Source,
     /// Prometheus metrics.
@@ -75,16 +76,16 @@ const PUBLICATION_QUEUE: usize = 16;
 /// missing; migrates first when `DATABASE_MIGRATE` is set.
 pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     if config.migrate {
-        db::migrate(&config.database_url).await?;
+        eventpipe_store::migrate(&config.database_url).await?;
     }
-    db::check_schema(&config.database_url).await?;
+    eventpipe_store::check_schema(&config.database_url).await?;
     let metrics = Metrics::new().context("registering metrics")?;
-    let pool = db::pool(&config.database_url, config.pool_size).await?;
-    let analytics = db::analytics::Analytics::new(
-        db::pool(&config.database_url, config.analytics_pool_size).await?,
+    let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
+    let analytics = analytics::sql::Analytics::new(
+        eventpipe_store::pool(&config.database_url, config.analytics_pool_size).await?,
         config.analytics_timeout_ms,
     );
-    let database_up = db::ping(&pool).await;
+    let database_up = eventpipe_store::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
     source.check_topics(&config, config.connect_timeout)?;
     let detector = config.rules.clone().map(|rules| {
@@ -242,7 +243,7 @@ async fn probe(worker: Arc<Worker>) {
     loop {
         let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
         worker.kafka_up.store(kafka, Ordering::Relaxed);
-        let database = db::ping(&worker.pool).await;
+        let database = eventpipe_store::ping(&worker.pool).await;
         worker.database_up.store(database, Ordering::Relaxed);
         tokio::time::sleep(PROBE_INTERVAL).await;
     }

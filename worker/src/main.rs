@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
             eventpipe_service::init_tracing();
             let url = std::env::var("DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/eventpipe".to_owned());
-            let applied = eventpipe_worker::db::migrate(&url).await?;
+            let applied = eventpipe_store::migrate(&url).await?;
             println!("{applied} migration(s) applied");
             return Ok(());
         }

@@ -20,10 +20,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Worker;
-use crate::anomaly::Anomaly;
-use crate::db;
-use crate::db::store::{self, NewEvent, StoreError};
+use eventpipe_anomaly::Anomaly;
+use eventpipe_store::{NewEvent, StoreError, WithinBatch, anomalies};
+
 use crate::decode::{Verdict, decode};
+use crate::detection::Detection;
 use crate::source::Received;
 
 /// First pause after a failed write; doubles up to `WORKER_RETRY_MAX_MS`.
@@ -216,14 +217,23 @@ async fn store_rows(
         }
         detector.stage(rows.iter().map(|r| r.user_id.as_str()))
     });
-    let (stored, refused) = match store::store_batch(&worker.pool, rows, staged.as_mut()).await {
+    let mut detection = staged.as_mut().map(Detection::new);
+    let written = eventpipe_store::store_batch(
+        &worker.pool,
+        rows,
+        detection.as_mut().map(|d| d as &mut dyn WithinBatch),
+    )
+    .await;
+    let (stored, refused) = match written {
         Ok(stored) => (stored, Vec::new()),
         Err(StoreError::Refused(reason)) => {
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
-            store::store_each(&worker.pool, rows, staged.as_mut()).await?
+            let within = detection.as_mut().map(|d| d as &mut dyn WithinBatch);
+            eventpipe_store::store_each(&worker.pool, rows, within).await?
         }
         Err(e) => return Err(e),
     };
+    drop(detection);
     let metrics = &worker.metrics;
     if let (Some((detector, _)), Some(staged)) = (detector.as_deref_mut(), staged) {
         detector.keep(staged);
@@ -296,7 +306,7 @@ async fn publish(worker: &Worker, anomalies: &[Anomaly]) {
     let published = match worker.source.publish_anomalies(anomalies).await {
         Ok(()) => {
             let ids: Vec<uuid::Uuid> = anomalies.iter().map(|a| a.anomaly_id).collect();
-            db::anomalies::mark_published(&worker.pool, &ids)
+            anomalies::mark_published(&worker.pool, &ids)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -320,7 +330,7 @@ pub async fn sweep_unpublished(worker: Arc<Worker>) {
     }
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
-        match db::anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
+        match anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
             Ok(left) if !left.is_empty() => {
                 tracing::info!(
                     anomalies = left.len(),

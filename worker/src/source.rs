@@ -20,9 +20,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::anomaly::Anomaly;
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
+use eventpipe_anomaly::Anomaly;
 
 /// Header naming why a message went to the DLQ (`not_json`, `invalid_event`, `refused_by_database`).
 pub const HEADER_DLQ_REASON: &str = "eventpipe-dlq-reason";

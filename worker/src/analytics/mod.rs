@@ -1,10 +1,11 @@
 //! What the analytics endpoints compute, as plain values and functions:
 //! half-open UTC time ranges, bucket intervals from a fixed set, the bucket
 //! plan of a time series (with its cap) and zero-filling. The SQL lives in
-//! `db::analytics`, the HTTP shapes in `controllers::analytics`, and the
+//! [`sql`], the HTTP shapes in `controllers::analytics`, and the
 //! parsing of query parameters in [`params`].
 
 pub mod params;
+pub mod sql;
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -1,0 +1,13 @@
+//! The integration tests of the ingestion API, in one binary: one link (of
+//! librdkafka and everything else) instead of one per file, and tests of
+//! every file share the process's thread pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod access;
+mod broker_failure;
+mod ingest;
+mod openapi;
+mod rejections;
+mod shutdown;
+mod startup;
+mod support;

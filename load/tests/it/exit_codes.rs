@@ -1,0 +1,179 @@
+//! The binary's exit codes are k6's: 0 pass, 99 a threshold failed, 104
+//! invalid configuration, 105 interrupted. Runs use `--calibrate`, whose
+//! built-in do-nothing server makes them independent of the pipeline.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn load(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
+        .args(args)
+        .env_remove("LOAD_URL")
+        .env_remove("LOAD_AUDIT_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn bad_configuration_exits_104_and_names_the_problem() {
+    for (args, says) in [
+        (
+            &["--threshold", "http_req_duration: p(95)<<200"][..],
+            "http_req_duration",
+        ),
+        (
+            &["--threshold", "http_req_duration p(95)<200"][..],
+            "METRIC: EXPRESSION",
+        ),
+        (
+            &["--threshold", "no_such_metric: count<1"][..],
+            "no such metric",
+        ),
+        (&["--no-such-flag"][..], "--no-such-flag"),
+        (&["--duration", "soon"][..], "soon"),
+        (&["--url", "ftp://example.org"][..], "ftp"),
+        (
+            &["--scenario", "/nonexistent/scenario.toml"][..],
+            "scenario.toml",
+        ),
+    ] {
+        let output = load(args);
+        assert_eq!(
+            output.status.code(),
+            Some(104),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert!(text(&output).contains(says), "{args:?}: {}", text(&output));
+    }
+}
+
+#[test]
+fn a_passing_run_exits_0_and_exports_a_k6_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let series = dir.path().join("series.ndjson");
+    let output = load(&[
+        "--calibrate",
+        "--executor",
+        "constant-arrival-rate",
+        "--rate",
+        "500",
+        "--duration",
+        "2s",
+        "--batch-size",
+        "1:1,5:1",
+        "--threshold",
+        "http_req_failed: rate<0.01",
+        "--threshold",
+        "http_reqs: count>=990",
+        "--summary-export",
+        summary.to_str().unwrap(),
+        "--timeseries",
+        series.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("✓ 'rate<0.01'"), "{stdout}");
+    assert!(stdout.contains("http_req_duration..."), "{stdout}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let duration = &json["metrics"]["http_req_duration"];
+    assert_eq!(duration["type"], "trend");
+    assert_eq!(duration["contains"], "time");
+    for stat in ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"] {
+        assert!(duration["values"][stat].is_number(), "{stat} missing");
+    }
+    assert_eq!(json["metrics"]["http_reqs"]["type"], "counter");
+    assert_eq!(json["metrics"]["http_reqs"]["values"]["count"], 1000.0);
+    assert_eq!(
+        json["metrics"]["http_req_failed"]["thresholds"]["rate<0.01"]["ok"],
+        true
+    );
+    assert_eq!(json["metrics"]["http_req_failed"]["values"]["passes"], 0.0);
+    assert!(json["state"]["testRunDurationMs"].as_f64().unwrap() >= 2000.0);
+
+    let lines = std::fs::read_to_string(&series).unwrap();
+    let points: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let requests: f64 = points
+        .iter()
+        .filter(|p| p["metric"] == "http_reqs")
+        .map(|p| p["values"]["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(
+        requests, 1000.0,
+        "the per-second points add up to the total"
+    );
+    assert!(
+        points
+            .iter()
+            .any(|p| p["metric"] == "http_req_duration" && p["values"]["p(99)"].is_number())
+    );
+}
+
+#[test]
+fn an_impossible_threshold_exits_99() {
+    let output = load(&[
+        "--calibrate",
+        "--duration",
+        "1s",
+        "--vus",
+        "4",
+        "--threshold",
+        "http_req_duration: p(99)<0",
+    ]);
+    assert_eq!(output.status.code(), Some(99), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("✗ 'p(99)<0'"));
+}
+
+#[test]
+fn abort_on_fail_stops_the_test_early_and_exits_99() {
+    let started = Instant::now();
+    let output = load(&[
+        "--calibrate",
+        "--duration",
+        "60s",
+        "--vus",
+        "4",
+        "--threshold",
+        "http_reqs: count<10, abortOnFail",
+    ]);
+    assert_eq!(output.status.code(), Some(99), "{}", text(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it ran {:?}",
+        started.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("abortOnFail"));
+}
+
+#[test]
+fn an_interrupt_exits_105_with_a_summary() {
+    let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
+        .args(["--calibrate", "--duration", "60s", "--vus", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(105), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("cut short: interrupted"));
+}

@@ -1,0 +1,9 @@
+//! The integration tests of the load generator, in one binary: one link (of
+//! librdkafka and everything else) instead of one per file, and tests of
+//! every file share the process's thread pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
+mod exit_codes;
+mod pacer;
+mod readme;

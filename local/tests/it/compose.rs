@@ -1,0 +1,323 @@
+//! Docker cannot run here, so docker-compose.yml is kept honest by reading
+//! it: every service the stack needs is there; every file it builds from or
+//! mounts exists; every variable it gives the api and worker is one they
+//! read; every `depends_on` names a service, with a health check where it
+//! waits for health; the ports agree with the services' addresses, the
+//! Prometheus targets and the Grafana datasources; the topics it creates
+//! are the contract's, with the embedded cluster's partition counts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use eventpipe_contract::kafka;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn compose() -> Value {
+    yaml("docker-compose.yml")
+}
+
+fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    compose["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("docker-compose.yml has no service {name}"))
+}
+
+/// A service's environment as (name, value) pairs, merged anchors included.
+fn environment(service: &Value) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    if let Some(env) = service["environment"].as_object() {
+        for (k, v) in env {
+            if k == "<<" {
+                pairs.extend(environment(&serde_json::json!({"environment": v})));
+                continue;
+            }
+            let value = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            pairs.push((k.clone(), value));
+        }
+    }
+    pairs
+}
+
+#[test]
+fn the_stack_has_every_service_in_order() {
+    let compose = compose();
+    let services: BTreeSet<&str> = compose["services"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for needed in [
+        "kafka",
+        "kafka-init",
+        "postgres",
+        "migrate",
+        "dashboards-role",
+        "api",
+        "worker",
+        "prometheus",
+        "grafana",
+        "superset-init",
+        "superset",
+    ] {
+        assert!(services.contains(needed), "no service {needed}");
+    }
+    for (name, svc) in compose["services"].as_object().unwrap() {
+        let Some(deps) = svc["depends_on"].as_object() else {
+            continue;
+        };
+        for (dep, how) in deps {
+            let target = service(&compose, dep);
+            match how["condition"].as_str().unwrap() {
+                "service_healthy" => {
+                    let has_check = target["healthcheck"].is_object()
+                        || target["build"]["target"].as_str().is_some();
+                    assert!(
+                        has_check,
+                        "{name} waits for {dep} to be healthy; it has no health check"
+                    );
+                }
+                "service_completed_successfully" => assert_eq!(
+                    target["restart"], "no",
+                    "{name} waits for {dep} to finish; it must be a one-shot"
+                ),
+                other => panic!("{name} -> {dep}: condition {other}"),
+            }
+        }
+    }
+    // The order that matters: schema before writers, topics before clients.
+    let waits = |svc: &str, on: &str| service(&compose, svc)["depends_on"].get(on).is_some();
+    assert!(waits("worker", "migrate") && waits("worker", "kafka-init"));
+    assert!(waits("api", "kafka-init"));
+    assert!(waits("migrate", "postgres") && waits("kafka-init", "kafka"));
+    assert!(waits("dashboards-role", "migrate"));
+    assert!(waits("grafana", "dashboards-role") && waits("superset-init", "dashboards-role"));
+}
+
+#[test]
+fn every_built_and_mounted_file_exists() {
+    let compose = compose();
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let stages: BTreeSet<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .filter_map(|l| l.split(" AS ").nth(1))
+        .map(str::trim)
+        .collect();
+    for (name, svc) in compose["services"].as_object().unwrap() {
+        if let Some(build) = svc.get("build") {
+            let context = repo().join(build["context"].as_str().unwrap());
+            let file = context.join(build["dockerfile"].as_str().unwrap_or("Dockerfile"));
+            assert!(file.is_file(), "{name}: {} missing", file.display());
+            if let Some(target) = build["target"].as_str() {
+                let text = std::fs::read_to_string(&file).unwrap();
+                assert!(
+                    text.contains(&format!(" AS {target}")),
+                    "{name}: no stage {target} in {}",
+                    file.display()
+                );
+            }
+        }
+        for volume in svc["volumes"].as_array().into_iter().flatten() {
+            let spec = volume.as_str().unwrap();
+            if let Some(source) = spec.strip_prefix("./") {
+                let source = source.split(':').next().unwrap();
+                assert!(
+                    repo().join(source).exists(),
+                    "{name}: mounts missing ./{source}"
+                );
+            } else {
+                let named = spec.split(':').next().unwrap();
+                assert!(
+                    compose["volumes"].get(named).is_some(),
+                    "{name}: volume {named} is not declared"
+                );
+            }
+        }
+    }
+    assert!(
+        stages.contains("api") && stages.contains("worker"),
+        "{stages:?}"
+    );
+    // What the Superset image and init run must be in the mounted folder.
+    for file in [
+        "deploy/superset/init.sh",
+        "deploy/superset/bundle.py",
+        "deploy/superset/superset_config.py",
+        "deploy/superset/bundle/metadata.yaml",
+    ] {
+        assert!(repo().join(file).is_file(), "{file} missing");
+    }
+    let init = std::fs::read_to_string(repo().join("deploy/superset/init.sh")).unwrap();
+    assert!(init.contains("/app/eventpipe/bundle.py"));
+    let superset = service(&compose, "superset-init");
+    assert!(
+        environment(superset)
+            .iter()
+            .any(|(k, v)| k == "SUPERSET_CONFIG_PATH" && v == "/app/eventpipe/superset_config.py")
+    );
+}
+
+#[test]
+fn services_get_only_variables_they_read() {
+    let compose = compose();
+    let read = |vars: &[eventpipe_service::settings::Var]| -> BTreeSet<&'static str> {
+        vars.iter().map(|v| v.name).collect()
+    };
+    let api_vars = read(eventpipe_api::config::VARS);
+    let worker_vars = read(eventpipe_worker::config::VARS);
+    // RUST_LOG is read by the tracing set-up both share.
+    for (name, known) in [
+        ("api", &api_vars),
+        ("worker", &worker_vars),
+        ("migrate", &worker_vars),
+    ] {
+        for (var, _) in environment(service(&compose, name)) {
+            assert!(
+                known.contains(var.as_str()) || var == "RUST_LOG",
+                "{name} is given {var}, which it does not read"
+            );
+        }
+    }
+}
+
+#[test]
+fn ports_targets_and_datasources_agree() {
+    let compose = compose();
+    let env_of = |svc: &str, var: &str| {
+        environment(service(&compose, svc))
+            .into_iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{svc} has no {var}"))
+    };
+    let published = |svc: &str| -> Vec<String> {
+        service(&compose, svc)["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().rsplit(':').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(env_of("api", "API_ADDR"), "0.0.0.0:8080");
+    assert_eq!(env_of("worker", "WORKER_ADDR"), "0.0.0.0:8081");
+    assert!(published("api").contains(&"8080".to_owned()));
+    assert!(published("worker").contains(&"8081".to_owned()));
+    assert!(published("prometheus").contains(&"9090".to_owned()));
+    assert!(published("grafana").contains(&"3000".to_owned()));
+    assert!(published("superset").contains(&"8088".to_owned()));
+    assert_eq!(env_of("api", "KAFKA_BOOTSTRAP_SERVERS"), "kafka:9092");
+    let kafka_listeners = env_of("kafka", "KAFKA_ADVERTISED_LISTENERS");
+    assert!(
+        kafka_listeners.contains("PLAINTEXT://kafka:9092"),
+        "{kafka_listeners}"
+    );
+    assert_eq!(env_of("kafka", "KAFKA_PROCESS_ROLES"), "broker,controller");
+
+    // Prometheus scrapes the services where compose runs them.
+    let prometheus = yaml("deploy/prometheus/prometheus.yml");
+    let targets: BTreeSet<String> = prometheus["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|job| {
+            job["static_configs"][0]["targets"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        targets.contains("api:8080") && targets.contains("worker:8081"),
+        "{targets:?}"
+    );
+
+    // Grafana's datasources point at compose services, with the variables
+    // compose gives Grafana.
+    let datasources = yaml("deploy/grafana/provisioning/datasources/eventpipe.yml");
+    let grafana_env: BTreeSet<String> = environment(service(&compose, "grafana"))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let text: String = std::fs::read_to_string(
+        repo().join("deploy/grafana/provisioning/datasources/eventpipe.yml"),
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| !l.trim_start().starts_with('#'))
+    .collect::<Vec<_>>()
+    .join("\n");
+    for (at, _) in text.match_indices("${") {
+        let var = &text[at + 2..at + 2 + text[at + 2..].find('}').unwrap()];
+        assert!(grafana_env.contains(var), "Grafana is not given {var}");
+    }
+    let urls: Vec<&str> = datasources["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["url"].as_str())
+        .collect();
+    assert!(
+        urls.contains(&"http://prometheus:9090") && urls.contains(&"postgres:5432"),
+        "{urls:?}"
+    );
+    let mounted = service(&compose, "grafana")["volumes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let provider = yaml("deploy/grafana/provisioning/dashboards/eventpipe.yml");
+    let dashboards_path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    assert!(
+        mounted
+            .iter()
+            .any(|v| v.as_str().unwrap()
+                == format!("./deploy/grafana/dashboards:{dashboards_path}:ro")),
+        "the dashboards provider reads {dashboards_path}, which compose does not mount"
+    );
+    assert!(
+        environment(service(&compose, "grafana")).iter().any(
+            |(k, v)| k == "GF_INSTALL_PLUGINS" && v.contains("yesoreyeram-infinity-datasource")
+        )
+    );
+}
+
+#[test]
+fn topics_are_created_with_the_contract_names_and_partitions() {
+    let compose = compose();
+    let init = service(&compose, "kafka-init")["command"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (topic, partitions) in [
+        (kafka::EVENTS_TOPIC, kafka::EVENTS_PARTITIONS),
+        (kafka::DLQ_TOPIC, kafka::DLQ_PARTITIONS),
+        (kafka::ANOMALIES_TOPIC, kafka::ANOMALIES_PARTITIONS),
+    ] {
+        assert!(
+            init.contains(&format!(" {topic}:{partitions}"))
+                || init.contains(&format!("in {topic}:{partitions}")),
+            "kafka-init does not create {topic} with {partitions} partitions:\n{init}"
+        );
+    }
+    // The API must not race kafka-init to create topics with other settings.
+    let api = environment(service(&compose, "api"));
+    assert!(
+        api.iter()
+            .any(|(k, v)| k == "KAFKA_CREATE_TOPICS" && v == "false")
+    );
+}

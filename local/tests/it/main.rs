@@ -1,0 +1,8 @@
+//! The integration tests of the local pipeline and the deploy files, in one binary: one link (of
+//! librdkafka and everything else) instead of one per file, and tests of
+//! every file share the process's thread pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod compose;
+mod readme;
+mod superset;

@@ -1,0 +1,284 @@
+//! Writes a batch of events in one transaction with one statement,
+//! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
+//! a second row and the count of rows actually inserted is known; the same
+//! statement adds exactly those rows to the counts per minute, five minutes
+//! and hour. What else must happen in the same transaction (the worker's
+//! anomaly detection: replay history, evaluate the new rows, write the
+//! anomalies) is a [`WithinBatch`] the caller passes in: this module knows
+//! when those steps run, not what they do.
+//!
+//! The statement binds one array per column and `unnest`s them, instead of
+//! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
+//! whatever its size, the plan is prepared once, and JSON goes to the
+//! server as text without a `serde_json::Value` round trip. It measured
+//! about twice the rows per second of the `VALUES` form.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_query;
+use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use eventpipe_anomaly::{Anomaly, Past};
+
+use crate::{DbPool, anomalies};
+
+const INSERT_EVENTS: &str = "\
+WITH inserted AS (
+  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
+    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id, event_type, source, event_ts
+), per_minute AS (
+  INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
+  SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  -- Every writer locks rollup rows in the same order: no deadlocks.
+  ORDER BY 1, 2, 3
+  ON CONFLICT (minute, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+), per_5min AS (
+  INSERT INTO event_counts_5min AS c (bucket, event_type, source, count)
+  SELECT date_bin('5 minutes', event_ts, timestamptz '1970-01-01 00:00:00+00'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  ORDER BY 1, 2, 3
+  ON CONFLICT (bucket, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+), per_hour AS (
+  INSERT INTO event_counts_hour AS c (hour, event_type, source, count)
+  SELECT date_trunc('hour', event_ts, 'UTC'), event_type, source, count(*)
+  FROM inserted
+  GROUP BY 1, 2, 3
+  ORDER BY 1, 2, 3
+  ON CONFLICT (hour, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+)
+SELECT event_id FROM inserted";
+
+/// What a write did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Rows that were new.
+    pub inserted: usize,
+    /// Anomalies that were new (to publish once the transaction commits).
+    pub anomalies: Vec<Anomaly>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+}
+
+/// One row of the `events` table.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Idempotency key.
+    pub event_id: Uuid,
+    /// Kafka key.
+    pub user_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Origin.
+    pub source: String,
+    /// Event time, UTC.
+    pub event_ts: DateTime<Utc>,
+    /// The client's timestamp as sent, as JSON text.
+    pub timestamp_raw: Option<String>,
+    /// When the API received it.
+    pub received_at: DateTime<Utc>,
+    /// The payload object, as JSON text.
+    pub payload: String,
+    /// Kafka partition it was read from.
+    pub kafka_partition: i32,
+    /// Kafka offset it was read from.
+    pub kafka_offset: i64,
+}
+
+/// Why a write failed, sorted by what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or failing; retry the same batch later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The data itself was refused; retrying cannot help.
+    #[error("rows refused: {0}")]
+    Refused(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            // Constraint and data errors are about the rows, not the server.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::CheckViolation
+                | DatabaseErrorKind::NotNullViolation
+                | DatabaseErrorKind::ForeignKeyViolation,
+                _,
+            ) => StoreError::Refused(e.to_string()),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if is_data_exception(info.message()) =>
+            {
+                StoreError::Refused(e.to_string())
+            }
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// PostgreSQL's class 22 ("data exception") messages that no retry fixes.
+fn is_data_exception(message: &str) -> bool {
+    [
+        "invalid input syntax",
+        "unsupported Unicode escape sequence",
+        "invalid byte sequence",
+        "value too long",
+        "out of range",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// Stored events a [`WithinBatch`] asks for.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Whose events.
+    pub users: Vec<String>,
+    /// Per event type (`*`: any), how far before the batch's first event of
+    /// the user to look.
+    pub lookbacks: Vec<(String, std::time::Duration)>,
+}
+
+/// What runs inside a batch's transaction beside the rows: the worker's
+/// anomaly detection. The transaction asks for [`WithinBatch::history`]
+/// first (stored events of users it must replay), then inserts the rows,
+/// then hands [`WithinBatch::evaluate`] the rows that were new (a
+/// redelivered row was evaluated when it was new) and stores what it
+/// returns with them, in the same transaction.
+pub trait WithinBatch: Send {
+    /// The stored history to replay before this batch is evaluated; `None`
+    /// when none is needed.
+    fn history(&self) -> Option<History>;
+    /// Receives the history asked for, each user's events in partition order.
+    fn replay(&mut self, past: Vec<Past>);
+    /// Evaluates the rows that were new in this batch, in batch order;
+    /// returns the anomalies they raise.
+    fn evaluate(&mut self, new_rows: Vec<&NewEvent>) -> Vec<Anomaly>;
+    /// Called after the transaction failed for a reason tied to `row`
+    /// (row-by-row retries), so state built for it can be put back.
+    fn row_failed(&mut self, row: &NewEvent);
+    /// Called before `row` is written on its own (row-by-row retries).
+    fn row_starting(&mut self, row: &NewEvent);
+}
+
+/// Inserts `rows` in one transaction, with `within`'s steps when given.
+pub async fn store_batch(
+    pool: &DbPool,
+    rows: &[NewEvent],
+    within: Option<&mut (dyn WithinBatch + '_)>,
+) -> Result<Stored, StoreError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    insert_all(&mut conn, rows, within).await
+}
+
+async fn insert_all(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewEvent],
+    within: Option<&mut (dyn WithinBatch + '_)>,
+) -> Result<Stored, StoreError> {
+    let column = |f: fn(&NewEvent) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let statement = sql_query(INSERT_EVENTS)
+        .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<Uuid>>())
+        .bind::<Array<Text>, _>(column(|r| &r.user_id))
+        .bind::<Array<Text>, _>(column(|r| &r.event_type))
+        .bind::<Array<Text>, _>(column(|r| &r.source))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.event_ts).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter()
+                .map(|r| r.timestamp_raw.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(column(|r| &r.payload))
+        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.kafka_partition).collect::<Vec<_>>())
+        .bind::<Array<Int8>, _>(rows.iter().map(|r| r.kafka_offset).collect::<Vec<_>>());
+    conn.transaction::<Stored, StoreError, _>(async |conn| {
+        let Some(within) = within else {
+            let returned: Vec<Inserted> = statement.load(conn).await?;
+            return Ok(Stored {
+                inserted: returned.len(),
+                anomalies: Vec::new(),
+            });
+        };
+        if let Some(History { users, lookbacks }) = within.history() {
+            let since = rows
+                .iter()
+                .filter(|r| users.contains(&r.user_id))
+                .map(|r| r.event_ts)
+                .min()
+                .unwrap_or_else(Utc::now);
+            within.replay(anomalies::history(conn, &users, &lookbacks, since).await?);
+        }
+        let returned: Vec<Inserted> = statement.load(conn).await?;
+        let mut new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
+        let inserted = new.len();
+        // A new row is evaluated once, even if the batch repeats it.
+        let new_rows = rows
+            .iter()
+            .filter(|row| new.remove(&row.event_id))
+            .collect();
+        let mut found = within.evaluate(new_rows);
+        let written: HashSet<Uuid> = anomalies::insert(conn, &found).await?.into_iter().collect();
+        found.retain(|a| written.contains(&a.anomaly_id));
+        Ok(Stored {
+            inserted,
+            anomalies: found,
+        })
+    })
+    .await
+}
+
+/// Inserts rows one by one to find which the database refuses, after a
+/// batch was refused as a whole. Returns what was stored and the refused
+/// row indexes with the reason.
+pub async fn store_each(
+    pool: &DbPool,
+    rows: &[NewEvent],
+    mut within: Option<&mut (dyn WithinBatch + '_)>,
+) -> Result<(Stored, Vec<(usize, String)>), StoreError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut stored = Stored::default();
+    let mut refused = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(within) = within.as_deref_mut() {
+            within.row_starting(row);
+        }
+        match insert_all(&mut conn, std::slice::from_ref(row), within.as_deref_mut()).await {
+            Ok(one) => {
+                stored.inserted += one.inserted;
+                stored.anomalies.extend(one.anomalies);
+            }
+            Err(error) => {
+                // A row whose transaction fails must leave its user's state as it was.
+                if let Some(within) = within.as_deref_mut() {
+                    within.row_failed(row);
+                }
+                match error {
+                    StoreError::Refused(reason) => refused.push((i, reason)),
+                    unavailable => return Err(unavailable),
+                }
+            }
+        }
+    }
+    Ok((stored, refused))
+}

@@ -1,0 +1,391 @@
+//! The analytics queries. Event counts add the hourly rollup over the
+//! range's whole hours, the five-minute rollup over the whole spans left,
+//! the per-minute rollup over the whole minutes left (each tier only where
+//! it divides the buckets) and a count of the events in the partial-minute
+//! edges, so any `[from, to)` is exact to the millisecond while a week
+//! reads a few thousand rollup rows instead of millions of events. Anomaly
+//! queries read the anomalies table.
+//!
+//! Each runs in a read-only transaction with a statement timeout, on a pool
+//! of its own, so a heavy dashboard never holds up ingestion.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::pg::data_types::PgInterval;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_query;
+use diesel::sql_types::{Array, BigInt, Interval, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::methods::LoadQuery;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures::future::BoxFuture;
+use uuid::Uuid;
+
+use eventpipe_store::DbPool;
+
+use super::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
+use super::{Point, TimeRange};
+
+/// Why an analytics query gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query ran past the statement timeout.
+    #[error("the query took longer than {0} ms")]
+    TimedOut(u64),
+    /// PostgreSQL is unreachable or failing.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where the pieces of `[$1, $2)` are read: whole hours `[$7, $8)` from the
+/// hourly rollup, five-minute spans `[$5, $7)` and `[$8, $6)`, whole
+/// minutes `[$3, $5)` and `[$6, $4)`, and the edges `[$1, $3)` and
+/// `[$4, $2)` from the events. See [`crate::analytics::Split`].
+const PIECES: [(&str, &str, &str, (&str, &str)); 7] = [
+    ("event_counts_hour", "hour", "count", ("$7", "$8")),
+    ("event_counts_5min", "bucket", "count", ("$5", "$7")),
+    ("event_counts_5min", "bucket", "count", ("$8", "$6")),
+    ("event_counts_minute", "minute", "count", ("$3", "$5")),
+    ("event_counts_minute", "minute", "count", ("$6", "$4")),
+    ("events", "event_ts", "1", ("$1", "$3")),
+    ("events", "event_ts", "1", ("$4", "$2")),
+];
+
+/// The `pieces` CTE: one branch per piece, each a plain range on its
+/// table's leading key column, so the rollups are read by index-only scans
+/// in key order (an `OR` of two ranges would force a bitmap scan of the
+/// heap), and each summed per instant and group as it streams out of the
+/// index, so the bucketing above sees one row per minute (or hour) and
+/// group rather than one per type and source. `$9` and `$10` filter types
+/// and sources (NULL: any); `$12` names the group column.
+fn event_pieces_sql() -> String {
+    let branches: Vec<String> = PIECES
+        .iter()
+        .map(|(table, column, count, (from, to))| {
+            format!(
+                "  (SELECT {column} AS ts, {GROUP} AS grp, sum({count}) AS count FROM {table}
+   WHERE {column} >= {from} AND {column} < {to}
+     AND ($9::text[] IS NULL OR event_type = ANY($9)) AND ($10::text[] IS NULL OR source = ANY($10))
+   GROUP BY 1, 2)"
+            )
+        })
+        .collect();
+    format!("WITH pieces AS (\n{}\n)", branches.join("\n  UNION ALL\n"))
+}
+
+/// The group column `$12` asks for ('type', 'source' or NULL: none).
+const GROUP: &str = "CASE $12::text WHEN 'type' THEN event_type WHEN 'source' THEN source END";
+
+/// Buckets of `$11` width (NULL: one bucket), grouped by `$12` ('type',
+/// 'source' or NULL). Built once; the text never changes.
+static EVENT_BUCKETS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}
+SELECT CASE WHEN $11::interval IS NULL THEN $1 ELSE date_bin($11::interval, ts, {EPOCH}) END AS bucket,
+       grp,
+       sum(count)::int8 AS count
+FROM pieces
+GROUP BY 1, 2",
+        event_pieces_sql()
+    )
+});
+
+/// Top `$11` groups of `$12`, each row also carrying the count over all
+/// groups (the window is summed before `LIMIT` cuts).
+static EVENT_BREAKDOWN_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}
+SELECT grp,
+       sum(count)::int8 AS count,
+       (sum(sum(count)) OVER ())::int8 AS total
+FROM pieces
+GROUP BY 1
+ORDER BY 2 DESC, 1
+LIMIT $11",
+        event_pieces_sql()
+    )
+});
+
+const EPOCH: &str = "timestamptz '1970-01-01 00:00:00+00'";
+
+const ANOMALY_FILTER: &str = "\
+event_ts >= $1 AND event_ts < $2
+  AND ($3::text[] IS NULL OR rule = ANY($3))
+  AND ($4::text[] IS NULL OR severity = ANY($4))
+  AND ($5::text IS NULL OR user_id = $5)";
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    bucket: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    grp: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// One anomaly as the recent list shows it.
+#[derive(Debug, diesel::QueryableByName)]
+pub struct AnomalyRow {
+    /// Its id.
+    #[diesel(sql_type = SqlUuid)]
+    pub anomaly_id: Uuid,
+    /// The triggering event.
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    /// Whose.
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    /// Which rule.
+    #[diesel(sql_type = Text)]
+    pub rule: String,
+    /// low, medium or high.
+    #[diesel(sql_type = Text)]
+    pub severity: String,
+    /// What the rule looks for.
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    /// The triggering event's time.
+    #[diesel(sql_type = Timestamptz)]
+    pub event_ts: DateTime<Utc>,
+    /// When the worker found it.
+    #[diesel(sql_type = Timestamptz)]
+    pub detected_at: DateTime<Utc>,
+    /// Observed values and thresholds, as JSON text.
+    #[diesel(sql_type = Text)]
+    pub details: String,
+}
+
+/// A filter list as a bind: NULL when empty (no filter). Owned, so the
+/// query can move into the transaction's future.
+/// `sql` with the ten binds of [`event_pieces_sql`] for `range` cut for
+/// buckets of `interval`.
+fn pieces(
+    sql: &str,
+    range: &TimeRange,
+    interval: Option<crate::analytics::Interval>,
+    filter: &EventFilter,
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    let split = range.split(interval);
+    sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamptz, _>(range.from)
+        .bind::<Timestamptz, _>(range.to)
+        .bind::<Timestamptz, _>(split.minutes.0)
+        .bind::<Timestamptz, _>(split.minutes.1)
+        .bind::<Timestamptz, _>(split.fives.0)
+        .bind::<Timestamptz, _>(split.fives.1)
+        .bind::<Timestamptz, _>(split.hours.0)
+        .bind::<Timestamptz, _>(split.hours.1)
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.types))
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
+}
+
+fn nonempty(values: &[String]) -> Option<Vec<String>> {
+    (!values.is_empty()).then(|| values.to_vec())
+}
+
+fn event_key(key: Option<EventKey>) -> Option<&'static str> {
+    key.map(|k| match k {
+        EventKey::Type => "type",
+        EventKey::Source => "source",
+    })
+}
+
+/// The reader: a pool and a statement timeout.
+pub struct Analytics {
+    pool: DbPool,
+    timeout_ms: u64,
+}
+
+impl Analytics {
+    /// Reads through `pool`, stopping any statement after `timeout_ms`.
+    pub fn new(pool: DbPool, timeout_ms: u64) -> Self {
+        Analytics { pool, timeout_ms }
+    }
+
+    /// Event counts in `range` per bucket of `interval` (one bucket from
+    /// `range.from` without), per `group` value (one group without).
+    pub async fn event_counts(
+        &self,
+        range: &TimeRange,
+        interval: Option<crate::analytics::Interval>,
+        group: Option<EventKey>,
+        filter: &EventFilter,
+    ) -> Result<Vec<Point>, QueryError> {
+        let query = pieces(&EVENT_BUCKETS_SQL, range, interval, filter)
+            .bind::<Nullable<Interval>, _>(
+                interval.map(|i| PgInterval::from_microseconds(i.micros())),
+            )
+            .bind::<Nullable<Text>, _>(event_key(group));
+        let rows: Vec<Row> = self.load(query).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.bucket.unwrap_or(range.from), r.grp, r.count))
+            .collect())
+    }
+
+    /// The `limit` largest groups of `by` in `range`, largest first, and
+    /// the count over all groups.
+    pub async fn event_breakdown(
+        &self,
+        range: &TimeRange,
+        by: EventKey,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<(Vec<(String, i64)>, i64), QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Ranked {
+            #[diesel(sql_type = Nullable<Text>)]
+            grp: Option<String>,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+            #[diesel(sql_type = BigInt)]
+            total: i64,
+        }
+        let query = pieces(&EVENT_BREAKDOWN_SQL, range, None, filter)
+            .bind::<BigInt, _>(i64::from(limit))
+            .bind::<Nullable<Text>, _>(event_key(Some(by)));
+        let rows: Vec<Ranked> = self.load(query).await?;
+        // No row means no event in the range. (`first` of the slice: diesel's
+        // query DSL, in scope here, has one too.)
+        let total = <[Ranked]>::first(&rows).map_or(0, |r| r.total);
+        let groups = rows
+            .into_iter()
+            .map(|r| (r.grp.unwrap_or_default(), r.count))
+            .collect();
+        Ok((groups, total))
+    }
+
+    /// Anomaly counts in `range`, per bucket of `interval` when given, per
+    /// the grouping columns (as `rule|severity` text when both).
+    pub async fn anomaly_counts(
+        &self,
+        range: &TimeRange,
+        interval: Option<crate::analytics::Interval>,
+        by_rule: bool,
+        by_severity: bool,
+        filter: &AnomalyFilter,
+    ) -> Result<Vec<(Option<DateTime<Utc>>, Option<String>, Option<String>, i64)>, QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Counted {
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            bucket: Option<DateTime<Utc>>,
+            #[diesel(sql_type = Nullable<Text>)]
+            rule: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            severity: Option<String>,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        let sql = format!(
+            "SELECT CASE WHEN $6::interval IS NULL THEN NULL ELSE date_bin($6::interval, event_ts, {EPOCH}) END AS bucket,
+                    CASE WHEN $7 THEN rule END AS rule,
+                    CASE WHEN $8 THEN severity END AS severity,
+                    count(*)::int8 AS count
+             FROM anomalies
+             WHERE {ANOMALY_FILTER}
+             GROUP BY 1, 2, 3
+             ORDER BY 1, 4 DESC, 2, 3"
+        );
+        let query = sql_query(sql)
+            .bind::<Timestamptz, _>(range.from)
+            .bind::<Timestamptz, _>(range.to)
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
+            .bind::<Nullable<Text>, _>(filter.user_id.clone())
+            .bind::<Nullable<Interval>, _>(
+                interval.map(|i| PgInterval::from_microseconds(i.micros())),
+            )
+            .bind::<diesel::sql_types::Bool, _>(by_rule)
+            .bind::<diesel::sql_types::Bool, _>(by_severity);
+        let rows: Vec<Counted> = self.load(query).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.bucket, r.rule, r.severity, r.count))
+            .collect())
+    }
+
+    /// Anomaly counts per bucket, per value of `group` (one series without).
+    pub async fn anomaly_series(
+        &self,
+        range: &TimeRange,
+        interval: crate::analytics::Interval,
+        group: Option<AnomalyKey>,
+        filter: &AnomalyFilter,
+    ) -> Result<Vec<Point>, QueryError> {
+        let by_rule = group == Some(AnomalyKey::Rule);
+        let by_severity = group == Some(AnomalyKey::Severity);
+        let rows = self
+            .anomaly_counts(range, Some(interval), by_rule, by_severity, filter)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, rule, severity, count)| {
+                (bucket.unwrap_or(range.from), rule.or(severity), count)
+            })
+            .collect())
+    }
+
+    /// The newest `limit` anomalies in `range`, newest first.
+    pub async fn recent_anomalies(
+        &self,
+        range: &TimeRange,
+        limit: u32,
+        filter: &AnomalyFilter,
+    ) -> Result<Vec<AnomalyRow>, QueryError> {
+        let sql = format!(
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+             FROM anomalies
+             WHERE {ANOMALY_FILTER}
+             ORDER BY event_ts DESC, anomaly_id
+             LIMIT $6"
+        );
+        let query = sql_query(sql)
+            .bind::<Timestamptz, _>(range.from)
+            .bind::<Timestamptz, _>(range.to)
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
+            .bind::<Nullable<Text>, _>(filter.user_id.clone())
+            .bind::<BigInt, _>(i64::from(limit));
+        self.load(query).await
+    }
+
+    /// Runs `query` in a read-only transaction under the statement timeout.
+    ///
+    /// The future owns everything it uses (a pool handle is a cheap clone):
+    /// a transaction's async closure borrowing from the caller makes the
+    /// handler's future fail axum's `Send` bound for every lifetime.
+    fn load<Q, U>(&self, query: Q) -> BoxFuture<'static, Result<Vec<U>, QueryError>>
+    where
+        Q: LoadQuery<'static, AsyncPgConnection, U> + Send + 'static,
+        U: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let timeout_ms = self.timeout_ms;
+        Box::pin(async move {
+            let mut conn = pool
+                .get()
+                .await
+                .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+            let timeout = format!("SET LOCAL statement_timeout = {timeout_ms}");
+            let result = conn
+                .build_transaction()
+                .read_only()
+                .run(async move |conn| {
+                    sql_query(timeout).execute(conn).await?;
+                    query.load(conn).await
+                })
+                .await;
+            result.map_err(|e| match &e {
+                diesel::result::Error::DatabaseError(_, info)
+                    if info.message().contains("statement timeout") =>
+                {
+                    QueryError::TimedOut(timeout_ms)
+                }
+                _ => QueryError::Unavailable(e.to_string()),
+            })
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! The committed OpenAPI document is what the worker serves, and Swagger
+//! UI works from vendored assets.
+
+use std::path::PathBuf;
+
+use crate::support::*;
+
+const REGENERATE: &str = "cargo run -p eventpipe-worker -- openapi > openapi/worker.json";
+
+fn committed() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/worker.json");
+    std::fs::read_to_string(&path).unwrap_or_default()
+}
+
+#[test]
+fn committed_document_matches_the_code() {
+    let generated = eventpipe_worker::openapi::document_json();
+    assert!(
+        committed() == generated,
+        "openapi/worker.json is out of date with the code; regenerate it with:\n    {REGENERATE}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_document_and_swagger_ui() {
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let worker = start_worker(&kafka, &db, &[]).await;
+    wait_ready(&worker).await;
+    let served: serde_json::Value = reqwest::get(worker.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let committed: serde_json::Value = serde_json::from_str(&committed()).unwrap_or_default();
+    assert!(
+        served == committed,
+        "served /openapi.json differs from openapi/worker.json; run:\n    {REGENERATE}"
+    );
+    for path in [
+        "counts/total",
+        "counts/timeseries",
+        "counts/breakdown",
+        "anomalies/counts",
+        "anomalies/timeseries",
+        "anomalies/recent",
+    ] {
+        let responses = served["paths"][format!("/api/v1/analytics/{path}")]["get"]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} undocumented"));
+        for code in ["200", "400", "401", "503"] {
+            assert!(responses.contains_key(code), "{path} lacks {code}");
+        }
+    }
+    let page = reqwest::get(worker.url("/docs/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let bundle = reqwest::get(worker.url("/docs/swagger-ui-bundle.js"))
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), 200);
+    worker.stop().await.unwrap();
+}

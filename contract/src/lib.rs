@@ -4,6 +4,7 @@
 //! and the topic and header names the services agree on ([`kafka`]).
 
 mod currency;
+mod field_error;
 pub mod kafka;
 mod object;
 mod payload;

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde_json::value::RawValue;
 
 use crate::currency::is_iso4217;
+use crate::field_error::FieldError;
 use crate::object::{self, kind, pointer_token};
-use crate::validate::FieldError;
 
 /// Event types whose payload fields are checked, in the order the docs list them.
 pub const KNOWN_TYPES: [&str; 6] = [

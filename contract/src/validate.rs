@@ -13,11 +13,10 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use crate::field_error::FieldError;
 use crate::object::{self, kind, pointer_token};
 use crate::payload;
 use crate::record::EventRecord;
@@ -55,28 +54,6 @@ impl Default for Rules {
         Rules {
             max_future: Duration::minutes(5),
             strict_types: false,
-        }
-    }
-}
-
-/// One thing wrong with an event: where (a JSON pointer into the event) and
-/// what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// JSON pointer (RFC 6901) to the offending field, relative to the event;
-    /// `""` is the event itself.
-    #[schema(example = "/payload/amount")]
-    pub pointer: String,
-    /// What is wrong, in words.
-    #[schema(example = "must be a number >= 0, got -5")]
-    pub message: String,
-}
-
-impl FieldError {
-    pub(crate) fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            pointer: pointer.into(),
-            message: message.into(),
         }
     }
 }

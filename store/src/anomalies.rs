@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use eventpipe_anomaly::{Anomaly, Past};
 
-use crate::{DbPool, StoreError};
+use crate::database::DbPool;
+use crate::error::StoreError;
 
 #[derive(QueryableByName)]
 struct PastRow {

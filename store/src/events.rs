@@ -16,7 +16,6 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_query;
 use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -24,7 +23,9 @@ use uuid::Uuid;
 
 use eventpipe_anomaly::{Anomaly, Past};
 
-use crate::{DbPool, anomalies};
+use crate::anomalies;
+use crate::database::DbPool;
+use crate::error::StoreError;
 
 const INSERT_EVENTS: &str = "\
 WITH inserted AS (
@@ -97,50 +98,6 @@ pub struct NewEvent {
     pub kafka_partition: i32,
     /// Kafka offset it was read from.
     pub kafka_offset: i64,
-}
-
-/// Why a write failed, sorted by what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database is unreachable or failing; retry the same batch later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The data itself was refused; retrying cannot help.
-    #[error("rows refused: {0}")]
-    Refused(String),
-}
-
-impl From<DieselError> for StoreError {
-    fn from(e: DieselError) -> Self {
-        match &e {
-            // Constraint and data errors are about the rows, not the server.
-            DieselError::DatabaseError(
-                DatabaseErrorKind::CheckViolation
-                | DatabaseErrorKind::NotNullViolation
-                | DatabaseErrorKind::ForeignKeyViolation,
-                _,
-            ) => StoreError::Refused(e.to_string()),
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if is_data_exception(info.message()) =>
-            {
-                StoreError::Refused(e.to_string())
-            }
-            _ => StoreError::Unavailable(e.to_string()),
-        }
-    }
-}
-
-/// PostgreSQL's class 22 ("data exception") messages that no retry fixes.
-fn is_data_exception(message: &str) -> bool {
-    [
-        "invalid input syntax",
-        "unsupported Unicode escape sequence",
-        "invalid byte sequence",
-        "value too long",
-        "out of range",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
 }
 
 /// Stored events a [`WithinBatch`] asks for.

@@ -70,6 +70,8 @@ diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
 diesel::allow_tables_to_appear_in_same_query!(
     anomalies,
     anomaly_outbox,
+    event_counts_5min,
+    event_counts_hour,
     event_counts_minute,
     events,
 );

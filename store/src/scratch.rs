@@ -68,7 +68,7 @@ async fn admin(server: &str) -> anyhow::Result<AsyncPgConnection> {
     let url = format!("{server}/postgres");
     AsyncPgConnection::establish(&url)
         .await
-        .with_context(|| format!("connecting to {}", crate::redact_url(&url)))
+        .with_context(|| format!("connecting to {}", crate::database::redact_url(&url)))
 }
 
 /// The template for this version of the migrations, made if missing.
@@ -120,7 +120,7 @@ async fn make_template(
     sql_query(format!("CREATE DATABASE \"{building}\""))
         .execute(admin)
         .await?;
-    crate::migrate(&format!("{server}/{building}")).await?;
+    crate::database::migrate(&format!("{server}/{building}")).await?;
     sql_query(format!(
         "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
     ))

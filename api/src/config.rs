@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use eventpipe_contract::{Rules, kafka};
+use eventpipe_service::http::layers::{self, HttpTimeouts};
+use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
-use eventpipe_service::settings::{Env, var};
 use sha2::{Digest, Sha256};
 
 /// Every variable the API reads, with its default.
@@ -130,6 +131,10 @@ pub const VARS: &[Var] = &[
         Some("10"),
         "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take",
     ),
+    layers::REQUEST_TIMEOUT_VAR,
+    layers::BODY_TIMEOUT_VAR,
+    settings::RUST_LOG_VAR,
+    settings::LOG_FORMAT_VAR,
 ];
 
 /// Kafka producer settings.
@@ -237,6 +242,8 @@ pub struct ApiConfig {
     pub rate_limit: Option<RateLimit>,
     /// `API_SHUTDOWN_GRACE_SECS`, default 10.
     pub shutdown_grace: Duration,
+    /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
+    pub http: HttpTimeouts,
 }
 
 impl ApiConfig {
@@ -296,6 +303,7 @@ impl ApiConfig {
             api_keys: api_keys(&env)?,
             rate_limit,
             shutdown_grace: Duration::from_secs(env.required("API_SHUTDOWN_GRACE_SECS")?),
+            http: HttpTimeouts::from_env(&env)?,
         })
     }
 }

@@ -9,14 +9,15 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use eventpipe_contract::FieldError;
+pub use eventpipe_service::http::problem::PROBLEM_JSON;
+use eventpipe_service::http::problem::{
+    ProblemHeaders, problem_response, problem_type, retry_secs,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
-
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +180,7 @@ impl AppError {
             }
         };
         let problem = Problem {
-            problem_type: format!("urn:eventpipe:problem:{slug}"),
+            problem_type: problem_type(slug),
             title: title.to_owned(),
             status,
             detail,
@@ -189,26 +190,19 @@ impl AppError {
     }
 }
 
-/// `Retry-After` is whole seconds; never advertise 0, which invites a hot loop.
-fn retry_secs(d: Duration) -> u64 {
-    d.as_secs_f64().ceil().max(1.0) as u64
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (problem, retry_after) = self.into_problem();
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(after) = retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(after)));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        let challenge = (status == StatusCode::UNAUTHORIZED).then_some("Bearer");
+        problem_response(
+            status,
+            &problem,
+            ProblemHeaders {
+                retry_after,
+                challenge,
+            },
+        )
     }
 }
 

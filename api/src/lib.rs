@@ -5,17 +5,14 @@
 //! resolves, so tests run the real server on port 0 and `main` stays thin.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
+use eventpipe_service::http::{layers, observe, openapi as docs};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub mod auth;
 pub mod config;
@@ -23,88 +20,31 @@ pub mod controllers;
 pub mod error;
 pub mod intake;
 pub mod metrics;
-pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 pub mod sink;
+pub mod state;
 
-use auth::ApiKeys;
 use config::ApiConfig;
-use metrics::Metrics;
-use rate_limit::RateLimiter;
-use sink::EventSink;
+pub use state::{App, AppState, start};
 
 /// How often `/ready` re-checks that Kafka answers.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Everything the handlers share.
-pub struct App {
-    /// The configuration the server started with.
-    pub config: ApiConfig,
-    /// The Kafka producer.
-    pub sink: EventSink,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Accepted API keys.
-    pub keys: ApiKeys,
-    /// Per-key rate limits.
-    pub limiter: RateLimiter,
-    /// Whether the last Kafka probe succeeded.
-    pub kafka_up: AtomicBool,
-    /// Set once shutdown began: `/ready` turns 503 so traffic moves away.
-    pub draining: AtomicBool,
-}
-
-/// Handler state: the shared [`App`].
-#[derive(Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl std::ops::Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
-
-/// The routes, with Swagger UI at `/docs` and the document at `/openapi.json`.
+/// The server: the routes, Swagger UI at `/docs` with the document at
+/// `/openapi.json`, request ids and metrics, and the protective layers.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/events", post(controllers::events::ingest::ingest_events))
-        .route("/health", get(controllers::health::get_health))
-        .route("/ready", get(controllers::health::get_ready))
-        .route("/metrics", get(controllers::metrics::get_metrics))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+    let (router, document) = openapi::operations()
+        .with_state(state.clone())
+        .split_for_parts();
+    let router = router
+        .merge(docs::docs(document))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.http.clone(),
             observe::observe,
         ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-/// Connects to Kafka (creating the events topic when missing) and builds
-/// the shared state.
-pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
-    let metrics = Metrics::new().context("registering metrics")?;
-    let sink = EventSink::new(&config.kafka)?;
-    sink.ensure_topic(&config.kafka).await?;
-    let keys = ApiKeys::new(&config.api_keys);
-    if !keys.required() {
-        tracing::warn!(
-            "no API keys configured (API_KEY_SHA256, API_KEYS_FILE): anyone who can reach the API can send events"
-        );
-    }
-    let limiter = RateLimiter::new(config.rate_limit, keys.bucket_count());
-    metrics.kafka_ready.set(1);
-    Ok(AppState(Arc::new(App {
-        config,
-        sink,
-        metrics,
-        keys,
-        limiter,
-        kafka_up: AtomicBool::new(true),
-        draining: AtomicBool::new(false),
-    })))
+        .layer(TraceLayer::new_for_http());
+    layers::protect(router, state.config.http)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops

@@ -16,11 +16,6 @@ async fn main() -> anyhow::Result<()> {
             println!("eventpipe-api: validates events and produces them to Kafka.\n");
             println!("Usage: eventpipe-api [openapi]\n");
             print!("{}", config::help());
-            println!(
-                "  {:<32}log filter, e.g. info,eventpipe_api=debug [info]",
-                "RUST_LOG"
-            );
-            println!("  {:<32}text or json [text]", "LOG_FORMAT");
             return Ok(());
         }
         Some("openapi") => {

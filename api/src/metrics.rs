@@ -2,6 +2,7 @@
 //! one place they are spelled; each server owns its own registry, so several
 //! servers (tests, the local launcher) can share a process.
 
+use eventpipe_service::http::observe::HttpMetrics;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -33,10 +34,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// See [`HTTP_REQUESTS_TOTAL`].
-    pub http_requests: IntCounterVec,
-    /// See [`HTTP_REQUEST_DURATION_SECONDS`].
-    pub http_duration: HistogramVec,
+    /// See [`HTTP_REQUESTS_TOTAL`] and [`HTTP_REQUEST_DURATION_SECONDS`].
+    pub http: HttpMetrics,
     /// See [`EVENTS_RECEIVED_TOTAL`].
     pub events_received: IntCounter,
     /// See [`EVENTS_ACCEPTED_TOTAL`].
@@ -57,20 +56,8 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let http_labels = &["route", "method", "status"];
         let metrics = Metrics {
-            http_requests: IntCounterVec::new(
-                Opts::new(
-                    HTTP_REQUESTS_TOTAL,
-                    "HTTP requests by route, method and status",
-                ),
-                http_labels,
-            )?,
-            http_duration: HistogramVec::new(
-                HistogramOpts::new(HTTP_REQUEST_DURATION_SECONDS, "HTTP request latency")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                http_labels,
-            )?,
+            http: HttpMetrics::new(HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS)?,
             events_received: IntCounter::new(
                 EVENTS_RECEIVED_TOTAL,
                 "Events received in parsed requests",
@@ -105,9 +92,7 @@ impl Metrics {
             kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
             registry,
         };
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
-            Box::new(metrics.http_requests.clone()),
-            Box::new(metrics.http_duration.clone()),
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.events_received.clone()),
             Box::new(metrics.events_accepted.clone()),
             Box::new(metrics.events_rejected.clone()),
@@ -116,6 +101,7 @@ impl Metrics {
             Box::new(metrics.producer_queue.clone()),
             Box::new(metrics.kafka_ready.clone()),
         ];
+        collectors.extend(metrics.http.collectors());
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
     }

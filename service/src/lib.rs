@@ -1,9 +1,10 @@
 //! What every eventpipe service process shares: typed settings read from
 //! environment variables ([`settings`]), the Prometheus exposition
-//! ([`metrics`]), Kafka client basics ([`kafka`]), logging set-up, and the
-//! shutdown signal. Each service keeps its own typed config struct and its own list
+//! ([`metrics`]), Kafka client basics ([`kafka`]), the HTTP plumbing both
+//! servers share ([`http`]), logging set-up, and the shutdown signal. Each service keeps its own typed config struct and its own list
 //! of variables; this crate holds only the mechanism.
 
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod settings;

@@ -131,13 +131,17 @@ pub fn help(vars: &[Var]) -> String {
         let default = v.default.map(|d| format!(" [{d}]")).unwrap_or_default();
         out.push_str(&format!("  {:<32}{}{}\n", v.name, v.doc, default));
     }
-    out.push_str(&format!(
-        "  {:<32}log filter, e.g. info,eventpipe=debug [info]\n",
-        "RUST_LOG"
-    ));
-    out.push_str(&format!("  {:<32}text or json [text]\n", "LOG_FORMAT"));
     out
 }
+
+/// `RUST_LOG`, read by [`crate::init_tracing`]; every service lists it.
+pub const RUST_LOG_VAR: Var = var(
+    "RUST_LOG",
+    Some("info"),
+    "log filter, e.g. info,eventpipe=debug",
+);
+/// `LOG_FORMAT`, read by [`crate::init_tracing`]; every service lists it.
+pub const LOG_FORMAT_VAR: Var = var("LOG_FORMAT", Some("text"), "text or json");
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventpipe_contract::kafka;
+use eventpipe_service::http::layers::{self, HttpTimeouts};
+use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
-use eventpipe_service::settings::{Env, var};
 
 use eventpipe_anomaly::RuleSet;
 use eventpipe_anomaly::rules;
@@ -126,6 +127,10 @@ pub const VARS: &[Var] = &[
         Some("10"),
         "on SIGTERM, how long the batch in flight may take to finish",
     ),
+    layers::REQUEST_TIMEOUT_VAR,
+    layers::BODY_TIMEOUT_VAR,
+    settings::RUST_LOG_VAR,
+    settings::LOG_FORMAT_VAR,
 ];
 
 /// Everything the worker needs to run.
@@ -159,6 +164,8 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
     pub shutdown_grace: Duration,
+    /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
+    pub http: HttpTimeouts,
     /// The anomaly rules (`WORKER_RULES_FILE`, or the defaults); `None`
     /// when `WORKER_ANOMALIES` is false.
     pub rules: Option<Arc<RuleSet>>,
@@ -227,6 +234,7 @@ impl WorkerConfig {
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
             retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
+            http: HttpTimeouts::from_env(&env)?,
             rules: if env.required("WORKER_ANOMALIES")? {
                 Some(Arc::new(RuleSet::new(read_rules(
                     env.raw("WORKER_RULES_FILE"),

@@ -1,9 +1,9 @@
 //! Prometheus metrics of the worker. Metric names are the constants below,
 //! the one place they are spelled; each worker owns its registry.
 
+use eventpipe_service::http::observe::HttpMetrics;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Messages read from the events topic.
@@ -63,10 +63,8 @@ pub struct Metrics {
     pub end_to_end: Histogram,
     /// See [`OFFSETS_SKIPPED_TOTAL`].
     pub offsets_skipped: IntCounterVec,
-    /// See [`HTTP_REQUESTS_TOTAL`].
-    pub http_requests: IntCounterVec,
-    /// See [`HTTP_REQUEST_DURATION_SECONDS`].
-    pub http_duration: HistogramVec,
+    /// See [`HTTP_REQUESTS_TOTAL`] and [`HTTP_REQUEST_DURATION_SECONDS`].
+    pub http: HttpMetrics,
     /// See [`ANOMALIES_DETECTED_TOTAL`].
     pub anomalies: IntCounterVec,
     /// See [`ANOMALY_STATE_USERS`].
@@ -123,24 +121,7 @@ impl Metrics {
                 ),
                 &["topic", "partition"],
             )?,
-            http_requests: IntCounterVec::new(
-                Opts::new(
-                    HTTP_REQUESTS_TOTAL,
-                    "HTTP requests served, by route, method and status",
-                ),
-                &["route", "method", "status"],
-            )?,
-            http_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    HTTP_REQUEST_DURATION_SECONDS,
-                    "HTTP request latency, by route, method and status",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ]),
-                &["route", "method", "status"],
-            )?,
+            http: HttpMetrics::new(HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS)?,
             anomalies: IntCounterVec::new(
                 Opts::new(
                     ANOMALIES_DETECTED_TOTAL,
@@ -161,7 +142,7 @@ impl Metrics {
                 "Failed publications of anomalies (retried by the sweep)",
             )?,
         };
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.consumed.clone()),
             Box::new(metrics.stored.clone()),
             Box::new(metrics.duplicates.clone()),
@@ -172,13 +153,12 @@ impl Metrics {
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.end_to_end.clone()),
             Box::new(metrics.offsets_skipped.clone()),
-            Box::new(metrics.http_requests.clone()),
-            Box::new(metrics.http_duration.clone()),
             Box::new(metrics.anomalies.clone()),
             Box::new(metrics.anomaly_users.clone()),
             Box::new(metrics.anomaly_entries.clone()),
             Box::new(metrics.anomaly_publish_failures.clone()),
         ];
+        collectors.extend(metrics.http.collectors());
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
     }

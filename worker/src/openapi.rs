@@ -1,32 +1,21 @@
-//! The worker's OpenAPI document: operations and the analytics read API.
+//! The worker's routes, each declared once with its documentation, and the
+//! OpenAPI document they make: operations and the read side's API.
 //! `openapi/worker.json` in the repository is this document; a test fails
 //! when they differ, and `cargo run -p eventpipe-worker -- openapi >
 //! openapi/worker.json` regenerates it.
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use std::sync::Arc;
 
-use crate::controllers::{analytics, health};
-use crate::error::Problem;
+use eventpipe_service::http::health::Health;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-struct ReadToken;
+use crate::controllers::health;
+use crate::state::Worker;
 
-impl Modify for ReadToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let scheme = Http::builder()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "The read token, when the worker has one configured (WORKER_ANALYTICS_TOKEN).",
-            ))
-            .build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("read_token", SecurityScheme::Http(scheme));
-    }
-}
-
-/// The OpenAPI document.
+/// The document's title, description and the operations tag; the routes
+/// add their paths, and the read side its schemas and security scheme.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -38,43 +27,27 @@ impl Modify for ReadToken {
                        exact: redelivered events are never counted twice.",
         license(name = "Apache-2.0"),
     ),
-    paths(
-        analytics::counts::get_total,
-        analytics::counts::get_timeseries,
-        analytics::counts::get_breakdown,
-        analytics::anomalies::get_anomaly_counts,
-        analytics::anomalies::get_anomaly_timeseries,
-        analytics::anomalies::get_recent_anomalies,
-        health::get_health,
-        health::get_ready,
-        health::get_metrics,
-    ),
-    components(schemas(
-        Problem,
-        analytics::counts::Total,
-        analytics::counts::Timeseries,
-        analytics::counts::CountPoint,
-        analytics::counts::Breakdown,
-        analytics::counts::BreakdownRow,
-        analytics::anomalies::AnomalyCounts,
-        analytics::anomalies::AnomalyCount,
-        analytics::anomalies::AnomalySeries,
-        analytics::anomalies::AnomalyPoint,
-        analytics::anomalies::RecentAnomalies,
-        analytics::anomalies::AnomalyItem,
-        health::Health,
-    )),
-    modifiers(&ReadToken),
-    tags(
-        (name = "analytics", description = "Event and anomaly counts for dashboards"),
-        (name = "operations", description = "Health, readiness and metrics"),
-    ),
+    components(schemas(Health)),
+    tags((name = "operations", description = "Health, readiness and metrics")),
 )]
 pub struct WorkerDoc;
 
-/// The document as pretty JSON, exactly as committed under `openapi/`.
+/// The worker's own routes (liveness, readiness, metrics).
+pub fn operations() -> OpenApiRouter<Arc<Worker>> {
+    OpenApiRouter::with_openapi(WorkerDoc::openapi())
+        .routes(routes!(eventpipe_service::http::health::get_health))
+        .routes(routes!(health::get_ready))
+        .routes(routes!(health::get_metrics))
+}
+
+/// The whole document: the worker's operations and the read side's API.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = operations().into_openapi();
+    document.merge(eventpipe_query::router().into_openapi());
+    document
+}
+
+/// [`document`] as pretty JSON, exactly as committed under `openapi/`.
 pub fn document_json() -> String {
-    let mut text = WorkerDoc::openapi().to_pretty_json().unwrap_or_default();
-    text.push('\n');
-    text
+    eventpipe_service::http::openapi::document_json(&document())
 }

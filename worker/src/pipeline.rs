@@ -19,7 +19,7 @@ use prometheus::IntCounter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::Worker;
+use crate::state::Worker;
 use eventpipe_anomaly::Anomaly;
 use eventpipe_store::{NewEvent, StoreError, WithinBatch, anomalies};
 

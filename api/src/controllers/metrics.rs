@@ -1,10 +1,10 @@
 //! `GET /metrics`: the Prometheus text exposition.
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
+use eventpipe_service::http::health::metrics_text;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Prometheus metrics of this replica.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -13,11 +13,5 @@ pub async fn get_metrics(State(app): State<AppState>) -> impl IntoResponse {
     app.metrics
         .producer_queue
         .set(i64::from(app.sink.queue_depth()));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
+    metrics_text(app.metrics.render())
 }

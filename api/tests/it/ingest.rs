@@ -193,20 +193,32 @@ async fn metrics_count_what_happened() {
         .await;
     api.post_json(&json!([event("u", "click"), {"type": "x"}]))
         .await;
-    let text = api.metrics_text().await;
-    for line in [
+    let expected = [
         "eventpipe_api_events_received_total 4",
         "eventpipe_api_events_accepted_total 2",
         "eventpipe_api_events_rejected_total{reason=\"invalid-events\"} 2",
         "eventpipe_api_http_requests_total{method=\"POST\",route=\"/events\",status=\"202\"} 1",
         "eventpipe_api_http_requests_total{method=\"POST\",route=\"/events\",status=\"422\"} 1",
         "eventpipe_api_kafka_produce_duration_seconds_count{outcome=\"ok\"} 1",
+        // librdkafka counts a message in flight until its delivery report
+        // has been handled, a moment after the 202: the gauge follows.
         "eventpipe_api_kafka_producer_queue_messages 0",
         "eventpipe_api_kafka_ready 1",
-    ] {
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = api.metrics_text().await;
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|line| !text.lines().any(|l| l == **line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in\n{text}"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -1,5 +1,4 @@
-//! The worker's HTTP handlers, one module per resource: operations
-//! (health, readiness, metrics) and the analytics read API.
+//! The worker's own HTTP handlers: readiness and metrics. The read API is
+//! `eventpipe-query`'s; liveness is the shared handler.
 
-pub mod analytics;
 pub mod health;

@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::docs;
 use crate::error::{AppError, bad_request, too_large};
-use crate::observe::RequestId;
+use crate::intake;
 use crate::sink::{FailureKind, SendError};
-use crate::{AppState, intake};
+use crate::state::AppState;
+use eventpipe_service::http::observe::RequestId;
 
 /// Query parameters of `POST /events`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -81,42 +83,42 @@ pub struct Receipt {
         description = "One event object, a JSON array of events (a batch), or NDJSON (one event per line). \
                        May be sent with `Content-Encoding: gzip`.",
         content(
-            (crate::openapi::IngestBody = "application/json", examples(
-                ("single" = (summary = "One event", value = json!(crate::openapi::example_single()))),
-                ("batch" = (summary = "A batch", value = json!(crate::openapi::example_batch()))),
+            (docs::IngestBody = "application/json", examples(
+                ("single" = (summary = "One event", value = json!(docs::example_single()))),
+                ("batch" = (summary = "A batch", value = json!(docs::example_batch()))),
             )),
-            (String = "application/x-ndjson", example = json!(crate::openapi::example_ndjson())),
+            (String = "application/x-ndjson", example = json!(docs::example_ndjson())),
         ),
     ),
     responses(
         (status = 202, description = "Kafka acknowledged every event.", body = Receipt,
-            example = json!(crate::openapi::example_receipt())),
+            example = json!(docs::example_receipt())),
         (status = 200, description = "Dry run: every event is valid; nothing was produced.", body = Receipt,
-            example = json!(crate::openapi::example_dry_run())),
+            example = json!(docs::example_dry_run())),
         (status = 400, description = "Malformed JSON (the message says where), bad gzip, or not UTF-8.",
             body = crate::error::Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::example_problem(400))),
+            example = json!(docs::example_problem(400))),
         (status = 401, description = "API key missing or not accepted.",
             body = crate::error::Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::example_problem(401))),
+            example = json!(docs::example_problem(401))),
         (status = 413, description = "Body, decompressed body, batch or event over its limit (stated in the message).",
             body = crate::error::Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::example_problem(413))),
+            example = json!(docs::example_problem(413))),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding.",
             body = crate::error::Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::example_problem(415))),
+            example = json!(docs::example_problem(415))),
         (status = 422, description = "At least one event is invalid; nothing was produced. Every error is listed.",
             body = crate::error::Problem, content_type = "application/problem+json",
-            example = json!(crate::openapi::example_problem(422))),
+            example = json!(docs::example_problem(422))),
         (status = 429, description = "The API key's event rate is exceeded.",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
-            example = json!(crate::openapi::example_problem(429))),
+            example = json!(docs::example_problem(429))),
         (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out). \
                                       Retrying with the same event ids is safe.",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
-            example = json!(crate::openapi::example_problem(503))),
+            example = json!(docs::example_problem(503))),
     ),
     security((), ("api_key" = [])),
 )]

@@ -1,3 +1,4 @@
 //! The events resource.
 
+pub mod docs;
 pub mod ingest;

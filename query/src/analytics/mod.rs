@@ -1,11 +1,10 @@
 //! What the analytics endpoints compute, as plain values and functions:
 //! half-open UTC time ranges, bucket intervals from a fixed set, the bucket
 //! plan of a time series (with its cap) and zero-filling. The SQL lives in
-//! [`sql`], the HTTP shapes in `controllers::analytics`, and the
+//! `crate::db`, the HTTP shapes in `controllers::analytics`, and the
 //! parsing of query parameters in [`params`].
 
 pub mod params;
-pub mod sql;
 
 use std::collections::{BTreeSet, HashMap};
 

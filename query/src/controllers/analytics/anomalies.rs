@@ -12,10 +12,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{query, time};
-use crate::Worker;
 use crate::analytics::params::{AnomaliesQuery, AnomalyKey};
 use crate::analytics::zero_fill;
 use crate::error::{AnalyticsErrors, HttpError};
+use crate::state::ReadSide;
 
 /// Anomaly counts per rule and/or severity, largest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,11 +128,11 @@ pub struct AnomalyItem {
         AnalyticsErrors,
     ))]
 pub async fn get_anomaly_counts(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<AnomaliesQuery>, QueryRejection>,
 ) -> Result<Json<AnomalyCounts>, HttpError> {
     let (range, by_rule, by_severity, filter) = query(params)?.parse_counts(Utc::now())?;
-    let rows = worker
+    let rows = read
         .analytics
         .anomaly_counts(&range, None, by_rule, by_severity, &filter)
         .await?;
@@ -162,11 +162,11 @@ pub async fn get_anomaly_counts(
         AnalyticsErrors,
     ))]
 pub async fn get_anomaly_timeseries(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<AnomaliesQuery>, QueryRejection>,
 ) -> Result<Json<AnomalySeries>, HttpError> {
-    let series = query(params)?.parse_series(Utc::now(), worker.config.analytics_max_buckets)?;
-    let rows = worker
+    let series = query(params)?.parse_series(Utc::now(), read.max_buckets)?;
+    let rows = read
         .analytics
         .anomaly_series(
             &series.range,
@@ -209,11 +209,11 @@ pub async fn get_anomaly_timeseries(
         AnalyticsErrors,
     ))]
 pub async fn get_recent_anomalies(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<AnomaliesQuery>, QueryRejection>,
 ) -> Result<Json<RecentAnomalies>, HttpError> {
     let (range, limit, filter) = query(params)?.parse_recent(Utc::now())?;
-    let rows = worker
+    let rows = read
         .analytics
         .recent_anomalies(&range, limit, &filter)
         .await?;

@@ -1,4 +1,4 @@
-//! The worker's HTTP error type and the policy for turning errors into
+//! The read side's HTTP error type and the policy for turning errors into
 //! responses, in one place:
 //!
 //! - handlers return [`HttpError`]; its [`IntoResponse`] picks the status
@@ -7,18 +7,22 @@
 //! - 5xx bodies are opaque: the cause is logged once, here, never sent;
 //! - the consuming loop and start-up use `anyhow` and `StoreError`, never this.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use eventpipe_service::http::problem::{
+    ProblemHeaders, problem_response, problem_responses, problem_type,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::{RefOr, Response};
 
 use crate::analytics::params::ParamError;
-use crate::analytics::sql::QueryError;
+use crate::db::QueryError;
 
-/// Everything an HTTP request to the worker can fail with.
+/// Everything a read-side request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// A query parameter is invalid.
@@ -74,26 +78,14 @@ pub struct AnalyticsErrors;
 
 impl utoipa::IntoResponses for AnalyticsErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
-        ResponsesBuilder::new()
-            .response(
+        problem_responses(&[
+            (
                 "400",
-                problem("A parameter is invalid, or the range needs more buckets than allowed; `parameter` names it"),
-            )
-            .response("401", problem("Read token missing or wrong"))
-            .response("503", problem("PostgreSQL unavailable or too slow"))
-            .build()
-            .into()
+                "A parameter is invalid, or the range needs more buckets than allowed; `parameter` names it",
+            ),
+            ("401", "Read token missing or wrong"),
+            ("503", "PostgreSQL unavailable or too slow"),
+        ])
     }
 }
 
@@ -130,28 +122,18 @@ impl IntoResponse for HttpError {
             }
         };
         let problem = Problem {
-            problem_type: format!("urn:eventpipe:problem:{slug}"),
+            problem_type: problem_type(slug),
             title: title.to_owned(),
             status: status.as_u16(),
             detail,
             parameter,
         };
-        let mut response = (status, axum::Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"eventpipe-analytics\""),
-            );
-        }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        response
+        let headers = ProblemHeaders {
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(Duration::from_secs(5)),
+            challenge: (status == StatusCode::UNAUTHORIZED)
+                .then_some("Bearer realm=\"eventpipe-analytics\""),
+        };
+        problem_response(status, &problem, headers)
     }
 }

@@ -19,20 +19,20 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
-use crate::Worker;
 use crate::analytics::params::ParamError;
 use crate::error::HttpError;
+use crate::state::ReadSide;
 
 /// The routes' common prefix.
 pub const PREFIX: &str = "/api/v1/analytics";
 
 /// Middleware: refuses requests without the read token, when one is set.
 pub async fn require_read_token(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = worker.config.analytics_token.as_deref() else {
+    let Some(expected) = read.token.as_deref() else {
         return next.run(request).await;
     };
     let given = request

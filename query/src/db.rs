@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use eventpipe_store::DbPool;
 
-use super::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
-use super::{Point, TimeRange};
+use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
+use crate::analytics::{Point, TimeRange};
 
 /// Why an analytics query gave no answer.
 #[derive(Debug, thiserror::Error)]

@@ -11,10 +11,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{query, time};
-use crate::Worker;
 use crate::analytics::params::{BreakdownQuery, CountsQuery, EventKey, TimeseriesQuery};
 use crate::analytics::zero_fill;
 use crate::error::{AnalyticsErrors, HttpError};
+use crate::state::ReadSide;
 
 /// How many events a range holds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,11 +115,11 @@ fn point(time: String, group: Option<String>, key: Option<EventKey>, count: i64)
         AnalyticsErrors,
     ))]
 pub async fn get_total(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<CountsQuery>, QueryRejection>,
 ) -> Result<Json<Total>, HttpError> {
     let (range, filter) = query(params)?.parse(Utc::now())?;
-    let rows = worker
+    let rows = read
         .analytics
         .event_counts(&range, None, None, &filter)
         .await?;
@@ -139,11 +139,11 @@ pub async fn get_total(
         AnalyticsErrors,
     ))]
 pub async fn get_timeseries(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<TimeseriesQuery>, QueryRejection>,
 ) -> Result<Json<Timeseries>, HttpError> {
-    let series = query(params)?.parse(Utc::now(), worker.config.analytics_max_buckets)?;
-    let rows = worker
+    let series = query(params)?.parse(Utc::now(), read.max_buckets)?;
+    let rows = read
         .analytics
         .event_counts(
             &series.range,
@@ -179,11 +179,11 @@ pub async fn get_timeseries(
         AnalyticsErrors,
     ))]
 pub async fn get_breakdown(
-    State(worker): State<Arc<Worker>>,
+    State(read): State<Arc<ReadSide>>,
     params: Result<Query<BreakdownQuery>, QueryRejection>,
 ) -> Result<Json<Breakdown>, HttpError> {
     let (range, by, limit, filter) = query(params)?.parse(Utc::now())?;
-    let (groups, total) = worker
+    let (groups, total) = read
         .analytics
         .event_breakdown(&range, by, limit, &filter)
         .await?;

@@ -1,0 +1,3 @@
+//! The read side's HTTP handlers, one module per resource.
+
+pub mod analytics;

@@ -1,0 +1,54 @@
+//! eventpipe's read side: what the worker serves about the stored data.
+//! Today the analytics API (`/api/v1/analytics/*`: event counts, time
+//! series and breakdowns, anomaly counts, time series and the recent list)
+//! for Grafana's Infinity datasource and scripts; the read API of events,
+//! anomalies and users comes here next.
+//!
+//! - [`analytics`]: ranges, bucket intervals, zero-filling, and parsing
+//!   the query parameters: plain functions, unit-tested;
+//! - [`db`]: the SQL, on a pool of its own with a statement timeout;
+//! - [`controllers`]: the handlers, one module per resource;
+//! - [`error`]: the one error type and how it is answered;
+//! - [`openapi`]: this side's part of the worker's OpenAPI document.
+//!
+//! [`routes`] gives the routes with their documentation; the worker merges
+//! them into its server, behind the read token.
+
+pub mod analytics;
+pub mod controllers;
+pub mod db;
+pub mod error;
+pub mod openapi;
+pub mod state;
+
+use std::sync::Arc;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use controllers::analytics::{anomalies, counts, require_read_token};
+pub use state::ReadSide;
+
+/// Every read-side route, each declared once with its documentation; the
+/// state and the read-token check are added by [`routes`].
+pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
+    OpenApiRouter::with_openapi(openapi::QueryDoc::openapi())
+        .routes(routes!(counts::get_total))
+        .routes(routes!(counts::get_timeseries))
+        .routes(routes!(counts::get_breakdown))
+        .routes(routes!(anomalies::get_anomaly_counts))
+        .routes(routes!(anomalies::get_anomaly_timeseries))
+        .routes(routes!(anomalies::get_recent_anomalies))
+}
+
+/// [`router`] serving `read`, with the read token required when one is
+/// configured.
+pub fn routes<S: Clone + Send + Sync + 'static>(read: Arc<ReadSide>) -> OpenApiRouter<S> {
+    router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            read.clone(),
+            require_read_token,
+        ))
+        .with_state(read)
+}

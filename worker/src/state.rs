@@ -1,0 +1,84 @@
+//! [`Worker`]: everything the consuming loop, the publisher and the HTTP
+//! handlers share, and [`start`], which connects it all.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use eventpipe_anomaly::{Anomaly, Detector};
+use eventpipe_query::ReadSide;
+use eventpipe_query::db::Analytics;
+use eventpipe_store::DbPool;
+use tokio::sync::mpsc;
+
+use crate::config::WorkerConfig;
+use crate::metrics::Metrics;
+use crate::source::Source;
+
+/// Committed batches whose anomalies may wait for publication at once.
+const PUBLICATION_QUEUE: usize = 16;
+
+/// Everything the loop and the HTTP handlers share.
+pub struct Worker {
+    /// The configuration it started with.
+    pub config: WorkerConfig,
+    /// PostgreSQL connections for writing.
+    pub pool: DbPool,
+    /// The read side (analytics), on connections of its own.
+    pub read: Arc<ReadSide>,
+    /// Kafka consumer, and the producer for the DLQ and anomalies.
+    pub source: Source,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Whether PostgreSQL answered the last probe.
+    pub database_up: AtomicBool,
+    /// Whether Kafka answered the last probe.
+    pub kafka_up: AtomicBool,
+    /// The anomaly detector (`None` when `WORKER_ANOMALIES` is false), with
+    /// the revocation count its state was built under.
+    pub detector: Option<tokio::sync::Mutex<(Detector, u64)>>,
+    /// Committed anomalies on their way to the topic.
+    pub publications: mpsc::Sender<Vec<Anomaly>>,
+    /// The other end, taken by the publishing task.
+    pub(crate) publications_queue: std::sync::Mutex<Option<mpsc::Receiver<Vec<Anomaly>>>>,
+}
+
+/// Connects everything, failing with a message naming the variable to fix
+/// when PostgreSQL or Kafka cannot be reached or the schema or a topic is
+/// missing; migrates first when `DATABASE_MIGRATE` is set.
+pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
+    if config.migrate {
+        eventpipe_store::migrate(&config.database_url).await?;
+    }
+    eventpipe_store::check_schema(&config.database_url).await?;
+    let metrics = Metrics::new().context("registering metrics")?;
+    let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
+    let read = Arc::new(ReadSide {
+        analytics: Analytics::new(
+            eventpipe_store::pool(&config.database_url, config.analytics_pool_size).await?,
+            config.analytics_timeout_ms,
+        ),
+        token: config.analytics_token.clone(),
+        max_buckets: config.analytics_max_buckets,
+    });
+    let database_up = eventpipe_store::ping(&pool).await;
+    let source = Source::new(&config, metrics.clone())?;
+    source.check_topics(&config, config.connect_timeout)?;
+    let detector = config
+        .rules
+        .clone()
+        .map(|rules| tokio::sync::Mutex::new((Detector::new(rules, config.anomaly_max_users), 0)));
+    let (publications, queue) = mpsc::channel(PUBLICATION_QUEUE);
+    Ok(Arc::new(Worker {
+        detector,
+        publications,
+        publications_queue: std::sync::Mutex::new(Some(queue)),
+        config,
+        pool,
+        read,
+        source,
+        metrics,
+        database_up: AtomicBool::new(database_up),
+        kafka_up: AtomicBool::new(false),
+    }))
+}

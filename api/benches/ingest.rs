@@ -24,8 +24,8 @@ use eventpipe_api::config::ApiConfig;
 use eventpipe_contract::{Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_load::config::Options;
-use eventpipe_load::mix::Shape;
 use eventpipe_load::{Exit, metrics};
+use eventpipe_sample::mix::Shape;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -164,7 +164,7 @@ async fn run() {
 
     // The exact values the API would produce for the load tool's events.
     let now = chrono::Utc::now();
-    let bodies = eventpipe_load::bodies::sample(&Shape::default(), 1000);
+    let bodies = eventpipe_sample::bodies(&Shape::default(), 1000);
     let values: Vec<(String, Vec<u8>)> = bodies
         .iter()
         .map(|body| {

@@ -1,7 +1,8 @@
 //! From request body to validated events: media type and content encoding,
 //! gzip with a cap on the decompressed size, JSON (one event or an array)
 //! and NDJSON framing, the size and count limits, and validation of every
-//! event. Each step fails with the status and message DESIGN.md gives it.
+//! event. Each step fails with its own status and a message naming what was
+//! wrong (docs/API.md lists them: 400, 413, 415, 422).
 
 use std::borrow::Cow;
 use std::io::Read;

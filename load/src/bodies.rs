@@ -10,9 +10,10 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use eventpipe_sample::mix::{Shape, Templates};
+use eventpipe_sample::random::Rng;
+
 use crate::ledger::{Blocks, RunIds, Tally};
-use crate::mix::{Shape, Templates, write_user};
-use crate::random::Rng;
 
 /// Ids of recently accepted events a VU keeps for retries.
 const RETRY_RING: usize = 256;
@@ -73,25 +74,18 @@ impl Bodies {
         let source = &*self.source;
         let template =
             &source.templates.list[self.rng.below(source.templates.list.len() as u64) as usize];
-        let mut body = template.body.clone();
         self.seqs.clear();
-        for &at in &template.ids {
-            let retry =
-                !self.accepted.is_empty() && self.rng.chance(source.shape.duplicate_fraction);
+        let (accepted, tally, seqs) = (&self.accepted, &mut self.tally, &mut self.seqs);
+        let body = template.render(&mut self.rng, source.shape.users, now, |rng, slot| {
+            let retry = !accepted.is_empty() && rng.chance(source.shape.duplicate_fraction);
             let seq = if retry {
-                *self.rng.pick(&self.accepted)
+                *rng.pick(accepted)
             } else {
-                self.tally.next(&source.blocks)
+                tally.next(&source.blocks)
             };
-            source.ids.write(seq, &mut body[at..at + 36]);
-            self.seqs.push(seq);
-        }
-        for &at in &template.users {
-            write_user(self.rng.below(source.shape.users), &mut body[at..at + 12]);
-        }
-        for &at in &template.times {
-            body[at..at + 24].copy_from_slice(now);
-        }
+            source.ids.write(seq, slot);
+            seqs.push(seq);
+        });
         let body = if source.gzip { gzip(&body) } else { body };
         Prepared {
             body: Bytes::from(body),
@@ -123,19 +117,4 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
-}
-
-/// `n` request bodies shaped by `shape`, with fresh ids and the current
-/// time, made outside a run: benchmarks fill topics and tables with them.
-pub fn sample(shape: &Shape, n: usize) -> Vec<Bytes> {
-    let source = Arc::new(BodySource {
-        templates: Templates::build(shape),
-        shape: shape.clone(),
-        ids: RunIds::random(),
-        blocks: Blocks::default(),
-        gzip: false,
-    });
-    let mut bodies = Bodies::new(source, 0);
-    let now = crate::clock::now();
-    (0..n).map(|_| bodies.prepare(&now).body).collect()
 }

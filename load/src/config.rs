@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use crate::duration;
 use crate::metrics::definition;
-use crate::mix::{BatchSizes, MAX_USERS, Mix, Shape};
 use crate::schedule::{Piece, Schedule};
 use crate::thresholds::Threshold;
+use eventpipe_sample::mix::{BatchSizes, MAX_USERS, Mix, Shape};
 
 /// A configuration problem, naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -274,17 +274,6 @@ impl<'de> Deserialize<'de> for Stages {
         }
     }
 }
-
-macro_rules! deserialize_from_str {
-    ($($t:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-deserialize_from_str!(Mix, BatchSizes);
 
 /// Which executor, with its settings resolved.
 #[derive(Debug, Clone)]

@@ -128,7 +128,7 @@ impl Vu {
     async fn iterate(&mut self, intended: Instant) -> bool {
         let context = &*self.context;
         context.recorder.busy.fetch_add(1, Ordering::Relaxed);
-        let prepared = self.bodies.prepare(&crate::clock::now());
+        let prepared = self.bodies.prepare(&eventpipe_sample::clock::now());
         let body_bytes = prepared.body.len() as u64;
         let connection = &mut self.connection;
         let exchange = async {

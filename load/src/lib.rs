@@ -4,19 +4,18 @@
 //! aggregate, [`audit`] compares PostgreSQL with the [`ledger`], and
 //! [`report`] prints and exports the result. [`run`] ties them together.
 
+pub use eventpipe_sample::{clock, mix, random};
+
 pub mod audit;
 pub mod bodies;
 pub mod client;
-pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod executor;
 pub mod ledger;
 pub mod live;
 pub mod metrics;
-pub mod mix;
 pub mod null_server;
-pub mod random;
 pub mod report;
 pub mod schedule;
 pub mod stats;
@@ -36,9 +35,9 @@ use crate::config::{Config, Executor, InvalidConfig};
 use crate::executor::{Context, Plan};
 use crate::ledger::{Blocks, RunIds};
 use crate::metrics::{Snapshot, Value};
-use crate::mix::Templates;
 use crate::null_server::NullServer;
 use crate::stats::Recorder;
+use eventpipe_sample::mix::Templates;
 
 /// How a run ended, as k6's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_contract::{EventRecord, Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
-use eventpipe_load::mix::Shape;
+use eventpipe_sample::mix::Shape;
 use eventpipe_store::ScratchDatabase;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -156,7 +156,7 @@ async fn run() {
         "Lagos, NG",
         "Pune, IN",
     ];
-    let texts: Vec<Vec<u8>> = eventpipe_load::bodies::sample(&shape, n)
+    let texts: Vec<Vec<u8>> = eventpipe_sample::bodies(&shape, n)
         .iter()
         .enumerate()
         .map(|(i, body)| {

@@ -210,6 +210,12 @@ impl fmt::Debug for WorkerConfig {
     }
 }
 
+/// `DATABASE_URL` alone (its default from [`VARS`]), for the `migrate`
+/// command, which needs nothing else and must run before Kafka exists.
+pub fn database_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    Env::new(VARS, lookup).required("DATABASE_URL")
+}
+
 impl WorkerConfig {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {

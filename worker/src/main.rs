@@ -1,6 +1,8 @@
-//! The `eventpipe-worker` binary: `migrate` applies pending migrations,
-//! `openapi` prints the OpenAPI document; without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists
-//! the environment variables.
+//! The `eventpipe-worker` binary: `migrate` applies pending migrations to
+//! `DATABASE_URL` (the one way every start-up path migrates:
+//! `eventpipe_store::migrate`), `openapi` prints the OpenAPI document;
+//! without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists the
+//! environment variables.
 
 use anyhow::Context;
 use eventpipe_worker::config::{self, WorkerConfig};
@@ -25,8 +27,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("migrate") => {
             eventpipe_service::init_tracing();
-            let url = std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/eventpipe".to_owned());
+            let url = config::database_url(|name| std::env::var(name).ok())?;
             let applied = eventpipe_store::migrate(&url).await?;
             println!("{applied} migration(s) applied");
             return Ok(());

@@ -147,11 +147,11 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// The events consumer and the DLQ producer.
+/// The events consumer, and the producer for the DLQ and anomalies topics.
 pub struct Source {
     consumer: StreamConsumer<SourceContext>,
     /// Produces to the DLQ and the anomalies topic.
-    dlq: FutureProducer,
+    producer: FutureProducer,
     dlq_topic: String,
     anomalies_topic: String,
 }
@@ -165,7 +165,8 @@ fn client_config(config: &WorkerConfig) -> ClientConfig {
 }
 
 impl Source {
-    /// Creates the consumer (subscribed to the events topic) and the DLQ producer.
+    /// Creates the consumer (subscribed to the events topic) and the
+    /// producer for the DLQ and anomalies topics.
     pub fn new(config: &WorkerConfig, metrics: Metrics) -> anyhow::Result<Self> {
         let consumer: StreamConsumer<SourceContext> = client_config(config)
             .set("group.id", &config.group_id)
@@ -182,15 +183,15 @@ impl Source {
         consumer
             .subscribe(&[&config.events_topic])
             .with_context(|| format!("subscribing to {}", config.events_topic))?;
-        let dlq = client_config(config)
+        let producer = client_config(config)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "10000")
             .create()
-            .context("creating the DLQ producer")?;
+            .context("creating the producer for the DLQ and anomalies topics")?;
         Ok(Source {
             consumer,
-            dlq,
+            producer,
             dlq_topic: config.dlq_topic.clone(),
             anomalies_topic: config.anomalies_topic.clone(),
         })
@@ -307,7 +308,7 @@ impl Source {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        self.dlq
+        self.producer
             .send(record, Timeout::After(Duration::from_secs(10)))
             .await
             .map(drop)
@@ -335,7 +336,7 @@ impl Source {
                 .key(a.user_id.as_bytes())
                 .payload(value.as_slice())
                 .headers(headers);
-            self.dlq
+            self.producer
                 .send(record, Timeout::After(Duration::from_secs(10)))
         });
         for sent in futures::future::join_all(sends).await {

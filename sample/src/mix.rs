@@ -150,6 +150,18 @@ impl Default for Shape {
     }
 }
 
+// Scenario files (TOML) spell a mix and batch sizes as the flags do.
+macro_rules! deserialize_from_str {
+    ($($t:ty),*) => {$(
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as serde::Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+deserialize_from_str!(Mix, BatchSizes);
+
 /// One pre-rendered request body and where its slots are.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -163,6 +175,31 @@ pub struct Template {
     pub times: Vec<usize>,
     /// Whether every event in it is valid (so 202 is expected, else 422).
     pub valid: bool,
+}
+
+impl Template {
+    /// A copy of the body with its slots filled: each event id by
+    /// `write_id` (36 bytes, a UUID's text), each user drawn from `users`
+    /// users, each timestamp `now` (RFC 3339, 24 bytes).
+    pub fn render(
+        &self,
+        rng: &mut Rng,
+        users: u64,
+        now: &[u8; 24],
+        mut write_id: impl FnMut(&mut Rng, &mut [u8]),
+    ) -> Vec<u8> {
+        let mut body = self.body.clone();
+        for &at in &self.ids {
+            write_id(rng, &mut body[at..at + 36]);
+        }
+        for &at in &self.users {
+            write_user(rng.below(users), &mut body[at..at + 12]);
+        }
+        for &at in &self.times {
+            body[at..at + 24].copy_from_slice(now);
+        }
+        body
+    }
 }
 
 /// The pool of bodies requests are made from.

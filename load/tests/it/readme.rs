@@ -1,4 +1,4 @@
-//! The README is the user's reference for the load generator: every flag,
+//! load/README.md is the user's reference for the load generator: every flag,
 //! every environment variable and every metric must be in it.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use eventpipe_load::metrics::CATALOG;
 
 #[test]
 fn readme_documents_every_flag_variable_and_metric() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(path).unwrap();
     let command = Options::command();
     let mut missing = Vec::new();
@@ -33,6 +33,6 @@ fn readme_documents_every_flag_variable_and_metric() {
     }
     assert!(
         missing.is_empty(),
-        "README.md does not document {missing:?}"
+        "load/README.md does not document {missing:?}"
     );
 }

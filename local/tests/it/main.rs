@@ -1,9 +1,9 @@
-//! The integration tests of the local pipeline and the deploy files, in one binary: one link (of
-//! librdkafka and everything else) instead of one per file, and tests of
-//! every file share the process's thread pool.
+//! The integration tests of the local pipeline and of what spans the
+//! repository (the compose file, deploy files, the configuration reference,
+//! the code's layout), in one binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod compose;
+mod configuration;
 mod layout;
-mod readme;
 mod superset;

@@ -74,7 +74,7 @@ pub struct TimeseriesQuery {
     /// Default: now.
     pub to: Option<String>,
     /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d. Default: the
-    /// shortest giving at most 500 buckets.
+    /// shortest giving at most 200 buckets.
     #[param(example = "5m")]
     pub interval: Option<String>,
     /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped

@@ -69,3 +69,20 @@ async fn served_document_and_swagger_ui() {
     }
     worker.stop().await.unwrap();
 }
+
+/// What the document says of the automatic interval is what the code does.
+#[test]
+fn the_documented_automatic_interval_is_the_code_s() {
+    let document: serde_json::Value =
+        serde_json::from_str(&eventpipe_worker::openapi::document_json()).unwrap();
+    let parameters = document["paths"]["/api/v1/analytics/counts/timeseries"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let interval = parameters.iter().find(|p| p["name"] == "interval").unwrap();
+    let said = interval["description"].as_str().unwrap();
+    let buckets = eventpipe_query::analytics::AUTO_BUCKETS;
+    assert!(
+        said.contains(&format!("at most {buckets} buckets")),
+        "the interval's description says {said:?}, the code aims at {buckets} buckets"
+    );
+}

@@ -22,6 +22,7 @@ const KEY: &str = "load-test-key";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
+    let _machine = crate::shared().await;
     let database = ScratchDatabase::create(SERVER, "eventpipe_load")
         .await
         .unwrap();

@@ -24,6 +24,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn bad_configuration_exits_104_and_names_the_problem() {
+    let _machine = crate::shared_blocking();
     for (args, says) in [
         (
             &["--threshold", "http_req_duration: p(95)<<200"][..],
@@ -58,6 +59,7 @@ fn bad_configuration_exits_104_and_names_the_problem() {
 
 #[test]
 fn a_passing_run_exits_0_and_exports_a_k6_summary() {
+    let _machine = crate::shared_blocking();
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.json");
     let series = dir.path().join("series.ndjson");
@@ -125,6 +127,7 @@ fn a_passing_run_exits_0_and_exports_a_k6_summary() {
 
 #[test]
 fn an_impossible_threshold_exits_99() {
+    let _machine = crate::shared_blocking();
     let output = load(&[
         "--calibrate",
         "--duration",
@@ -140,6 +143,7 @@ fn an_impossible_threshold_exits_99() {
 
 #[test]
 fn abort_on_fail_stops_the_test_early_and_exits_99() {
+    let _machine = crate::shared_blocking();
     let started = Instant::now();
     let output = load(&[
         "--calibrate",
@@ -161,6 +165,7 @@ fn abort_on_fail_stops_the_test_early_and_exits_99() {
 
 #[test]
 fn an_interrupt_exits_105_with_a_summary() {
+    let _machine = crate::shared_blocking();
     let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
         .args(["--calibrate", "--duration", "60s", "--vus", "4"])
         .stdout(Stdio::piped())

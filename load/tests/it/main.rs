@@ -7,3 +7,26 @@ mod audit;
 mod exit_codes;
 mod pacer;
 mod readme;
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The pacer tests measure how evenly requests arrive, so nothing else of
+/// this binary may load the machine while they run: they hold this
+/// exclusively, every other test shares it.
+static MACHINE: RwLock<()> = RwLock::const_new(());
+
+/// For a test that measures time: runs alone.
+async fn alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// For every other async test: runs beside the others, never beside a
+/// pacer test.
+async fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// [`shared`], for tests outside a runtime.
+fn shared_blocking() -> RwLockReadGuard<'static, ()> {
+    MACHINE.blocking_read()
+}

@@ -11,6 +11,7 @@ use eventpipe_load::{Exit, metrics};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_constant_arrival_rate_arrives_within_two_percent() {
+    let _machine = crate::alone().await;
     let server = NullServer::start().await.unwrap();
     let (rate, seconds) = (3000.0, 4.0);
     let config = Options::try_parse_from([
@@ -54,6 +55,7 @@ async fn a_constant_arrival_rate_arrives_within_two_percent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ramp_arrives_as_its_stages_say() {
+    let _machine = crate::alone().await;
     let server = NullServer::start().await.unwrap();
     // 0 → 2000/s over 2 s, then 2000/s for 1 s: 2000 + 2000 arrivals.
     let config = Options::try_parse_from([

@@ -234,22 +234,24 @@ async fn invalid_events_are_422_listing_every_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_are_refused() {
     let api = TestApi::start().await;
-    assert_eq!(
-        api.http
-            .get(api.url("/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        api.http
-            .get(api.url("/events"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
+    for (path, status, slug) in [
+        ("/nope", 404, "not-found"),
+        ("/events", 405, "method-not-allowed"),
+    ] {
+        let response = api.http.get(api.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        assert!(response.headers().contains_key("x-request-id"), "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["type"],
+            format!("urn:eventpipe:problem:{slug}"),
+            "{path}"
+        );
+        assert_eq!(body["status"], status, "{path}");
+    }
 }

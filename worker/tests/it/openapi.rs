@@ -59,6 +59,15 @@ async fn served_document_and_swagger_ui() {
             assert!(responses.contains_key(code), "{path} lacks {code}");
         }
     }
+    // The shared plumbing is on: request ids, problem documents for routes
+    // that do not exist.
+    let missing = reqwest::get(worker.url("/api/v1/nope")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("x-request-id"));
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     let page = reqwest::get(worker.url("/docs/")).await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger-ui"));

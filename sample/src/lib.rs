@@ -14,8 +14,9 @@ pub mod random;
 use mix::{Shape, Templates};
 use random::Rng;
 
-/// `n` request bodies shaped by `shape`, each event with a fresh random id
-/// (UUIDv4), a user drawn from `shape.users` and the current time.
+/// `n` request bodies shaped by `shape`, each event with a fresh UUIDv7
+/// (time-ordered, as the API assigns when a client sends none), a user
+/// drawn from `shape.users` and the current time.
 pub fn bodies(shape: &Shape, n: usize) -> Vec<Vec<u8>> {
     let templates = Templates::build(shape);
     let mut rng = Rng::new(shape.seed ^ 0x5A3F_1E00);
@@ -23,16 +24,10 @@ pub fn bodies(shape: &Shape, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|_| {
             let template = &templates.list[rng.below(templates.list.len() as u64) as usize];
-            template.render(&mut rng, shape.users, &now, |rng, slot| {
-                let id = uuid::Builder::from_random_bytes(
-                    (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())).to_le_bytes(),
-                )
-                .into_uuid();
-                slot.copy_from_slice(
-                    id.hyphenated()
-                        .encode_lower(&mut uuid::Uuid::encode_buffer())
-                        .as_bytes(),
-                );
+            template.render(&mut rng, shape.users, &now, |_, slot| {
+                let id = uuid::Uuid::now_v7();
+                let mut text = uuid::Uuid::encode_buffer();
+                slot.copy_from_slice(id.hyphenated().encode_lower(&mut text).as_bytes());
             })
         })
         .collect()
@@ -51,7 +46,7 @@ mod tests {
         for body in &bodies {
             let event: serde_json::Value = serde_json::from_slice(body).unwrap();
             let id: uuid::Uuid = event["event_id"].as_str().unwrap().parse().unwrap();
-            assert_eq!(id.get_version_num(), 4);
+            assert_eq!(id.get_version_num(), 7);
             assert!(ids.insert(id), "{id} twice");
             assert!(event["user_id"].as_str().unwrap().starts_with("user-"));
             assert!(mix::EVENT_TYPES.contains(&event["type"].as_str().unwrap()));

@@ -26,6 +26,7 @@ use eventpipe_store::DbPool;
 
 use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
 use crate::analytics::{Point, TimeRange};
+use crate::pages::EventsPage;
 
 /// Why an analytics query gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,48 @@ struct Row {
     #[diesel(sql_type = BigInt)]
     count: i64,
 }
+
+/// One stored event, as the events table holds it.
+#[derive(Debug, diesel::QueryableByName)]
+pub struct EventRow {
+    /// Its id.
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    /// Whose.
+    #[diesel(sql_type = Text)]
+    pub user_id: String,
+    /// Its type.
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    /// Where it came from.
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    /// Its time.
+    #[diesel(sql_type = Timestamptz)]
+    pub event_ts: DateTime<Utc>,
+    /// The client's `timestamp` as sent (JSON text), if any.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub timestamp_raw: Option<String>,
+    /// When the API received it.
+    #[diesel(sql_type = Timestamptz)]
+    pub received_at: DateTime<Utc>,
+    /// When its row was committed.
+    #[diesel(sql_type = Timestamptz)]
+    pub stored_at: DateTime<Utc>,
+    /// The payload, as JSON text.
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// Kafka partition it was read from.
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    pub kafka_partition: i32,
+    /// Kafka offset it was read from.
+    #[diesel(sql_type = BigInt)]
+    pub kafka_offset: i64,
+}
+
+/// The events table's columns as [`EventRow`] reads them.
+const EVENT_COLUMNS: &str = "event_id, user_id, event_type, source, event_ts, timestamp_raw::text AS timestamp_raw, \
+received_at, stored_at, payload::text AS payload, kafka_partition, kafka_offset";
 
 /// One anomaly as the recent list shows it.
 #[derive(Debug, diesel::QueryableByName)]
@@ -349,6 +392,53 @@ impl Analytics {
             .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
             .bind::<Nullable<Text>, _>(filter.user_id.clone())
             .bind::<BigInt, _>(i64::from(limit));
+        self.load(query).await
+    }
+
+    /// A page of events, newest first (event time, then id, both
+    /// descending), after `page.after` when given: up to `page.limit + 1`
+    /// rows, the extra one saying that another page follows.
+    pub async fn events_page(&self, page: &EventsPage) -> Result<Vec<EventRow>, QueryError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}
+             FROM events
+             WHERE ($1::text IS NULL OR user_id = $1)
+               AND ($2::text[] IS NULL OR event_type = ANY($2))
+               AND ($3::text[] IS NULL OR source = ANY($3))
+               AND ($4::timestamptz IS NULL OR event_ts >= $4)
+               AND ($5::timestamptz IS NULL OR event_ts < $5)
+               AND ($6::timestamptz IS NULL OR (event_ts, event_id) < ($6, $7))
+             ORDER BY event_ts DESC, event_id DESC
+             LIMIT $8"
+        );
+        let query = sql_query(sql)
+            .bind::<Nullable<Text>, _>(page.user_id.clone())
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.types))
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.sources))
+            .bind::<Nullable<Timestamptz>, _>(page.from)
+            .bind::<Nullable<Timestamptz>, _>(page.to)
+            .bind::<Nullable<Timestamptz>, _>(page.after.map(|c| c.time))
+            .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
+            .bind::<BigInt, _>(i64::from(page.limit) + 1);
+        self.load(query).await
+    }
+
+    /// The stored event `id`, if it is stored.
+    pub async fn event(&self, id: Uuid) -> Result<Option<EventRow>, QueryError> {
+        let query = sql_query(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"
+        ))
+        .bind::<SqlUuid, _>(id);
+        Ok(self.load(query).await?.into_iter().next())
+    }
+
+    /// The anomalies event `id` raised, by rule.
+    pub async fn anomalies_of_event(&self, id: Uuid) -> Result<Vec<AnomalyRow>, QueryError> {
+        let query = sql_query(
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+             FROM anomalies WHERE event_id = $1 ORDER BY rule",
+        )
+        .bind::<SqlUuid, _>(id);
         self.load(query).await
     }
 

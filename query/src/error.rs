@@ -31,6 +31,9 @@ pub enum HttpError {
     /// No read token, or the wrong one.
     #[error("{0}")]
     Unauthorized(String),
+    /// What the path names is not (yet) stored.
+    #[error("{0}")]
+    NotFound(String),
     /// PostgreSQL did not answer in time, or at all.
     #[error(transparent)]
     Unavailable(QueryError),
@@ -89,6 +92,20 @@ impl utoipa::IntoResponses for AnalyticsErrors {
     }
 }
 
+/// The error answers of a route that looks one thing up by its path.
+pub struct LookupErrors;
+
+impl utoipa::IntoResponses for LookupErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses(&[
+            ("400", "The path's id is malformed; `parameter` names it"),
+            ("401", "Read token missing or wrong"),
+            ("404", "Not stored (yet)"),
+            ("503", "PostgreSQL unavailable or too slow"),
+        ])
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> axum::response::Response {
         let (status, slug, title) = match &self {
@@ -100,6 +117,7 @@ impl IntoResponse for HttpError {
             HttpError::Unauthorized(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
+            HttpError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             HttpError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -111,7 +129,7 @@ impl IntoResponse for HttpError {
                 format!("{}: {}", e.parameter, e.message),
                 Some(e.parameter.to_owned()),
             ),
-            HttpError::Unauthorized(d) => (d, None),
+            HttpError::Unauthorized(d) | HttpError::NotFound(d) => (d, None),
             HttpError::Unavailable(QueryError::TimedOut(ms)) => (
                 format!("the query took longer than {ms} ms; shorten the range or filter it"),
                 None,

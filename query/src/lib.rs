@@ -1,8 +1,8 @@
 //! eventpipe's read side: what the worker serves about the stored data.
-//! Today the analytics API (`/api/v1/analytics/*`: event counts, time
-//! series and breakdowns, anomaly counts, time series and the recent list)
-//! for Grafana's Infinity datasource and scripts; the read API of events,
-//! anomalies and users comes here next.
+//! The analytics API (`/api/v1/analytics/*`: event counts, time series and
+//! breakdowns, anomaly counts, time series and the recent list) for
+//! Grafana's Infinity datasource and scripts, and the read API
+//! (`/api/v1/events`, page by page with [`pages`]' cursors, or one by id).
 //!
 //! - [`analytics`]: ranges, bucket intervals, zero-filling, and parsing
 //!   the query parameters: plain functions, unit-tested;
@@ -19,6 +19,7 @@ pub mod controllers;
 pub mod db;
 pub mod error;
 pub mod openapi;
+pub mod pages;
 pub mod state;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use controllers::analytics::{anomalies, counts, require_read_token};
+use controllers::events::{get, list};
 pub use state::ReadSide;
 
 /// Every read-side route, each declared once with its documentation; the
@@ -40,6 +42,8 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(anomalies::get_anomaly_counts))
         .routes(routes!(anomalies::get_anomaly_timeseries))
         .routes(routes!(anomalies::get_recent_anomalies))
+        .routes(routes!(list::list_events))
+        .routes(routes!(get::get_event))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -7,6 +7,7 @@ use eventpipe_service::http::openapi::BearerScheme;
 use utoipa::OpenApi;
 
 use crate::controllers::analytics::{anomalies, counts};
+use crate::controllers::events::{self, get, list};
 use crate::error::Problem;
 
 /// `Authorization: Bearer <WORKER_ANALYTICS_TOKEN>`.
@@ -31,8 +32,14 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         anomalies::AnomalyPoint,
         anomalies::RecentAnomalies,
         anomalies::AnomalyItem,
+        events::StoredEvent,
+        list::EventsPage,
+        get::EventWithAnomalies,
     )),
     modifiers(&READ_TOKEN),
-    tags((name = "analytics", description = "Event and anomaly counts for dashboards")),
+    tags(
+        (name = "analytics", description = "Event and anomaly counts for dashboards"),
+        (name = "events", description = "Stored events, page by page or one by id"),
+    ),
 )]
 pub struct QueryDoc;

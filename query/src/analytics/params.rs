@@ -26,7 +26,10 @@ pub struct ParamError {
     pub message: String,
 }
 
-fn refuse<T>(parameter: &'static str, message: impl Into<String>) -> Result<T, ParamError> {
+pub(crate) fn refuse<T>(
+    parameter: &'static str,
+    message: impl Into<String>,
+) -> Result<T, ParamError> {
     Err(ParamError {
         parameter,
         message: message.into(),
@@ -345,7 +348,7 @@ impl AnomaliesQuery {
 }
 
 /// `value` unless it is absent or empty.
-fn present(value: Option<&str>) -> Option<&str> {
+pub(crate) fn present(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -473,7 +476,7 @@ fn choice<T: Copy>(
 }
 
 /// A row limit in 1..=[`MAX_LIMIT`].
-fn limit(value: Option<&str>, default: u32) -> Result<u32, ParamError> {
+pub(crate) fn limit(value: Option<&str>, default: u32) -> Result<u32, ParamError> {
     match present(value) {
         None => Ok(default),
         Some(v) => match v.parse::<u32>() {
@@ -513,7 +516,10 @@ fn list(
     Ok(items)
 }
 
-fn event_filter(types: Option<&str>, sources: Option<&str>) -> Result<EventFilter, ParamError> {
+pub(crate) fn event_filter(
+    types: Option<&str>,
+    sources: Option<&str>,
+) -> Result<EventFilter, ParamError> {
     Ok(EventFilter {
         types: list("type", types, check_event_type)?,
         sources: list("source", sources, |s| check_text(s, SOURCE_MAX_CHARS))?,

@@ -1,3 +1,4 @@
 //! The read side's HTTP handlers, one module per resource.
 
 pub mod analytics;
+pub mod events;

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::{query, time};
 use crate::analytics::params::{AnomaliesQuery, AnomalyKey};
 use crate::analytics::zero_fill;
+use crate::db::AnomalyRow;
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
 
@@ -119,6 +120,22 @@ pub struct AnomalyItem {
     pub details: serde_json::Value,
 }
 
+impl From<AnomalyRow> for AnomalyItem {
+    fn from(a: AnomalyRow) -> Self {
+        AnomalyItem {
+            anomaly_id: a.anomaly_id,
+            event_id: a.event_id,
+            user_id: a.user_id,
+            rule: a.rule,
+            severity: a.severity,
+            description: a.description,
+            time: time(&a.event_ts),
+            detected_at: time(&a.detected_at),
+            details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
 /// Anomalies in `[from, to)` by rule and severity.
 #[utoipa::path(get, path = "/api/v1/analytics/anomalies/counts", tag = "analytics",
     params(AnomaliesQuery),
@@ -220,19 +237,6 @@ pub async fn get_recent_anomalies(
     Ok(Json(RecentAnomalies {
         from: time(&range.from),
         to: time(&range.to),
-        data: rows
-            .into_iter()
-            .map(|a| AnomalyItem {
-                anomaly_id: a.anomaly_id,
-                event_id: a.event_id,
-                user_id: a.user_id,
-                rule: a.rule,
-                severity: a.severity,
-                description: a.description,
-                time: time(&a.event_ts),
-                detected_at: time(&a.detected_at),
-                details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
-            })
-            .collect(),
+        data: rows.into_iter().map(AnomalyItem::from).collect(),
     }))
 }

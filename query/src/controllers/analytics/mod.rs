@@ -59,7 +59,7 @@ pub async fn require_read_token(
 }
 
 /// The query string as `T`, or a 400 saying what is malformed about it.
-pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
+pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         let text = rejection.body_text();
         // serde's words, after axum's preamble: "unknown field `x`, expected one of ..."
@@ -75,6 +75,6 @@ pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Htt
 }
 
 /// An instant as the responses write it.
-pub(crate) fn time(t: &DateTime<Utc>) -> String {
+pub fn time(t: &DateTime<Utc>) -> String {
     eventpipe_contract::rfc3339::format(t)
 }

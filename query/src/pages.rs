@@ -1,0 +1,221 @@
+//! Lists read page by page, newest first, with keyset pagination: a page
+//! ends with a [`Cursor`], the sort key of its last row, and the next page
+//! is the rows strictly after that key. The key, `(event time, id)`, never
+//! changes once a row is stored, so walking every page returns each row
+//! that existed when the walk began exactly once, however many rows arrive
+//! meanwhile, and page 1,000 costs what page 1 costs (an index range scan
+//! from the key, not an offset).
+//!
+//! Cursors are opaque to clients: hex of the key's 24 bytes behind a
+//! version letter, refused with a 400 naming `cursor` when they are not
+//! one this server issued.
+
+use chrono::{DateTime, Utc};
+use eventpipe_contract::validate::{USER_ID_MAX_CHARS, check_text};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::analytics::params::{
+    EventFilter, ParamError, event_filter, instant, limit, present, refuse,
+};
+
+/// Rows per page unless `limit` says otherwise.
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// Where the previous page ended: the sort key of its last row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The row's event time.
+    pub time: DateTime<Utc>,
+    /// The row's id, breaking ties between rows of the same time.
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor's text, as `next_cursor` gives it.
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(&self.time.timestamp_micros().to_be_bytes());
+        bytes.extend_from_slice(self.id.as_bytes());
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("v{hex}")
+    }
+
+    /// A cursor this server issued, or a 400 naming `cursor`.
+    pub fn decode(text: &str) -> Result<Self, ParamError> {
+        let bad = || {
+            refuse(
+                "cursor",
+                "is not a cursor this server issued: pass a page's next_cursor as it is",
+            )
+        };
+        let Some(hex) = text.strip_prefix('v').filter(|h| h.len() == 48) else {
+            return bad();
+        };
+        let mut bytes = [0_u8; 24];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            match u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16) {
+                Ok(b) => *byte = b,
+                Err(_) => return bad(),
+            }
+        }
+        let (micros, id) = bytes.split_at(8);
+        let micros = i64::from_be_bytes(micros.try_into().unwrap_or_default());
+        match (
+            DateTime::from_timestamp_micros(micros),
+            Uuid::from_slice(id),
+        ) {
+            (Some(time), Ok(id)) => Ok(Cursor { time, id }),
+            _ => bad(),
+        }
+    }
+}
+
+/// `GET /api/v1/events`: filters, page size and where to continue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only this user's events.
+    #[param(example = "user-42")]
+    pub user_id: Option<String>,
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type", example = "login,purchase")]
+    pub event_type: Option<String>,
+    /// Only these sources (comma-separated).
+    #[param(example = "web")]
+    pub source: Option<String>,
+    /// Only events at or after this time: epoch milliseconds or RFC 3339.
+    /// Default: no lower bound.
+    #[param(example = "1795434300000")]
+    pub from: Option<String>,
+    /// Only events before this time: epoch milliseconds or RFC 3339.
+    /// Default: no upper bound.
+    #[param(example = "2026-11-24T12:00:00Z")]
+    pub to: Option<String>,
+    /// Events per page: 1 to 1000, default 100.
+    #[param(example = "100")]
+    pub limit: Option<String>,
+    /// Where to continue: the previous page's `next_cursor`, as it is.
+    pub cursor: Option<String>,
+}
+
+/// A checked events request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsPage {
+    /// One user, if given.
+    pub user_id: Option<String>,
+    /// Types and sources.
+    pub filter: EventFilter,
+    /// `[from, to)`; either end open.
+    pub from: Option<DateTime<Utc>>,
+    /// See `from`.
+    pub to: Option<DateTime<Utc>>,
+    /// Rows per page.
+    pub limit: u32,
+    /// Continue after this key.
+    pub after: Option<Cursor>,
+}
+
+impl EventsQuery {
+    /// The checked request.
+    pub fn parse(&self) -> Result<EventsPage, ParamError> {
+        let user_id = present(self.user_id.as_deref())
+            .map(|u| {
+                check_text(u, USER_ID_MAX_CHARS)
+                    .map(|()| u.to_owned())
+                    .or_else(|m| refuse("user_id", m))
+            })
+            .transpose()?;
+        let from = present(self.from.as_deref())
+            .map(|v| instant("from", v))
+            .transpose()?;
+        let to = present(self.to.as_deref())
+            .map(|v| instant("to", v))
+            .transpose()?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return refuse("to", "must be after from (the range is [from, to))");
+        }
+        Ok(EventsPage {
+            user_id,
+            filter: event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+            from,
+            to,
+            limit: limit(self.limit.as_deref(), DEFAULT_PAGE)?,
+            after: present(self.cursor.as_deref())
+                .map(Cursor::decode)
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_anything_else_is_refused() {
+        let cursor = Cursor {
+            time: DateTime::from_timestamp_micros(1_795_434_300_123_456).unwrap(),
+            id: Uuid::from_u128(0x0193_a5c2_7e1a_7b3c_9f00_2b1d_4c5e_6f70),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        for bad in [
+            "",
+            "v",
+            "x0000",
+            &cursor.encode()[1..],
+            &format!("{}0", cursor.encode()),
+        ] {
+            assert_eq!(
+                Cursor::decode(bad).unwrap_err().parameter,
+                "cursor",
+                "{bad:?}"
+            );
+        }
+        let mut wrong = cursor.encode();
+        wrong.replace_range(5..6, "g");
+        assert_eq!(Cursor::decode(&wrong).unwrap_err().parameter, "cursor");
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> Result<EventsPage, ParamError> {
+        let q: EventsQuery =
+            serde_urlencoded::from_str(&serde_urlencoded::to_string(pairs).unwrap()).unwrap();
+        q.parse()
+    }
+
+    #[test]
+    fn parameters_are_checked_and_named() {
+        let page = query(&[]).unwrap();
+        assert_eq!(
+            (page.limit, page.from, page.to, page.after),
+            (100, None, None, None)
+        );
+        let page = query(&[
+            ("user_id", "a b/ü"),
+            ("type", "login,purchase"),
+            ("limit", "7"),
+        ])
+        .unwrap();
+        assert_eq!(page.user_id.as_deref(), Some("a b/ü"));
+        assert_eq!(page.filter.types, ["login", "purchase"]);
+        assert_eq!(page.limit, 7);
+        for (pairs, parameter) in [
+            (vec![("limit", "0")], "limit"),
+            (vec![("limit", "1001")], "limit"),
+            (vec![("limit", "x")], "limit"),
+            (vec![("type", "Login")], "type"),
+            (vec![("from", "yesterday")], "from"),
+            (vec![("from", "2000"), ("to", "1000")], "to"),
+            (vec![("cursor", "abc")], "cursor"),
+        ] {
+            assert_eq!(query(&pairs).unwrap_err().parameter, parameter, "{pairs:?}");
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The read API over real PostgreSQL, served by the real worker: pages
+//! walked to the end (each event once, newest first, ties broken by id),
+//! also while events keep arriving; every filter; one event with its
+//! anomalies; 404 for one not stored; bad parameters and cursors refused
+//! naming them; user ids that need percent-encoding; the read token.
+
+use std::collections::HashSet;
+
+use diesel_async::SimpleAsyncConnection;
+use eventpipe_store::{NewEvent, store_batch};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::support::*;
+
+async fn get(worker: &Running, path: &str) -> (u16, Value) {
+    let response = reqwest::get(worker.url(path)).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn serve(
+    rows: &[NewEvent],
+    extra: &[(&str, &str)],
+) -> (TestDb, Running, eventpipe_embedded_kafka::EmbeddedKafka) {
+    let db = TestDb::create().await;
+    let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
+    store_batch(&pool, rows, None).await.unwrap();
+    let kafka = kafka();
+    let worker = start_worker(&kafka, &db, extra).await;
+    wait_ready(&worker).await;
+    (db, worker, kafka)
+}
+
+/// Every page of `query` from the start, as event ids in order.
+async fn walk(worker: &Running, query: &str, between_pages: impl AsyncFn(usize)) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/events?{query}&cursor={c}"),
+            None => format!("/api/v1/events?{query}"),
+        };
+        let (status, body) = get(worker, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        for event in body["data"].as_array().unwrap() {
+            ids.push(event["event_id"].as_str().unwrap().parse().unwrap());
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        between_pages(page).await;
+    }
+    ids
+}
+
+/// 40 events over 10 instants, four per instant (ties), users u0..u3.
+fn forty() -> Vec<NewEvent> {
+    (0..40_u128)
+        .map(|n| {
+            let kind = ["login", "purchase", "click", "heartbeat"][(n % 4) as usize];
+            let ts = format!("2026-11-20T10:{:02}:00Z", n / 4);
+            event(
+                n + 1,
+                &format!("u{}", n % 4),
+                kind,
+                ["web", "ios"][(n % 2) as usize],
+                &ts,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_walk_every_event_once_newest_first_even_while_events_arrive() {
+    let rows = forty();
+    let (db, worker, _kafka) = serve(&rows, &[]).await;
+    // Newest first, ties (same event time) by id, descending.
+    let mut expected: Vec<&NewEvent> = rows.iter().collect();
+    expected.sort_by_key(|e| std::cmp::Reverse((e.event_ts, e.event_id)));
+    let expected: Vec<Uuid> = expected.iter().map(|e| e.event_id).collect();
+    assert_eq!(walk(&worker, "limit=7", async |_| {}).await, expected);
+    assert_eq!(walk(&worker, "limit=1000", async |_| {}).await, expected);
+
+    // Events arriving between pages, newer and older than the page
+    // boundary: every event that existed at the start comes exactly once.
+    let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
+    let arrived = walk(&worker, "limit=6", async |page| {
+        let n = 1000 + page as u128 * 2;
+        let newer = event(n, "late", "click", "web", "2026-11-20T11:00:00Z");
+        let older = event(n + 1, "late", "click", "web", "2026-11-20T09:00:00Z");
+        store_batch(&pool, &[newer, older], None).await.unwrap();
+    })
+    .await;
+    let seen: HashSet<Uuid> = arrived.iter().copied().collect();
+    assert_eq!(seen.len(), arrived.len(), "an event came twice");
+    for id in &expected {
+        assert!(seen.contains(id), "{id} was missed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_filter_narrows_the_list() {
+    let rows = forty();
+    let (_db, worker, _kafka) = serve(&rows, &[]).await;
+    let count = |query: &'static str| {
+        let worker = &worker;
+        async move { walk(worker, query, async |_| {}).await.len() }
+    };
+    assert_eq!(count("user_id=u1").await, 10);
+    assert_eq!(count("type=login").await, 10);
+    assert_eq!(count("type=login,purchase").await, 20);
+    assert_eq!(count("source=ios").await, 20);
+    assert_eq!(count("user_id=u1&source=ios").await, 10);
+    assert_eq!(count("user_id=u1&type=login").await, 0);
+    // [from, to): 10:02 and 10:03, four events each.
+    assert_eq!(
+        count("from=2026-11-20T10:02:00Z&to=2026-11-20T10:04:00Z").await,
+        8
+    );
+    assert_eq!(count("from=1795168920000&to=1795169040000").await, 8);
+    assert_eq!(count("user_id=nobody").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_with_its_anomalies_or_404_until_stored() {
+    let mut rows = known_events();
+    rows[3].payload = r#"{"amount": 1500, "currency": "USD"}"#.to_owned();
+    rows[3].timestamp_raw = Some("1795168850000".to_owned());
+    let (db, worker, _kafka) = serve(&rows, &[]).await;
+    db.connect()
+        .await
+        .batch_execute(&insert_known_anomalies())
+        .await
+        .unwrap();
+    let (status, body) = get(&worker, &format!("/api/v1/events/{}", Uuid::from_u128(4))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], "a");
+    assert_eq!(body["type"], "purchase");
+    assert_eq!(body["source"], "api");
+    assert_eq!(body["timestamp"], "2026-11-20T10:00:50Z");
+    assert_eq!(body["timestamp_raw"], 1_795_168_850_000_i64);
+    assert_eq!(
+        body["payload"],
+        serde_json::json!({"amount": 1500, "currency": "USD"})
+    );
+    assert_eq!(body["partition"], 0);
+    assert_eq!(body["offset"], 4);
+    assert!(body["stored_at"].as_str().unwrap().ends_with('Z'));
+    let anomalies = body["anomalies"].as_array().unwrap();
+    assert_eq!(anomalies.len(), 1);
+    assert_eq!(anomalies[0]["rule"], "high_value_purchase");
+
+    let (status, body) = get(&worker, &format!("/api/v1/events/{}", Uuid::from_u128(1))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["anomalies"], serde_json::json!([]));
+    assert!(body.get("timestamp_raw").is_none(), "{body}");
+
+    let unknown = Uuid::from_u128(777);
+    let response = reqwest::get(worker.url(&format!("/api/v1/events/{unknown}")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "urn:eventpipe:problem:not-found");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&unknown.to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_and_cursors_are_named() {
+    let (_db, worker, _kafka) = serve(&forty(), &[]).await;
+    for (path, parameter) in [
+        ("/api/v1/events?limit=0", "limit"),
+        ("/api/v1/events?limit=1001", "limit"),
+        ("/api/v1/events?limit=ten", "limit"),
+        ("/api/v1/events?type=Login", "type"),
+        ("/api/v1/events?from=yesterday", "from"),
+        (
+            "/api/v1/events?from=2026-11-20T11:00:00Z&to=2026-11-20T10:00:00Z",
+            "to",
+        ),
+        ("/api/v1/events?cursor=not-a-cursor", "cursor"),
+        ("/api/v1/events?cursor=v00", "cursor"),
+        ("/api/v1/events?usr_id=a", "query"),
+        ("/api/v1/events/not-a-uuid", "event_id"),
+    ] {
+        let (status, body) = get(&worker, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["parameter"], parameter, "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_ids_that_need_encoding_round_trip() {
+    let odd = ["a/b", "with space", "ünï cødé", "plus+and&amp", "50%"];
+    let rows: Vec<NewEvent> = odd
+        .iter()
+        .enumerate()
+        .map(|(i, user)| event(i as u128 + 1, user, "login", "web", "2026-11-20T10:00:00Z"))
+        .collect();
+    let (_db, worker, _kafka) = serve(&rows, &[]).await;
+    for user in odd {
+        let query = serde_urlencoded::to_string([("user_id", user)]).unwrap();
+        let (status, body) = get(&worker, &format!("/api/v1/events?{query}")).await;
+        assert_eq!(status, 200, "{user}: {body}");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{user}: {body}");
+        assert_eq!(data[0]["user_id"], user);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_token_guards_the_events() {
+    let (_db, worker, _kafka) = serve(&forty(), &[("WORKER_ANALYTICS_TOKEN", "s3cret-read")]).await;
+    let id = Uuid::from_u128(1);
+    for path in ["/api/v1/events".to_owned(), format!("/api/v1/events/{id}")] {
+        assert_eq!(get(&worker, &path).await.0, 401, "{path}");
+        let response = reqwest::Client::new()
+            .get(worker.url(&path))
+            .bearer_auth("s3cret-read")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}

@@ -11,13 +11,12 @@
 //! one this server issued.
 
 use chrono::{DateTime, Utc};
-use eventpipe_contract::validate::{USER_ID_MAX_CHARS, check_text};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::analytics::params::{
-    EventFilter, ParamError, event_filter, instant, limit, present, refuse,
+    EventFilter, ParamError, event_filter, instant, limit, present, refuse, user_id,
 };
 
 /// Rows per page unless `limit` says otherwise.
@@ -122,13 +121,7 @@ pub struct EventsPage {
 impl EventsQuery {
     /// The checked request.
     pub fn parse(&self) -> Result<EventsPage, ParamError> {
-        let user_id = present(self.user_id.as_deref())
-            .map(|u| {
-                check_text(u, USER_ID_MAX_CHARS)
-                    .map(|()| u.to_owned())
-                    .or_else(|m| refuse("user_id", m))
-            })
-            .transpose()?;
+        let user_id = user_id(self.user_id.as_deref())?;
         let from = present(self.from.as_deref())
             .map(|v| instant("from", v))
             .transpose()?;

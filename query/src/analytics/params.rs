@@ -326,13 +326,7 @@ impl AnomaliesQuery {
     }
 
     fn filter(&self) -> Result<AnomalyFilter, ParamError> {
-        let user_id = present(self.user_id.as_deref())
-            .map(|u| {
-                check_text(u, USER_ID_MAX_CHARS)
-                    .map(|()| u.to_owned())
-                    .or_else(|m| refuse("user_id", m))
-            })
-            .transpose()?;
+        let user_id = user_id(self.user_id.as_deref())?;
         Ok(AnomalyFilter {
             rules: list("rule", self.rule.as_deref(), |r| check_text(r, 128))?,
             severities: list("severity", self.severity.as_deref(), |s| {
@@ -345,6 +339,17 @@ impl AnomaliesQuery {
             user_id,
         })
     }
+}
+
+/// One user id, checked as the contract checks it; `None` when absent.
+pub(crate) fn user_id(value: Option<&str>) -> Result<Option<String>, ParamError> {
+    present(value)
+        .map(|u| {
+            check_text(u, USER_ID_MAX_CHARS)
+                .map(|()| u.to_owned())
+                .or_else(|m| refuse("user_id", m))
+        })
+        .transpose()
 }
 
 /// `value` unless it is absent or empty.

@@ -26,7 +26,7 @@ use eventpipe_store::DbPool;
 
 use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
 use crate::analytics::{Point, TimeRange};
-use crate::pages::EventsPage;
+use crate::pages::{AnomaliesPage, EventsPage};
 
 /// Why an analytics query gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +420,36 @@ impl Analytics {
             .bind::<Nullable<Timestamptz>, _>(page.after.map(|c| c.time))
             .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
             .bind::<BigInt, _>(i64::from(page.limit) + 1);
+        self.load(query).await
+    }
+
+    /// A page of anomalies, newest first (triggering event's time, then
+    /// anomaly id, both descending), after `page.after` when given: up to
+    /// `page.limit + 1` rows, the extra one saying that another page follows.
+    pub async fn anomalies_page(
+        &self,
+        page: &AnomaliesPage,
+    ) -> Result<Vec<AnomalyRow>, QueryError> {
+        let query = sql_query(
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+             FROM anomalies
+             WHERE ($1::text[] IS NULL OR rule = ANY($1))
+               AND ($2::text[] IS NULL OR severity = ANY($2))
+               AND ($3::text IS NULL OR user_id = $3)
+               AND ($4::timestamptz IS NULL OR event_ts >= $4)
+               AND ($5::timestamptz IS NULL OR event_ts < $5)
+               AND ($6::timestamptz IS NULL OR (event_ts, anomaly_id) < ($6, $7))
+             ORDER BY event_ts DESC, anomaly_id DESC
+             LIMIT $8",
+        )
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.rules))
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.severities))
+        .bind::<Nullable<Text>, _>(page.filter.user_id.clone())
+        .bind::<Nullable<Timestamptz>, _>(page.from)
+        .bind::<Nullable<Timestamptz>, _>(page.to)
+        .bind::<Nullable<Timestamptz>, _>(page.after.map(|c| c.time))
+        .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
+        .bind::<BigInt, _>(i64::from(page.limit) + 1);
         self.load(query).await
     }
 

@@ -2,7 +2,8 @@
 //! The analytics API (`/api/v1/analytics/*`: event counts, time series and
 //! breakdowns, anomaly counts, time series and the recent list) for
 //! Grafana's Infinity datasource and scripts, and the read API
-//! (`/api/v1/events`, page by page with [`pages`]' cursors, or one by id).
+//! (`/api/v1/events`, page by page with [`pages`]' cursors, or one by id;
+//! `/api/v1/anomalies`, page by page).
 //!
 //! - [`analytics`]: ranges, bucket intervals, zero-filling, and parsing
 //!   the query parameters: plain functions, unit-tested;
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use controllers::analytics::{anomalies, counts, require_read_token};
+use controllers::anomalies::list as anomaly_list;
 use controllers::events::{get, list};
 pub use state::ReadSide;
 
@@ -44,6 +46,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(anomalies::get_recent_anomalies))
         .routes(routes!(list::list_events))
         .routes(routes!(get::get_event))
+        .routes(routes!(anomaly_list::list_anomalies))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

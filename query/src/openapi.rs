@@ -7,6 +7,7 @@ use eventpipe_service::http::openapi::BearerScheme;
 use utoipa::OpenApi;
 
 use crate::controllers::analytics::{anomalies, counts};
+use crate::controllers::anomalies::list as anomaly_list;
 use crate::controllers::events::{self, get, list};
 use crate::error::Problem;
 
@@ -35,11 +36,13 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         events::StoredEvent,
         list::EventsPage,
         get::EventWithAnomalies,
+        anomaly_list::AnomalyList,
     )),
     modifiers(&READ_TOKEN),
     tags(
         (name = "analytics", description = "Event and anomaly counts for dashboards"),
         (name = "events", description = "Stored events, page by page or one by id"),
+        (name = "anomalies", description = "Stored anomalies, page by page"),
     ),
 )]
 pub struct QueryDoc;

@@ -16,7 +16,8 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::analytics::params::{
-    EventFilter, ParamError, event_filter, instant, limit, present, refuse, user_id,
+    AnomalyFilter, EventFilter, ParamError, anomaly_filter, event_filter, instant, limit, present,
+    refuse, user_id,
 };
 
 /// Rows per page unless `limit` says otherwise.
@@ -71,6 +72,14 @@ impl Cursor {
     }
 }
 
+/// Cuts `rows`, fetched with one extra, to `limit`; returns the cursor
+/// after the last row kept when the extra one says another page follows.
+pub fn cut<T>(rows: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Option<String> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    rows.last().filter(|_| more).map(|last| key(last).encode())
+}
+
 /// `GET /api/v1/events`: filters, page size and where to continue.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -122,26 +131,91 @@ impl EventsQuery {
     /// The checked request.
     pub fn parse(&self) -> Result<EventsPage, ParamError> {
         let user_id = user_id(self.user_id.as_deref())?;
-        let from = present(self.from.as_deref())
-            .map(|v| instant("from", v))
-            .transpose()?;
-        let to = present(self.to.as_deref())
-            .map(|v| instant("to", v))
-            .transpose()?;
-        if let (Some(from), Some(to)) = (from, to)
-            && from >= to
-        {
-            return refuse("to", "must be after from (the range is [from, to))");
-        }
+        let (from, to) = open_range(self.from.as_deref(), self.to.as_deref())?;
         Ok(EventsPage {
             user_id,
             filter: event_filter(self.event_type.as_deref(), self.source.as_deref())?,
             from,
             to,
             limit: limit(self.limit.as_deref(), DEFAULT_PAGE)?,
-            after: present(self.cursor.as_deref())
-                .map(Cursor::decode)
-                .transpose()?,
+            after: cursor(self.cursor.as_deref())?,
+        })
+    }
+}
+
+/// A bound of a range that may be open.
+type Bound = Option<DateTime<Utc>>;
+
+/// `[from, to)` with either end open.
+fn open_range(from: Option<&str>, to: Option<&str>) -> Result<(Bound, Bound), ParamError> {
+    let from = present(from).map(|v| instant("from", v)).transpose()?;
+    let to = present(to).map(|v| instant("to", v)).transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return refuse("to", "must be after from (the range is [from, to))");
+    }
+    Ok((from, to))
+}
+
+fn cursor(value: Option<&str>) -> Result<Option<Cursor>, ParamError> {
+    present(value).map(Cursor::decode).transpose()
+}
+
+/// `GET /api/v1/anomalies`: filters, page size and where to continue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnomalyListQuery {
+    /// Only these rules (comma-separated).
+    #[param(example = "high_value_purchase")]
+    pub rule: Option<String>,
+    /// Only these severities (comma-separated): low, medium, high.
+    #[param(example = "high")]
+    pub severity: Option<String>,
+    /// Only this user's anomalies.
+    #[param(example = "user-42")]
+    pub user_id: Option<String>,
+    /// Only anomalies whose event is at or after this time: epoch
+    /// milliseconds or RFC 3339. Default: no lower bound.
+    pub from: Option<String>,
+    /// Only anomalies whose event is before this time. Default: no upper bound.
+    pub to: Option<String>,
+    /// Anomalies per page: 1 to 1000, default 100.
+    pub limit: Option<String>,
+    /// Where to continue: the previous page's `next_cursor`, as it is.
+    pub cursor: Option<String>,
+}
+
+/// A checked anomalies request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnomaliesPage {
+    /// Rules, severities, user.
+    pub filter: AnomalyFilter,
+    /// `[from, to)` on the triggering event's time; either end open.
+    pub from: Option<DateTime<Utc>>,
+    /// See `from`.
+    pub to: Option<DateTime<Utc>>,
+    /// Rows per page.
+    pub limit: u32,
+    /// Continue after this key (event time, anomaly id).
+    pub after: Option<Cursor>,
+}
+
+impl AnomalyListQuery {
+    /// The checked request.
+    pub fn parse(&self) -> Result<AnomaliesPage, ParamError> {
+        let (from, to) = open_range(self.from.as_deref(), self.to.as_deref())?;
+        Ok(AnomaliesPage {
+            filter: anomaly_filter(
+                self.rule.as_deref(),
+                self.severity.as_deref(),
+                self.user_id.as_deref(),
+            )?,
+            from,
+            to,
+            limit: limit(self.limit.as_deref(), DEFAULT_PAGE)?,
+            after: cursor(self.cursor.as_deref())?,
         })
     }
 }

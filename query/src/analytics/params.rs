@@ -326,19 +326,31 @@ impl AnomaliesQuery {
     }
 
     fn filter(&self) -> Result<AnomalyFilter, ParamError> {
-        let user_id = user_id(self.user_id.as_deref())?;
-        Ok(AnomalyFilter {
-            rules: list("rule", self.rule.as_deref(), |r| check_text(r, 128))?,
-            severities: list("severity", self.severity.as_deref(), |s| {
-                if ["low", "medium", "high"].contains(&s) {
-                    Ok(())
-                } else {
-                    Err(format!("must be low, medium or high, got {s:?}"))
-                }
-            })?,
-            user_id,
-        })
+        anomaly_filter(
+            self.rule.as_deref(),
+            self.severity.as_deref(),
+            self.user_id.as_deref(),
+        )
     }
+}
+
+/// Rules, severities and a user, each checked.
+pub(crate) fn anomaly_filter(
+    rule: Option<&str>,
+    severity: Option<&str>,
+    user: Option<&str>,
+) -> Result<AnomalyFilter, ParamError> {
+    Ok(AnomalyFilter {
+        rules: list("rule", rule, |r| check_text(r, 128))?,
+        severities: list("severity", severity, |s| {
+            if ["low", "medium", "high"].contains(&s) {
+                Ok(())
+            } else {
+                Err(format!("must be low, medium or high, got {s:?}"))
+            }
+        })?,
+        user_id: user_id(user)?,
+    })
 }
 
 /// One user id, checked as the contract checks it; `None` when absent.

@@ -1,4 +1,5 @@
 //! The read side's HTTP handlers, one module per resource.
 
 pub mod analytics;
+pub mod anomalies;
 pub mod events;

@@ -234,3 +234,84 @@ async fn the_read_token_guards_the_events() {
         assert_eq!(response.status(), 200, "{path}");
     }
 }
+
+/// One anomaly per event of [`forty`]: rule and severity by `n % 3`.
+fn forty_anomalies() -> String {
+    (1..=40_u128)
+        .map(|n| {
+            let (rule, severity) = [
+                ("high_value_purchase", "high"),
+                ("repeated_login_failures", "medium"),
+                ("unusual_time_activity", "low"),
+            ][(n % 3) as usize];
+            format!(
+                "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+                 SELECT '{}', event_id, user_id, '{rule}', '{severity}', 'd', event_ts, '{{}}'
+                 FROM events WHERE event_id = '{}';",
+                Uuid::from_u128(5000 + n),
+                Uuid::from_u128(n)
+            )
+        })
+        .collect()
+}
+
+/// Every page of `/api/v1/anomalies?{query}`, as anomaly ids in order.
+async fn walk_anomalies(worker: &Running, query: &str) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut path = format!("/api/v1/anomalies?{query}");
+    loop {
+        let (status, body) = get(worker, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        for anomaly in body["data"].as_array().unwrap() {
+            ids.push(anomaly["anomaly_id"].as_str().unwrap().parse().unwrap());
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => path = format!("/api/v1/anomalies?{query}&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomaly_pages_walk_every_anomaly_once_and_filter() {
+    let rows = forty();
+    let (db, worker, _kafka) = serve(&rows, &[]).await;
+    db.connect()
+        .await
+        .batch_execute(&forty_anomalies())
+        .await
+        .unwrap();
+    // Newest first by the event's time, ties by anomaly id, descending.
+    let mut expected: Vec<(chrono::DateTime<chrono::Utc>, Uuid)> = (1..=40_u128)
+        .map(|n| (rows[(n - 1) as usize].event_ts, Uuid::from_u128(5000 + n)))
+        .collect();
+    expected.sort_by_key(|key| std::cmp::Reverse(*key));
+    let expected: Vec<Uuid> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(walk_anomalies(&worker, "limit=3").await, expected);
+    assert_eq!(walk_anomalies(&worker, "limit=1000").await, expected);
+
+    let count = |query: &'static str| {
+        let worker = &worker;
+        async move { walk_anomalies(worker, query).await.len() }
+    };
+    assert_eq!(count("severity=high").await, 13);
+    assert_eq!(count("severity=high,low").await, 26);
+    assert_eq!(count("rule=repeated_login_failures").await, 14);
+    assert_eq!(count("user_id=u1").await, 10);
+    assert_eq!(count("user_id=u1&severity=medium").await, 3);
+    assert_eq!(
+        count("from=2026-11-20T10:02:00Z&to=2026-11-20T10:04:00Z").await,
+        8
+    );
+
+    for (path, parameter) in [
+        ("/api/v1/anomalies?severity=critical", "severity"),
+        ("/api/v1/anomalies?limit=0", "limit"),
+        ("/api/v1/anomalies?cursor=nope", "cursor"),
+        ("/api/v1/anomalies?group_by=rule", "query"),
+    ] {
+        let (status, body) = get(&worker, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["parameter"], parameter, "{path}: {body}");
+    }
+}

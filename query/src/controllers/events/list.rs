@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::StoredEvent;
 use crate::controllers::analytics::query;
 use crate::error::{AnalyticsErrors, HttpError};
-use crate::pages::{Cursor, EventsQuery};
+use crate::pages::{Cursor, EventsQuery, cut};
 use crate::state::ReadSide;
 
 /// A page of events.
@@ -40,14 +40,9 @@ pub async fn list_events(
 ) -> Result<Json<EventsPage>, HttpError> {
     let page = query(params)?.parse()?;
     let mut rows = read.analytics.events_page(&page).await?;
-    let more = rows.len() > page.limit as usize;
-    rows.truncate(page.limit as usize);
-    let next_cursor = rows.last().filter(|_| more).map(|last| {
-        Cursor {
-            time: last.event_ts,
-            id: last.event_id,
-        }
-        .encode()
+    let next_cursor = cut(&mut rows, page.limit, |row| Cursor {
+        time: row.event_ts,
+        id: row.event_id,
     });
     Ok(Json(EventsPage {
         data: rows.into_iter().map(StoredEvent::from).collect(),

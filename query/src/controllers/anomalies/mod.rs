@@ -1,0 +1,3 @@
+//! `/api/v1/anomalies`: stored anomalies, a page at a time.
+
+pub mod list;

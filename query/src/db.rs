@@ -453,6 +453,19 @@ impl Analytics {
         self.load(query).await
     }
 
+    /// Whether any event of `user` is stored.
+    pub async fn user_seen(&self, user: &str) -> Result<bool, QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Seen {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            seen: bool,
+        }
+        let query = sql_query("SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1) AS seen")
+            .bind::<Text, _>(user.to_owned());
+        let rows: Vec<Seen> = self.load(query).await?;
+        Ok(<[Seen]>::first(&rows).is_some_and(|r| r.seen))
+    }
+
     /// The stored event `id`, if it is stored.
     pub async fn event(&self, id: Uuid) -> Result<Option<EventRow>, QueryError> {
         let query = sql_query(format!(

@@ -3,7 +3,8 @@
 //! breakdowns, anomaly counts, time series and the recent list) for
 //! Grafana's Infinity datasource and scripts, and the read API
 //! (`/api/v1/events`, page by page with [`pages`]' cursors, or one by id;
-//! `/api/v1/anomalies`, page by page).
+//! `/api/v1/anomalies` and `/api/v1/users/{user_id}/anomalies`, page by
+//! page).
 //!
 //! - [`analytics`]: ranges, bucket intervals, zero-filling, and parsing
 //!   the query parameters: plain functions, unit-tested;
@@ -32,6 +33,7 @@ use utoipa_axum::routes;
 use controllers::analytics::{anomalies, counts, require_read_token};
 use controllers::anomalies::list as anomaly_list;
 use controllers::events::{get, list};
+use controllers::users::anomalies as user_anomalies;
 pub use state::ReadSide;
 
 /// Every read-side route, each declared once with its documentation; the
@@ -47,6 +49,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(list::list_events))
         .routes(routes!(get::get_event))
         .routes(routes!(anomaly_list::list_anomalies))
+        .routes(routes!(user_anomalies::list_user_anomalies))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -43,6 +43,7 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         (name = "analytics", description = "Event and anomaly counts for dashboards"),
         (name = "events", description = "Stored events, page by page or one by id"),
         (name = "anomalies", description = "Stored anomalies, page by page"),
+        (name = "users", description = "One user's data"),
     ),
 )]
 pub struct QueryDoc;

@@ -187,6 +187,45 @@ pub struct AnomalyListQuery {
     pub cursor: Option<String>,
 }
 
+/// `GET /api/v1/users/{user_id}/anomalies`: the anomalies list's
+/// parameters but the user, who is in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserAnomalyQuery {
+    /// Only these rules (comma-separated).
+    #[param(example = "high_value_purchase")]
+    pub rule: Option<String>,
+    /// Only these severities (comma-separated): low, medium, high.
+    #[param(example = "high")]
+    pub severity: Option<String>,
+    /// Only anomalies whose event is at or after this time: epoch
+    /// milliseconds or RFC 3339. Default: no lower bound.
+    pub from: Option<String>,
+    /// Only anomalies whose event is before this time. Default: no upper bound.
+    pub to: Option<String>,
+    /// Anomalies per page: 1 to 1000, default 100.
+    pub limit: Option<String>,
+    /// Where to continue: the previous page's `next_cursor`, as it is.
+    pub cursor: Option<String>,
+}
+
+impl UserAnomalyQuery {
+    /// The checked request for `user`'s anomalies.
+    pub fn parse(self, user: String) -> Result<AnomaliesPage, ParamError> {
+        AnomalyListQuery {
+            rule: self.rule,
+            severity: self.severity,
+            user_id: Some(user),
+            from: self.from,
+            to: self.to,
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+        .parse()
+    }
+}
+
 /// A checked anomalies request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnomaliesPage {

@@ -3,3 +3,4 @@
 pub mod analytics;
 pub mod anomalies;
 pub mod events;
+pub mod users;

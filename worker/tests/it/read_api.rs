@@ -315,3 +315,75 @@ async fn anomaly_pages_walk_every_anomaly_once_and_filter() {
         assert_eq!(body["parameter"], parameter, "{path}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_s_anomalies_by_path_with_encoded_ids_and_404_for_strangers() {
+    let odd = ["a/b", "with space", "ünï cødé", "50%"];
+    let rows: Vec<NewEvent> = odd
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            event(
+                i as u128 + 1,
+                user,
+                "purchase",
+                "web",
+                "2026-11-20T10:00:00Z",
+            )
+        })
+        .chain([event(99, "quiet", "click", "web", "2026-11-20T10:00:00Z")])
+        .collect();
+    let (db, worker, _kafka) = serve(&rows, &[]).await;
+    let anomalies: String = (1..=4_u128)
+        .map(|n| {
+            format!(
+                "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+                 SELECT '{}', event_id, user_id, 'high_value_purchase', 'high', 'd', event_ts, '{{}}'
+                 FROM events WHERE event_id = '{}';",
+                Uuid::from_u128(7000 + n),
+                Uuid::from_u128(n)
+            )
+        })
+        .collect();
+    db.connect().await.batch_execute(&anomalies).await.unwrap();
+    let encode = |user: &str| {
+        user.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    for (i, user) in odd.iter().enumerate() {
+        let path = format!("/api/v1/users/{}/anomalies", encode(user));
+        let (status, body) = get(&worker, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{path}: {body}");
+        assert_eq!(data[0]["user_id"], *user);
+        assert_eq!(
+            data[0]["event_id"],
+            Uuid::from_u128(i as u128 + 1).to_string()
+        );
+    }
+    // Seen, but no anomaly: an empty page. Never seen: 404.
+    let (status, body) = get(&worker, "/api/v1/users/quiet/anomalies").await;
+    assert_eq!((status, body["data"].clone()), (200, serde_json::json!([])));
+    let (status, body) = get(&worker, "/api/v1/users/stranger/anomalies").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "urn:eventpipe:problem:not-found");
+    // The user is in the path, not the query.
+    let (status, body) = get(&worker, "/api/v1/users/quiet/anomalies?user_id=other").await;
+    assert_eq!(
+        (status, body["parameter"].clone()),
+        (400, serde_json::json!("query"))
+    );
+    let (status, body) = get(&worker, "/api/v1/users/quiet/anomalies?severity=extreme").await;
+    assert_eq!(
+        (status, body["parameter"].clone()),
+        (400, serde_json::json!("severity"))
+    );
+}

@@ -1,0 +1,51 @@
+//! `GET /api/v1/users/{user_id}/anomalies`: one user's anomalies, a page at
+//! a time, as the anomalies list gives them; 404 for a user never seen.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+
+use crate::analytics::params::user_id;
+use crate::controllers::analytics::anomalies::AnomalyItem;
+use crate::controllers::analytics::query;
+use crate::controllers::anomalies::list::AnomalyList;
+use crate::error::{HttpError, LookupErrors};
+use crate::pages::{Cursor, UserAnomalyQuery, cut};
+use crate::state::ReadSide;
+
+/// One user's anomalies, newest first, a page at a time; 404 for a user
+/// with no stored event.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/anomalies", tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user, percent-encoded"),
+        UserAnomalyQuery,
+    ),
+    security((), ("read_token" = [])),
+    responses(
+        (status = 200, description = "A page of the user's anomalies", body = AnomalyList),
+        LookupErrors,
+    ))]
+pub async fn list_user_anomalies(
+    State(read): State<Arc<ReadSide>>,
+    Path(user): Path<String>,
+    params: Result<Query<UserAnomalyQuery>, QueryRejection>,
+) -> Result<Json<AnomalyList>, HttpError> {
+    let user = user_id(Some(&user))?.unwrap_or_default();
+    let page = query(params)?.parse(user.clone())?;
+    if !read.analytics.user_seen(&user).await? {
+        return Err(HttpError::NotFound(format!(
+            "no event of user {user:?} is stored"
+        )));
+    }
+    let mut rows = read.analytics.anomalies_page(&page).await?;
+    let next_cursor = cut(&mut rows, page.limit, |row| Cursor {
+        time: row.event_ts,
+        id: row.anomaly_id,
+    });
+    Ok(Json(AnomalyList {
+        data: rows.into_iter().map(AnomalyItem::from).collect(),
+        next_cursor,
+    }))
+}

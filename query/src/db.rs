@@ -164,6 +164,23 @@ pub struct EventRow {
     pub kafka_offset: i64,
 }
 
+/// What [`Analytics::user_profile`] finds.
+#[derive(Debug)]
+pub struct Profile {
+    /// The first stored event's time.
+    pub first_seen: DateTime<Utc>,
+    /// The latest stored event's time.
+    pub last_seen: DateTime<Utc>,
+    /// Every stored event.
+    pub events_total: i64,
+    /// Events in the window by type, largest first.
+    pub by_type: Vec<(String, i64)>,
+    /// Anomalies in the window by rule and severity, largest first.
+    pub by_rule: Vec<(String, String, i64)>,
+    /// Severity-weighted anomalies in the window, halved per day of age.
+    pub risk_score: f64,
+}
+
 /// The events table's columns as [`EventRow`] reads them.
 const EVENT_COLUMNS: &str = "event_id, user_id, event_type, source, event_ts, timestamp_raw::text AS timestamp_raw, \
 received_at, stored_at, payload::text AS payload, kafka_partition, kafka_offset";
@@ -451,6 +468,103 @@ impl Analytics {
         .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
         .bind::<BigInt, _>(i64::from(page.limit) + 1);
         self.load(query).await
+    }
+
+    /// `user`'s profile over the `hours` before now, or `None` when no
+    /// event of the user is stored. The risk score weighs low, medium and
+    /// high anomalies 1, 3 and 10, halved per day of age.
+    pub async fn user_profile(
+        &self,
+        user: &str,
+        hours: u32,
+    ) -> Result<Option<Profile>, QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Span {
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            first_seen: Option<DateTime<Utc>>,
+            #[diesel(sql_type = Nullable<Timestamptz>)]
+            last_seen: Option<DateTime<Utc>>,
+            #[diesel(sql_type = BigInt)]
+            total: i64,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Counted {
+            #[diesel(sql_type = Text)]
+            a: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            b: Option<String>,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Score {
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            score: f64,
+        }
+        let span: Vec<Span> = self
+            .load(
+                sql_query(
+                    "SELECT min(event_ts) AS first_seen, max(event_ts) AS last_seen, count(*)::int8 AS total
+                     FROM events WHERE user_id = $1",
+                )
+                .bind::<Text, _>(user.to_owned()),
+            )
+            .await?;
+        let Some(Span {
+            first_seen: Some(first_seen),
+            last_seen: Some(last_seen),
+            total,
+        }) = span.into_iter().next()
+        else {
+            return Ok(None);
+        };
+        let since = "now() - make_interval(hours => $2)";
+        let by_type: Vec<Counted> = self
+            .load(
+                sql_query(format!(
+                    "SELECT event_type AS a, NULL::text AS b, count(*)::int8 AS count
+                     FROM events WHERE user_id = $1 AND event_ts >= {since}
+                     GROUP BY 1 ORDER BY 3 DESC, 1"
+                ))
+                .bind::<Text, _>(user.to_owned())
+                .bind::<diesel::sql_types::Integer, _>(hours as i32),
+            )
+            .await?;
+        let by_rule: Vec<Counted> = self
+            .load(
+                sql_query(format!(
+                    "SELECT rule AS a, severity AS b, count(*)::int8 AS count
+                     FROM anomalies WHERE user_id = $1 AND event_ts >= {since}
+                     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
+                ))
+                .bind::<Text, _>(user.to_owned())
+                .bind::<diesel::sql_types::Integer, _>(hours as i32),
+            )
+            .await?;
+        let score: Vec<Score> = self
+            .load(
+                sql_query(format!(
+                    "SELECT coalesce(sum(
+                         CASE severity WHEN 'high' THEN 10 WHEN 'medium' THEN 3 ELSE 1 END
+                         * power(0.5, greatest(extract(epoch FROM now() - event_ts), 0) / 86400.0)
+                     ), 0)::float8 AS score
+                     FROM anomalies WHERE user_id = $1 AND event_ts >= {since}"
+                ))
+                .bind::<Text, _>(user.to_owned())
+                .bind::<diesel::sql_types::Integer, _>(hours as i32),
+            )
+            .await?;
+        Ok(Some(Profile {
+            first_seen,
+            last_seen,
+            events_total: total,
+            by_type: by_type.into_iter().map(|c| (c.a, c.count)).collect(),
+            by_rule: by_rule
+                .into_iter()
+                .map(|c| (c.a, c.b.unwrap_or_default(), c.count))
+                .collect(),
+            risk_score: <[Score]>::first(&score).map_or(0.0, |s| s.score),
+        }))
     }
 
     /// Whether any event of `user` is stored.

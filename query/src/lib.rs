@@ -34,6 +34,7 @@ use controllers::analytics::{anomalies, counts, require_read_token};
 use controllers::anomalies::list as anomaly_list;
 use controllers::events::{get, list};
 use controllers::users::anomalies as user_anomalies;
+use controllers::users::get as user;
 pub use state::ReadSide;
 
 /// Every read-side route, each declared once with its documentation; the
@@ -50,6 +51,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(get::get_event))
         .routes(routes!(anomaly_list::list_anomalies))
         .routes(routes!(user_anomalies::list_user_anomalies))
+        .routes(routes!(user::get_user))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -9,6 +9,7 @@ use utoipa::OpenApi;
 use crate::controllers::analytics::{anomalies, counts};
 use crate::controllers::anomalies::list as anomaly_list;
 use crate::controllers::events::{self, get, list};
+use crate::controllers::users::get as user;
 use crate::error::Problem;
 
 /// `Authorization: Bearer <WORKER_ANALYTICS_TOKEN>`.
@@ -37,6 +38,9 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         list::EventsPage,
         get::EventWithAnomalies,
         anomaly_list::AnomalyList,
+        user::UserProfile,
+        user::TypeCount,
+        user::RuleCount,
     )),
     modifiers(&READ_TOKEN),
     tags(

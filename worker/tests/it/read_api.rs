@@ -387,3 +387,71 @@ async fn a_user_s_anomalies_by_path_with_encoded_ids_and_404_for_strangers() {
         (400, serde_json::json!("severity"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_profile_counts_the_window_and_scores_recent_anomalies_higher() {
+    let now = chrono::Utc::now();
+    let ago = |hours: i64| (now - chrono::Duration::hours(hours)).to_rfc3339();
+    let rows = vec![
+        event(1, "r/1", "purchase", "web", &ago(1)),
+        event(2, "r/1", "purchase", "web", &ago(2)),
+        event(3, "r/1", "login", "web", &ago(3)),
+        event(4, "r/1", "login", "web", &ago(48)),
+        event(5, "r/1", "login", "web", &ago(72)),
+    ];
+    let (db, worker, _kafka) = serve(&rows, &[]).await;
+    // A high anomaly now, a medium one two days ago (a quarter of its weight).
+    db.connect()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details) VALUES
+             ('{}', '{}', 'r/1', 'high_value_purchase', 'high', 'd', '{}', '{{}}'),
+             ('{}', '{}', 'r/1', 'repeated_login_failures', 'medium', 'd', '{}', '{{}}');",
+            Uuid::from_u128(9001),
+            Uuid::from_u128(1),
+            ago(0),
+            Uuid::from_u128(9002),
+            Uuid::from_u128(4),
+            ago(48),
+        ))
+        .await
+        .unwrap();
+
+    let (status, day) = get(&worker, "/api/v1/users/r%2F1").await;
+    assert_eq!(status, 200, "{day}");
+    assert_eq!(day["user_id"], "r/1");
+    assert_eq!(day["events_total"], 5);
+    assert_eq!(day["window_hours"], 24);
+    assert_eq!(
+        day["events_by_type"],
+        serde_json::json!([{"type": "purchase", "count": 2}, {"type": "login", "count": 1}])
+    );
+    assert_eq!(
+        day["anomalies"],
+        serde_json::json!([{"rule": "high_value_purchase", "severity": "high", "count": 1}])
+    );
+    let score = day["risk_score"].as_f64().unwrap();
+    assert!((9.9..=10.0).contains(&score), "{score}");
+
+    let (status, week) = get(&worker, "/api/v1/users/r%2F1?hours=168").await;
+    assert_eq!(status, 200, "{week}");
+    assert_eq!(week["anomalies"].as_array().unwrap().len(), 2);
+    // 10 (now) + 3 · 0.5² (two days old)
+    let score = week["risk_score"].as_f64().unwrap();
+    assert!((10.7..=10.76).contains(&score), "{score}");
+    assert!(week["first_seen"].as_str().unwrap() < week["last_seen"].as_str().unwrap());
+
+    let (status, body) = get(&worker, "/api/v1/users/nobody").await;
+    assert_eq!(
+        (status, body["type"].clone()),
+        (404, serde_json::json!("urn:eventpipe:problem:not-found"))
+    );
+    for hours in ["0", "8761", "soon"] {
+        let (status, body) = get(&worker, &format!("/api/v1/users/r%2F1?hours={hours}")).await;
+        assert_eq!(
+            (status, body["parameter"].clone()),
+            (400, serde_json::json!("hours")),
+            "{hours}"
+        );
+    }
+}

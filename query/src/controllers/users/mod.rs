@@ -2,3 +2,4 @@
 //! strings: percent-encode them in the path (`a%2Fb` is the user `a/b`).
 
 pub mod anomalies;
+pub mod get;

@@ -1,0 +1,143 @@
+//! `GET /api/v1/users/{user_id}`: what is known of one user: first and
+//! last seen, events by type and anomalies by rule and severity over a
+//! window, and a risk score; 404 for a user never seen.
+//!
+//! The risk score is the sum over the user's anomalies in the window of
+//! the severity's weight (low 1, medium 3, high 10) halved for every day
+//! of the anomaly's age (its event's time before now): `Σ w · 0.5^(age /
+//! 24 h)`. Weights make one high anomaly outrank a handful of low ones;
+//! the half-life lets a quiet user's score fade instead of staying at its
+//! worst day's level forever, while a burst today counts in full. It is a
+//! ranking aid for "who should we look at first", not a probability.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::analytics::params::{ParamError, present, refuse, user_id};
+use crate::controllers::analytics::{query, time};
+use crate::error::{HttpError, LookupErrors};
+use crate::state::ReadSide;
+
+/// Longest window, in hours (a year).
+const MAX_HOURS: u32 = 8760;
+
+/// The window of the profile's counts and score.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProfileQuery {
+    /// The window, in hours before now: 1 to 8760, default 24.
+    #[param(example = "24")]
+    pub hours: Option<String>,
+}
+
+/// Anomalies of one rule and severity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleCount {
+    /// The rule.
+    #[schema(example = "high_value_purchase")]
+    pub rule: String,
+    /// low, medium or high.
+    #[schema(example = "medium")]
+    pub severity: String,
+    /// How many in the window.
+    pub count: i64,
+}
+
+/// Events of one type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeCount {
+    /// The event type.
+    #[serde(rename = "type")]
+    #[schema(example = "login")]
+    pub event_type: String,
+    /// How many in the window.
+    pub count: i64,
+}
+
+/// What is known of one user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserProfile {
+    /// The user.
+    pub user_id: String,
+    /// The time of the user's first stored event.
+    pub first_seen: String,
+    /// The time of the user's latest stored event.
+    pub last_seen: String,
+    /// Every stored event of the user.
+    pub events_total: i64,
+    /// The window of what follows, in hours before now.
+    pub window_hours: u32,
+    /// Events in the window by type, largest first.
+    pub events_by_type: Vec<TypeCount>,
+    /// Anomalies in the window by rule and severity, largest first.
+    pub anomalies: Vec<RuleCount>,
+    /// Severity-weighted anomalies in the window, halved per day of age
+    /// (see the module documentation): 0 for none.
+    pub risk_score: f64,
+}
+
+fn hours(value: Option<&str>) -> Result<u32, ParamError> {
+    match present(value) {
+        None => Ok(24),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_HOURS).contains(&n) => Ok(n),
+            _ => refuse(
+                "hours",
+                format!("must be an integer from 1 to {MAX_HOURS}, got {v:?}"),
+            ),
+        },
+    }
+}
+
+/// One user's profile; 404 for a user with no stored event.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
+    params(
+        ("user_id" = String, Path, description = "The user, percent-encoded"),
+        ProfileQuery,
+    ),
+    security((), ("read_token" = [])),
+    responses(
+        (status = 200, description = "The user's profile", body = UserProfile),
+        LookupErrors,
+    ))]
+pub async fn get_user(
+    State(read): State<Arc<ReadSide>>,
+    Path(user): Path<String>,
+    params: Result<Query<ProfileQuery>, QueryRejection>,
+) -> Result<Json<UserProfile>, HttpError> {
+    let user = user_id(Some(&user))?.unwrap_or_default();
+    let window = hours(query(params)?.hours.as_deref())?;
+    let Some(profile) = read.analytics.user_profile(&user, window).await? else {
+        return Err(HttpError::NotFound(format!(
+            "no event of user {user:?} is stored"
+        )));
+    };
+    Ok(Json(UserProfile {
+        user_id: user,
+        first_seen: time(&profile.first_seen),
+        last_seen: time(&profile.last_seen),
+        events_total: profile.events_total,
+        window_hours: window,
+        events_by_type: profile
+            .by_type
+            .into_iter()
+            .map(|(event_type, count)| TypeCount { event_type, count })
+            .collect(),
+        anomalies: profile
+            .by_rule
+            .into_iter()
+            .map(|(rule, severity, count)| RuleCount {
+                rule,
+                severity,
+                count,
+            })
+            .collect(),
+        risk_score: profile.risk_score,
+    }))
+}

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::controllers::analytics::anomalies::AnomalyItem;
 use crate::controllers::analytics::query;
 use crate::error::{AnalyticsErrors, HttpError};
-use crate::pages::{AnomalyListQuery, Cursor, cut};
+use crate::pages::{AnomaliesPage, AnomalyListQuery, Cursor, cut};
 use crate::state::ReadSide;
 
 /// A page of anomalies.
@@ -40,13 +40,21 @@ pub async fn list_anomalies(
     params: Result<Query<AnomalyListQuery>, QueryRejection>,
 ) -> Result<Json<AnomalyList>, HttpError> {
     let page = query(params)?.parse()?;
-    let mut rows = read.analytics.anomalies_page(&page).await?;
+    Ok(Json(page_of(&read, &page).await?))
+}
+
+/// The anomalies `page` asks for, and the cursor after them.
+pub(crate) async fn page_of(
+    read: &ReadSide,
+    page: &AnomaliesPage,
+) -> Result<AnomalyList, HttpError> {
+    let mut rows = read.analytics.anomalies_page(page).await?;
     let next_cursor = cut(&mut rows, page.limit, |row| Cursor {
         time: row.event_ts,
         id: row.anomaly_id,
     });
-    Ok(Json(AnomalyList {
+    Ok(AnomalyList {
         data: rows.into_iter().map(AnomalyItem::from).collect(),
         next_cursor,
-    }))
+    })
 }

@@ -8,11 +8,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 
 use crate::analytics::params::user_id;
-use crate::controllers::analytics::anomalies::AnomalyItem;
 use crate::controllers::analytics::query;
-use crate::controllers::anomalies::list::AnomalyList;
+use crate::controllers::anomalies::list::{AnomalyList, page_of};
 use crate::error::{HttpError, LookupErrors};
-use crate::pages::{Cursor, UserAnomalyQuery, cut};
+use crate::pages::UserAnomalyQuery;
 use crate::state::ReadSide;
 
 /// One user's anomalies, newest first, a page at a time; 404 for a user
@@ -39,13 +38,5 @@ pub async fn list_user_anomalies(
             "no event of user {user:?} is stored"
         )));
     }
-    let mut rows = read.analytics.anomalies_page(&page).await?;
-    let next_cursor = cut(&mut rows, page.limit, |row| Cursor {
-        time: row.event_ts,
-        id: row.anomaly_id,
-    });
-    Ok(Json(AnomalyList {
-        data: rows.into_iter().map(AnomalyItem::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(page_of(&read, &page).await?))
 }

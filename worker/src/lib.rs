@@ -35,20 +35,19 @@ pub use state::{Worker, start};
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The HTTP server: the operations and the read side, Swagger UI at
-/// `/docs` with [`openapi::document`] at `/openapi.json`, request ids and
-/// metrics, and the protective layers.
+/// `/docs` with their document (what [`openapi::document`] builds) at
+/// `/openapi.json`, request ids and metrics, and the protective layers.
 pub fn app(worker: Arc<Worker>) -> Router {
-    let (router, _) = openapi::operations()
+    let (router, document) = openapi::operations()
         .with_state(worker.clone())
         .merge(eventpipe_query::routes(worker.read.clone()))
         .split_for_parts();
-    let router =
-        router
-            .merge(docs::docs(openapi::document()))
-            .layer(axum::middleware::from_fn_with_state(
-                worker.metrics.http.clone(),
-                observe::observe,
-            ));
+    let router = router
+        .merge(docs::docs(document))
+        .layer(axum::middleware::from_fn_with_state(
+            worker.metrics.http.clone(),
+            observe::observe,
+        ));
     layers::protect(router, worker.config.http)
 }
 

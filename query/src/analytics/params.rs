@@ -494,13 +494,23 @@ fn choice<T: Copy>(
 
 /// A row limit in 1..=[`MAX_LIMIT`].
 pub(crate) fn limit(value: Option<&str>, default: u32) -> Result<u32, ParamError> {
+    counted("limit", value, default, MAX_LIMIT)
+}
+
+/// An integer in 1..=`max`, `default` when absent.
+pub(crate) fn counted(
+    parameter: &'static str,
+    value: Option<&str>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ParamError> {
     match present(value) {
         None => Ok(default),
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => refuse(
-                "limit",
-                format!("must be an integer from 1 to {MAX_LIMIT}, got {v:?}"),
+                parameter,
+                format!("must be an integer from 1 to {max}, got {v:?}"),
             ),
         },
     }

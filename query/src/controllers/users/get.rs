@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics::params::{ParamError, present, refuse, user_id};
+use crate::analytics::params::{counted, user_id};
 use crate::controllers::analytics::{query, time};
 use crate::error::{HttpError, LookupErrors};
 use crate::state::ReadSide;
@@ -82,19 +82,6 @@ pub struct UserProfile {
     pub risk_score: f64,
 }
 
-fn hours(value: Option<&str>) -> Result<u32, ParamError> {
-    match present(value) {
-        None => Ok(24),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_HOURS).contains(&n) => Ok(n),
-            _ => refuse(
-                "hours",
-                format!("must be an integer from 1 to {MAX_HOURS}, got {v:?}"),
-            ),
-        },
-    }
-}
-
 /// One user's profile; 404 for a user with no stored event.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     params(
@@ -112,7 +99,7 @@ pub async fn get_user(
     params: Result<Query<ProfileQuery>, QueryRejection>,
 ) -> Result<Json<UserProfile>, HttpError> {
     let user = user_id(Some(&user))?.unwrap_or_default();
-    let window = hours(query(params)?.hours.as_deref())?;
+    let window = counted("hours", query(params)?.hours.as_deref(), 24, MAX_HOURS)?;
     let Some(profile) = read.analytics.user_profile(&user, window).await? else {
         return Err(HttpError::NotFound(format!(
             "no event of user {user:?} is stored"

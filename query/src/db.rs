@@ -181,6 +181,22 @@ pub struct Profile {
     pub risk_score: f64,
 }
 
+/// What [`Analytics::summary`] finds.
+#[derive(Debug)]
+pub struct Summary {
+    /// Events in the window.
+    pub events: i64,
+    /// Events in the window by type, largest first.
+    pub by_type: Vec<(String, i64)>,
+    /// Users with an event since the window's first minute.
+    pub users: i64,
+    /// Anomalies in the window by rule and severity, largest first.
+    pub by_rule: Vec<(String, String, i64)>,
+    /// The ingest-lag histogram: (bucket, events), bucket `k` holding lags
+    /// in `(2^((k-1)/4), 2^(k/4)]` ms; see [`crate::analytics::lag_quantile`].
+    pub lag: Vec<(u16, u64)>,
+}
+
 /// The events table's columns as [`EventRow`] reads them.
 const EVENT_COLUMNS: &str = "event_id, user_id, event_type, source, event_ts, timestamp_raw::text AS timestamp_raw, \
 received_at, stored_at, payload::text AS payload, kafka_partition, kafka_offset";
@@ -597,6 +613,69 @@ impl Analytics {
         )
         .bind::<SqlUuid, _>(id);
         self.load(query).await
+    }
+
+    /// The system over `range`: events by type (and their total) from the
+    /// rollups, anomalies by rule and severity, users with an event since
+    /// `range.from`'s minute, and the ingest-lag histogram of the minutes
+    /// `range` touches. The four queries run at once, each on its own
+    /// connection.
+    pub async fn summary(&self, range: &TimeRange) -> Result<Summary, QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Users {
+            #[diesel(sql_type = BigInt)]
+            users: i64,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Bucket {
+            #[diesel(sql_type = diesel::sql_types::Int2)]
+            bucket: i16,
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        let users = self.load(
+            sql_query(
+                "SELECT count(*)::int8 AS users FROM users
+                 WHERE last_minute >= date_trunc('minute', $1, 'UTC')",
+            )
+            .bind::<Timestamptz, _>(range.from),
+        );
+        let lag = self.load(
+            sql_query(
+                "SELECT bucket, sum(count)::int8 AS count FROM ingest_lag_minute
+                 WHERE minute >= date_trunc('minute', $1, 'UTC') AND minute < $2
+                 GROUP BY 1 ORDER BY 1",
+            )
+            .bind::<Timestamptz, _>(range.from)
+            .bind::<Timestamptz, _>(range.to),
+        );
+        let (any_event, any_anomaly) = (EventFilter::default(), AnomalyFilter::default());
+        let (by_type, anomalies, users, lag): (_, _, Vec<Users>, Vec<Bucket>) = futures::try_join!(
+            self.event_breakdown(range, EventKey::Type, u32::MAX, &any_event),
+            self.anomaly_counts(range, None, true, true, &any_anomaly),
+            users,
+            lag,
+        )?;
+        let (by_type, events) = by_type;
+        Ok(Summary {
+            events,
+            by_type,
+            users: <[Users]>::first(&users).map_or(0, |u| u.users),
+            by_rule: anomalies
+                .into_iter()
+                .map(|(_, rule, severity, count)| {
+                    (
+                        rule.unwrap_or_default(),
+                        severity.unwrap_or_default(),
+                        count,
+                    )
+                })
+                .collect(),
+            lag: lag
+                .into_iter()
+                .map(|b| (b.bucket.unsigned_abs(), b.count.unsigned_abs()))
+                .collect(),
+        })
     }
 
     /// Runs `query` in a read-only transaction under the statement timeout.

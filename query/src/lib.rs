@@ -4,7 +4,8 @@
 //! Grafana's Infinity datasource and scripts, and the read API
 //! (`/api/v1/events`, page by page with [`pages`]' cursors, or one by id;
 //! `/api/v1/anomalies` and `/api/v1/users/{user_id}/anomalies`, page by
-//! page).
+//! page; `/api/v1/users/{user_id}`, one user's profile; `/api/v1/summary`,
+//! the system over a window).
 //!
 //! - [`analytics`]: ranges, bucket intervals, zero-filling, and parsing
 //!   the query parameters: plain functions, unit-tested;
@@ -33,9 +34,10 @@ use utoipa_axum::routes;
 use controllers::analytics::{anomalies, counts, require_read_token};
 use controllers::anomalies::list as anomaly_list;
 use controllers::events::{get, list};
+use controllers::summary;
 use controllers::users::anomalies as user_anomalies;
 use controllers::users::get as user;
-pub use state::ReadSide;
+pub use state::{DeadLetters, ReadSide};
 
 /// Every read-side route, each declared once with its documentation; the
 /// state and the read-token check are added by [`routes`].
@@ -52,6 +54,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(anomaly_list::list_anomalies))
         .routes(routes!(user_anomalies::list_user_anomalies))
         .routes(routes!(user::get_user))
+        .routes(routes!(summary::get_summary))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -9,7 +9,9 @@ use utoipa::OpenApi;
 use crate::controllers::analytics::{anomalies, counts};
 use crate::controllers::anomalies::list as anomaly_list;
 use crate::controllers::events::{self, get, list};
+use crate::controllers::summary;
 use crate::controllers::users::get as user;
+use crate::controllers::window;
 use crate::error::Problem;
 
 /// `Authorization: Bearer <WORKER_ANALYTICS_TOKEN>`.
@@ -39,8 +41,13 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         get::EventWithAnomalies,
         anomaly_list::AnomalyList,
         user::UserProfile,
-        user::TypeCount,
-        user::RuleCount,
+        window::TypeCount,
+        window::RuleCount,
+        summary::Summary,
+        summary::EventSummary,
+        summary::AnomalySummary,
+        summary::Lag,
+        summary::Dlq,
     )),
     modifiers(&READ_TOKEN),
     tags(
@@ -48,6 +55,7 @@ const READ_TOKEN: BearerScheme = BearerScheme {
         (name = "events", description = "Stored events, page by page or one by id"),
         (name = "anomalies", description = "Stored anomalies, page by page"),
         (name = "users", description = "One user's data"),
+        (name = "summary", description = "The system over a window"),
     ),
 )]
 pub struct QueryDoc;

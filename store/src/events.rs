@@ -2,10 +2,11 @@
 //! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
 //! a second row and the count of rows actually inserted is known; the same
 //! statement adds exactly those rows to the counts per minute, five minutes
-//! and hour. What else must happen in the same transaction (the worker's
-//! anomaly detection: replay history, evaluate the new rows, write the
-//! anomalies) is a [`WithinBatch`] the caller passes in: this module knows
-//! when those steps run, not what they do.
+//! and hour, to the users seen and to the ingest-lag histogram. What else
+//! must happen in the same transaction (the worker's anomaly detection:
+//! replay history, evaluate the new rows, write the anomalies) is a
+//! [`WithinBatch`] the caller passes in: this module knows when those steps
+//! run, not what they do.
 //!
 //! The statement binds one array per column and `unnest`s them, instead of
 //! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
@@ -34,7 +35,7 @@ WITH inserted AS (
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
     AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
   ON CONFLICT (event_id) DO NOTHING
-  RETURNING event_id, event_type, source, event_ts
+  RETURNING event_id, user_id, event_type, source, event_ts, received_at, stored_at
 ), per_minute AS (
   INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
   SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
@@ -57,6 +58,26 @@ WITH inserted AS (
   GROUP BY 1, 2, 3
   ORDER BY 1, 2, 3
   ON CONFLICT (hour, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
+), seen AS (
+  INSERT INTO users AS u (user_id, first_seen, last_minute)
+  SELECT user_id, min(event_ts), date_trunc('minute', max(event_ts), 'UTC')
+  FROM inserted
+  GROUP BY 1
+  ORDER BY 1
+  ON CONFLICT (user_id) DO UPDATE
+    SET first_seen = least(u.first_seen, EXCLUDED.first_seen),
+        last_minute = greatest(u.last_minute, EXCLUDED.last_minute)
+    -- Rewritten only when it moves: once a minute for an active user.
+    WHERE EXCLUDED.first_seen < u.first_seen OR EXCLUDED.last_minute > u.last_minute
+), lag AS (
+  INSERT INTO ingest_lag_minute AS c (minute, bucket, count)
+  SELECT date_trunc('minute', event_ts, 'UTC'),
+         ceil(4 * log(2, greatest(extract(epoch FROM stored_at - received_at) * 1000, 1)))::smallint,
+         count(*)
+  FROM inserted
+  GROUP BY 1, 2
+  ORDER BY 1, 2
+  ON CONFLICT (minute, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
 )
 SELECT event_id FROM inserted";
 

@@ -64,6 +64,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ingest_lag_minute (minute, bucket) {
+        minute -> Timestamptz,
+        bucket -> Int2,
+        count -> Int8,
+    }
+}
+
+diesel::table! {
+    users (user_id) {
+        user_id -> Text,
+        first_seen -> Timestamptz,
+        last_minute -> Timestamptz,
+    }
+}
+
 diesel::joinable!(anomalies -> events (event_id));
 diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
 
@@ -74,4 +90,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_counts_hour,
     event_counts_minute,
     events,
+    ingest_lag_minute,
+    users,
 );

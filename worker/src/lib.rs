@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 pub mod config;
 pub mod controllers;
+pub mod dead_letters;
 pub mod decode;
 pub mod detection;
 pub mod metrics;

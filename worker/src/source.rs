@@ -197,6 +197,11 @@ impl Source {
         })
     }
 
+    /// A handle on the producer (for [`crate::dead_letters`]).
+    pub fn producer(&self) -> FutureProducer {
+        self.producer.clone()
+    }
+
     /// Waits for the first message, then gathers more until `max` or
     /// `wait` has passed since the first.
     pub async fn next_batch(

@@ -12,6 +12,7 @@ use eventpipe_store::DbPool;
 use tokio::sync::mpsc;
 
 use crate::config::WorkerConfig;
+use crate::dead_letters::DlqWatermarks;
 use crate::metrics::Metrics;
 use crate::source::Source;
 
@@ -53,6 +54,9 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     eventpipe_store::check_schema(&config.database_url).await?;
     let metrics = Metrics::new().context("registering metrics")?;
     let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
+    let database_up = eventpipe_store::ping(&pool).await;
+    let source = Source::new(&config, metrics.clone())?;
+    source.check_topics(&config, config.connect_timeout)?;
     let read = Arc::new(ReadSide {
         analytics: Analytics::new(
             eventpipe_store::pool(&config.database_url, config.analytics_pool_size).await?,
@@ -60,10 +64,12 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         ),
         token: config.analytics_token.clone(),
         max_buckets: config.analytics_max_buckets,
+        dead_letters: Some(Box::new(DlqWatermarks {
+            producer: source.producer(),
+            topic: config.dlq_topic.clone(),
+            timeout: config.connect_timeout,
+        })),
     });
-    let database_up = eventpipe_store::ping(&pool).await;
-    let source = Source::new(&config, metrics.clone())?;
-    source.check_topics(&config, config.connect_timeout)?;
     let detector = config
         .rules
         .clone()

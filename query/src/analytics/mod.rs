@@ -1,6 +1,7 @@
 //! What the analytics endpoints compute, as plain values and functions:
 //! half-open UTC time ranges, bucket intervals from a fixed set, the bucket
-//! plan of a time series (with its cap) and zero-filling. The SQL lives in
+//! plan of a time series (with its cap), zero-filling and quantiles of the
+//! ingest-lag histogram. The SQL lives in
 //! `crate::db`, the HTTP shapes in `controllers::analytics`, and the
 //! parsing of query parameters in [`params`].
 
@@ -239,6 +240,35 @@ pub fn zero_fill(
     filled
 }
 
+/// The `q` quantile (0 < q ≤ 1), in milliseconds, of an ingest-lag
+/// histogram (see [`crate::db::Summary::lag`]): the bucket holding the
+/// rank `q · total`, interpolated linearly inside it, so within a bucket's
+/// width (19 %) of the exact value. `None` for an empty histogram.
+pub fn lag_quantile(histogram: &[(u16, u64)], q: f64) -> Option<f64> {
+    let total: u64 = histogram.iter().map(|&(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let bound = |k: u16| 2f64.powf(f64::from(k) / 4.0);
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    let mut sorted = histogram.to_vec();
+    sorted.sort_unstable();
+    for &(k, n) in &sorted {
+        if n > 0 && (below + n) as f64 >= rank {
+            let (lo, hi) = if k == 0 {
+                (0.0, 1.0)
+            } else {
+                (bound(k - 1), bound(k))
+            };
+            let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+            return Some(lo + (hi - lo) * within);
+        }
+        below += n;
+    }
+    sorted.last().map(|&(k, _)| bound(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +446,27 @@ mod tests {
         );
         let empty = zero_fill(&b, true, &[], Vec::new());
         assert!(empty.is_empty(), "no groups known, no series");
+    }
+
+    #[test]
+    fn lag_quantiles_come_from_the_bucket_holding_the_rank() {
+        assert_eq!(lag_quantile(&[], 0.5), None);
+        // 40 ms is in bucket 22: (2^(21/4), 2^(22/4)] = (38.05, 45.25].
+        let k = (4.0 * 40f64.log2()).ceil() as u16;
+        assert_eq!(k, 22);
+        let p50 = lag_quantile(&[(k, 100)], 0.5).unwrap();
+        assert!((38.0..=45.3).contains(&p50), "{p50}");
+        assert!((p50 - 40.0).abs() / 40.0 < 0.19);
+        // 90 events at ≤ 1 ms, 10 near 1 s: p50 is in the first bucket,
+        // p95 in the second, whatever order the rows come in.
+        let second = (4.0 * 1000f64.log2()).ceil() as u16;
+        let h = [(second, 10), (0, 90)];
+        assert!(lag_quantile(&h, 0.5).unwrap() <= 1.0);
+        let p95 = lag_quantile(&h, 0.95).unwrap();
+        assert!((1000.0 / 1.19..=1000.0 * 1.19).contains(&p95), "{p95}");
+        assert_eq!(
+            lag_quantile(&h, 1.0),
+            Some(2f64.powf(f64::from(second) / 4.0))
+        );
     }
 }

@@ -3,4 +3,6 @@
 pub mod analytics;
 pub mod anomalies;
 pub mod events;
+pub mod summary;
 pub mod users;
+pub mod window;

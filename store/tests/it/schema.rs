@@ -89,6 +89,7 @@ async fn migrated(url: &str) -> Tables {
             "text" => "Text",
             "timestamptz" => "Timestamptz",
             "jsonb" => "Jsonb",
+            "int2" => "Int2",
             "int4" => "Int4",
             "int8" => "Int8",
             "float8" => "Float8",

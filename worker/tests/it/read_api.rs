@@ -2,7 +2,8 @@
 //! walked to the end (each event once, newest first, ties broken by id),
 //! also while events keep arriving; every filter; one event with its
 //! anomalies; 404 for one not stored; bad parameters and cursors refused
-//! naming them; user ids that need percent-encoding; the read token.
+//! naming them; user ids that need percent-encoding; the read token; the
+//! summary.
 
 use std::collections::HashSet;
 
@@ -454,4 +455,117 @@ async fn a_user_profile_counts_the_window_and_scores_recent_anomalies_higher() {
             "{hours}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_counts_the_window_its_users_lag_and_the_dlq() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let now = chrono::Utc::now();
+    let ago = |minutes: i64| now - chrono::Duration::minutes(minutes);
+    // In the last hour: 3 events of 2 users (lags 1 s, 1 s, 100 s); two
+    // hours ago: 1 event of a third user; three days ago: one more.
+    let mut rows = vec![
+        event(1, "s1", "login", "web", &ago(10).to_rfc3339()),
+        event(2, "s1", "purchase", "web", &ago(20).to_rfc3339()),
+        event(3, "s2", "login", "ios", &ago(30).to_rfc3339()),
+        event(4, "s3", "click", "web", &ago(120).to_rfc3339()),
+        event(5, "s4", "click", "web", &ago(3 * 24 * 60).to_rfc3339()),
+    ];
+    let received = [1, 1, 100, 1, 1];
+    for (row, secs) in rows.iter_mut().zip(received) {
+        row.received_at = chrono::Utc::now() - chrono::Duration::seconds(secs);
+    }
+    let (db, worker, kafka) = serve(&rows, &[]).await;
+    db.connect()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details) VALUES
+             ('{}', '{}', 's1', 'high_value_purchase', 'high', 'd', '{}', '{{}}'),
+             ('{}', '{}', 's2', 'unusual_time_activity', 'low', 'd', '{}', '{{}}'),
+             ('{}', '{}', 's4', 'unusual_time_activity', 'low', 'd', '{}', '{{}}');",
+            Uuid::from_u128(9001),
+            Uuid::from_u128(2),
+            ago(20).to_rfc3339(),
+            Uuid::from_u128(9002),
+            Uuid::from_u128(3),
+            ago(30).to_rfc3339(),
+            Uuid::from_u128(9003),
+            Uuid::from_u128(5),
+            ago(3 * 24 * 60).to_rfc3339(),
+        ))
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
+        .unwrap();
+    for _ in 0..3 {
+        producer
+            .send(
+                FutureRecord::<str, _>::to(DLQ).payload("dead"),
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+
+    let (status, hour) = get(&worker, "/api/v1/summary?hours=1").await;
+    assert_eq!(status, 200, "{hour}");
+    assert_eq!(hour["window_hours"], 1);
+    assert_eq!(hour["events"]["total"], 3);
+    assert_eq!(hour["events"]["unique_users"], 2);
+    assert_eq!(
+        hour["events"]["by_type"],
+        serde_json::json!([{"type": "login", "count": 2}, {"type": "purchase", "count": 1}])
+    );
+    assert_eq!(hour["anomalies"]["total"], 2);
+    assert_eq!(
+        hour["anomalies"]["by_severity"],
+        serde_json::json!({"high": 1, "low": 1})
+    );
+    // Two of three events waited about 1 s, one about 100 s.
+    let p50 = hour["ingest_lag_ms"]["p50"].as_f64().unwrap();
+    let p95 = hour["ingest_lag_ms"]["p95"].as_f64().unwrap();
+    assert!(
+        (1000.0 / 1.2..=1000.0 * 1.2 + 500.0).contains(&p50),
+        "{hour}"
+    );
+    assert!((100_000.0 / 1.2..=100_000.0 * 1.2).contains(&p95), "{hour}");
+    assert_eq!(
+        hour["dlq"],
+        serde_json::json!({"topic": DLQ, "messages": 3})
+    );
+
+    let (status, day) = get(&worker, "/api/v1/summary").await;
+    assert_eq!(status, 200, "{day}");
+    assert_eq!(day["window_hours"], 24);
+    assert_eq!(
+        (&day["events"]["total"], &day["events"]["unique_users"]),
+        (&serde_json::json!(4), &serde_json::json!(3))
+    );
+    let (_, week) = get(&worker, "/api/v1/summary?hours=168").await;
+    assert_eq!(week["events"]["total"], 5);
+    assert_eq!(week["anomalies"]["total"], 3);
+    assert_eq!(
+        week["anomalies"]["by_rule"][0],
+        serde_json::json!({"rule": "unusual_time_activity", "severity": "low", "count": 2})
+    );
+
+    for hours in ["0", "8761", "x"] {
+        let (status, body) = get(&worker, &format!("/api/v1/summary?hours={hours}")).await;
+        assert_eq!(
+            (status, body["parameter"].clone()),
+            (400, serde_json::json!("hours")),
+            "{hours}"
+        );
+    }
+    // An empty window: no lag to tell.
+    let empty = TestDb::create().await;
+    let quiet = start_worker(&kafka, &empty, &[]).await;
+    wait_ready(&quiet).await;
+    let (_, nothing) = get(&quiet, "/api/v1/summary").await;
+    assert_eq!(nothing["events"]["total"], 0);
+    assert_eq!(nothing["ingest_lag_ms"], Value::Null);
 }

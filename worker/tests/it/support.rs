@@ -58,8 +58,9 @@ impl TestDb {
         rows[0].n
     }
 
-    /// The per-minute, five-minute and hourly counts agree with the events table, group by group,
-    /// and there is at least one.
+    /// The per-minute, five-minute and hourly counts, the users and the
+    /// lag histogram agree with the events table, group by group, and
+    /// there is at least one event.
     pub async fn assert_rollups_exact(&self) {
         for (table, column, bucket) in [
             (
@@ -94,6 +95,29 @@ impl TestDb {
             .await;
         assert_eq!(counted, self.events().await);
         assert!(counted > 0);
+        // The users table and the lag histogram, likewise.
+        let wrong = self
+            .count(
+                "SELECT count(*) AS n
+                 FROM (SELECT user_id, min(event_ts) AS first_seen,
+                              date_trunc('minute', max(event_ts), 'UTC') AS last_minute
+                       FROM events GROUP BY 1) AS e
+                 FULL JOIN users AS u USING (user_id)
+                 WHERE (e.first_seen, e.last_minute) IS DISTINCT FROM (u.first_seen, u.last_minute)",
+            )
+            .await;
+        assert_eq!(wrong, 0, "users differs from the events table");
+        let wrong = self
+            .count(
+                "SELECT count(*) AS n
+                 FROM (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, count(*) AS count
+                       FROM events GROUP BY 1) AS e
+                 FULL JOIN (SELECT minute, sum(count) AS count FROM ingest_lag_minute GROUP BY 1) AS l
+                   USING (minute)
+                 WHERE e.count IS DISTINCT FROM l.count",
+            )
+            .await;
+        assert_eq!(wrong, 0, "ingest_lag_minute differs from the events table");
     }
 
     /// Applies deploy/postgres/dashboards-role.sql as the owner.

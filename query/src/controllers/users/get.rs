@@ -15,50 +15,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::analytics::params::{counted, user_id};
+use crate::analytics::params::user_id;
 use crate::controllers::analytics::{query, time};
+use crate::controllers::window::{RuleCount, TypeCount, WindowQuery};
 use crate::error::{HttpError, LookupErrors};
 use crate::state::ReadSide;
-
-/// Longest window, in hours (a year).
-const MAX_HOURS: u32 = 8760;
-
-/// The window of the profile's counts and score.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ProfileQuery {
-    /// The window, in hours before now: 1 to 8760, default 24.
-    #[param(example = "24")]
-    pub hours: Option<String>,
-}
-
-/// Anomalies of one rule and severity.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RuleCount {
-    /// The rule.
-    #[schema(example = "high_value_purchase")]
-    pub rule: String,
-    /// low, medium or high.
-    #[schema(example = "medium")]
-    pub severity: String,
-    /// How many in the window.
-    pub count: i64,
-}
-
-/// Events of one type.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TypeCount {
-    /// The event type.
-    #[serde(rename = "type")]
-    #[schema(example = "login")]
-    pub event_type: String,
-    /// How many in the window.
-    pub count: i64,
-}
 
 /// What is known of one user.
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,7 +50,7 @@ pub struct UserProfile {
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     params(
         ("user_id" = String, Path, description = "The user, percent-encoded"),
-        ProfileQuery,
+        WindowQuery,
     ),
     security((), ("read_token" = [])),
     responses(
@@ -96,10 +60,10 @@ pub struct UserProfile {
 pub async fn get_user(
     State(read): State<Arc<ReadSide>>,
     Path(user): Path<String>,
-    params: Result<Query<ProfileQuery>, QueryRejection>,
+    params: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Json<UserProfile>, HttpError> {
     let user = user_id(Some(&user))?.unwrap_or_default();
-    let window = counted("hours", query(params)?.hours.as_deref(), 24, MAX_HOURS)?;
+    let window = query(params)?.hours()?;
     let Some(profile) = read.analytics.user_profile(&user, window).await? else {
         return Err(HttpError::NotFound(format!(
             "no event of user {user:?} is stored"
@@ -111,20 +75,8 @@ pub async fn get_user(
         last_seen: time(&profile.last_seen),
         events_total: profile.events_total,
         window_hours: window,
-        events_by_type: profile
-            .by_type
-            .into_iter()
-            .map(|(event_type, count)| TypeCount { event_type, count })
-            .collect(),
-        anomalies: profile
-            .by_rule
-            .into_iter()
-            .map(|(rule, severity, count)| RuleCount {
-                rule,
-                severity,
-                count,
-            })
-            .collect(),
+        events_by_type: TypeCount::all(profile.by_type),
+        anomalies: RuleCount::all(profile.by_rule),
         risk_score: profile.risk_score,
     }))
 }

@@ -1,0 +1,2 @@
+DROP TABLE ingest_lag_minute;
+DROP TABLE users;

@@ -1,0 +1,73 @@
+//! What the user profile and the summary share: the `hours` window before
+//! now, and counts by event type and by anomaly rule and severity.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::analytics::params::{ParamError, counted};
+
+/// Longest window, in hours (a year).
+const MAX_HOURS: u32 = 8760;
+
+/// The window of the counts, in hours before now.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WindowQuery {
+    /// The window, in hours before now: 1 to 8760, default 24.
+    #[param(example = "24")]
+    pub hours: Option<String>,
+}
+
+impl WindowQuery {
+    /// The window's length in hours, checked.
+    pub fn hours(&self) -> Result<u32, ParamError> {
+        counted("hours", self.hours.as_deref(), 24, MAX_HOURS)
+    }
+}
+
+/// Anomalies of one rule and severity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleCount {
+    /// The rule.
+    #[schema(example = "high_value_purchase")]
+    pub rule: String,
+    /// low, medium or high.
+    #[schema(example = "medium")]
+    pub severity: String,
+    /// How many in the window.
+    pub count: i64,
+}
+
+impl RuleCount {
+    /// From (rule, severity, count) rows.
+    pub fn all(rows: Vec<(String, String, i64)>) -> Vec<RuleCount> {
+        rows.into_iter()
+            .map(|(rule, severity, count)| RuleCount {
+                rule,
+                severity,
+                count,
+            })
+            .collect()
+    }
+}
+
+/// Events of one type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeCount {
+    /// The event type.
+    #[serde(rename = "type")]
+    #[schema(example = "login")]
+    pub event_type: String,
+    /// How many in the window.
+    pub count: i64,
+}
+
+impl TypeCount {
+    /// From (type, count) rows.
+    pub fn all(rows: Vec<(String, i64)>) -> Vec<TypeCount> {
+        rows.into_iter()
+            .map(|(event_type, count)| TypeCount { event_type, count })
+            .collect()
+    }
+}

@@ -4,14 +4,15 @@
 //! they differ, and `cargo run -p eventpipe-api -- openapi > openapi/api.json`
 //! regenerates it.
 
-use eventpipe_contract::schema::{WireEvent, WireTimestamp};
+use eventpipe_contract::schema::WireEvent;
 use eventpipe_service::http::health::Health;
 use eventpipe_service::http::openapi::BearerScheme;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::controllers::events::{docs::IngestBody, ingest};
+use crate::controllers::events::docs::{IngestBody, NdjsonBody};
+use crate::controllers::events::ingest;
 use crate::controllers::{health, metrics};
 use crate::error::{EventError, Problem};
 use crate::state::AppState;
@@ -34,8 +35,8 @@ const API_KEY: BearerScheme = BearerScheme {
     ),
     components(schemas(
         WireEvent,
-        WireTimestamp,
         IngestBody,
+        NdjsonBody,
         Problem,
         EventError,
         ingest::Receipt,

@@ -3,7 +3,7 @@
 //! SLL, ZWL), so a client's data is not rejected the day a code retires.
 
 /// Sorted, so [`is_iso4217`] can binary-search it.
-const CODES: &[&str] = &[
+pub(crate) const CODES: &[&str] = &[
     "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
     "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
     "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",

@@ -23,11 +23,11 @@ pub const KNOWN_TYPES: [&str; 6] = [
 
 /// Lowest and highest heart rate (beats per minute) a sensor can report;
 /// anything outside is a broken reading, not an anomaly.
-const HEART_RATE_RANGE: (f64, f64) = (0.0, 300.0);
+pub(crate) const HEART_RATE_RANGE: (f64, f64) = (0.0, 300.0);
 
 /// The rule one payload field must satisfy.
-#[derive(Clone, Copy)]
-enum Rule {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
     Bool,
     Text,
     IpAddress,
@@ -38,33 +38,50 @@ enum Rule {
     HeartRate,
 }
 
-/// The checked fields of each known type.
-fn fields_of(event_type: &str) -> Option<&'static [(&'static str, Rule)]> {
+/// The checked fields of each known type, in [`KNOWN_TYPES`] order (the
+/// OpenAPI schema in `crate::schema` is built from this table too).
+pub(crate) const FIELDS_BY_TYPE: [(&str, &[(&str, Rule)]); 6] = {
     use Rule::*;
-    Some(match event_type {
-        "login" => &[
-            ("success", Bool),
-            ("location", Text),
-            ("ip_address", IpAddress),
-            ("login_method", Text),
-        ],
-        "purchase" => &[
-            ("amount", NonNegative),
-            ("currency", Currency),
-            ("product_id", Text),
-            ("payment_method", Text),
-        ],
-        "api_call" => &[
-            ("status_code", StatusCode),
-            ("endpoint", Text),
-            ("method", HttpMethod),
-            ("response_time_ms", NonNegative),
-        ],
-        "heartbeat" => &[("heart_rate", HeartRate)],
-        "click" => &[("element", Text), ("page", Text)],
-        "file_access" => &[("file_path", Text), ("action", Text)],
-        _ => return None,
-    })
+    [
+        (
+            "login",
+            &[
+                ("success", Bool),
+                ("location", Text),
+                ("ip_address", IpAddress),
+                ("login_method", Text),
+            ],
+        ),
+        (
+            "purchase",
+            &[
+                ("amount", NonNegative),
+                ("currency", Currency),
+                ("product_id", Text),
+                ("payment_method", Text),
+            ],
+        ),
+        (
+            "api_call",
+            &[
+                ("status_code", StatusCode),
+                ("endpoint", Text),
+                ("method", HttpMethod),
+                ("response_time_ms", NonNegative),
+            ],
+        ),
+        ("heartbeat", &[("heart_rate", HeartRate)]),
+        ("click", &[("element", Text), ("page", Text)]),
+        ("file_access", &[("file_path", Text), ("action", Text)]),
+    ]
+};
+
+/// The checked fields of `event_type`, if it is a known type.
+fn fields_of(event_type: &str) -> Option<&'static [(&'static str, Rule)]> {
+    FIELDS_BY_TYPE
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map(|(_, fields)| *fields)
 }
 
 /// True when `event_type` is one of [`KNOWN_TYPES`].

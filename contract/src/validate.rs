@@ -38,7 +38,7 @@ const TYPE_MAX_CHARS: usize = 64;
 /// Longest `source`, in characters.
 pub const SOURCE_MAX_CHARS: usize = 64;
 /// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write.
-const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
+pub(crate) const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
 
 /// Tunable parts of validation.
 #[derive(Debug, Clone)]
@@ -210,7 +210,9 @@ fn keep<T>(errors: &mut Vec<FieldError>, pointer: &str, checked: Result<T, Strin
 
 fn event_id(v: &RawValue) -> Result<Uuid, String> {
     let text = object::text(v).ok_or_else(|| format!("must be a UUID string (got {})", kind(v)))?;
-    match Uuid::parse_str(&text) {
+    // Only the hyphenated form: the one the receipt and the read API give back.
+    let hyphenated = text.len() == 36;
+    match Uuid::parse_str(&text).map_err(|_| ()).and_then(|id| if hyphenated { Ok(id) } else { Err(()) }) {
         Ok(id) if id.is_nil() => Err("must not be the nil UUID".to_owned()),
         Ok(id) => Ok(id),
         Err(_) => Err(format!(
@@ -222,7 +224,13 @@ fn event_id(v: &RawValue) -> Result<Uuid, String> {
 fn user_id(v: &RawValue) -> Result<Cow<'_, str>, String> {
     let digits = v.get();
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Cow::Borrowed(digits));
+        return match digits.parse::<u64>() {
+            Ok(_) => Ok(Cow::Borrowed(digits)),
+            Err(_) => Err(format!(
+                "a numeric user_id must fit in 64 bits (at most {}); send larger ids as strings",
+                u64::MAX
+            )),
+        };
     }
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
     check_text(&text, USER_ID_MAX_CHARS)?;

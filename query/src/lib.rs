@@ -23,6 +23,7 @@ pub mod db;
 pub mod error;
 pub mod openapi;
 pub mod pages;
+pub mod schemas;
 pub mod state;
 
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub use state::{DeadLetters, ReadSide};
 /// Every read-side route, each declared once with its documentation; the
 /// state and the read-token check are added by [`routes`].
 pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
-    OpenApiRouter::with_openapi(openapi::QueryDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(openapi::QueryDoc::openapi())
         .routes(routes!(counts::get_total))
         .routes(routes!(counts::get_timeseries))
         .routes(routes!(counts::get_breakdown))
@@ -54,7 +55,9 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(anomaly_list::list_anomalies))
         .routes(routes!(user_anomalies::list_user_anomalies))
         .routes(routes!(user::get_user))
-        .routes(routes!(summary::get_summary))
+        .routes(routes!(summary::get_summary));
+    schemas::comma_separated_lists(router.get_openapi_mut());
+    router
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -50,7 +50,10 @@ impl Cursor {
                 "is not a cursor this server issued: pass a page's next_cursor as it is",
             )
         };
-        let Some(hex) = text.strip_prefix('v').filter(|h| h.len() == 48) else {
+        let Some(hex) = text
+            .strip_prefix('v')
+            .filter(|h| h.len() == 48 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        else {
             return bad();
         };
         let mut bytes = [0_u8; 24];
@@ -62,6 +65,9 @@ impl Cursor {
         }
         let (micros, id) = bytes.split_at(8);
         let micros = i64::from_be_bytes(micros.try_into().unwrap_or_default());
+        // Any key is a place in the order: one beyond the times PostgreSQL
+        // and RFC 3339 hold (years 0 to 9999) is the same place as that end.
+        let micros = micros.clamp(EARLIEST_MICROS, LATEST_MICROS);
         match (
             DateTime::from_timestamp_micros(micros),
             Uuid::from_slice(id),
@@ -71,6 +77,10 @@ impl Cursor {
         }
     }
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, in microseconds.
+const EARLIEST_MICROS: i64 = -62_167_219_200_000_000;
+const LATEST_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Cuts `rows`, fetched with one extra, to `limit`; returns the cursor
 /// after the last row kept when the extra one says another page follows.
@@ -87,26 +97,33 @@ pub fn cut<T>(rows: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Opti
 pub struct EventsQuery {
     /// Only this user's events.
     #[param(example = "user-42")]
+    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type", example = "login,purchase")]
+    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
     #[param(example = "web")]
+    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
     /// Only events at or after this time: epoch milliseconds or RFC 3339.
     /// Default: no lower bound.
     #[param(example = "1795434300000")]
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only events before this time: epoch milliseconds or RFC 3339.
     /// Default: no upper bound.
     #[param(example = "2026-11-24T12:00:00Z")]
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Events per page: 1 to 1000, default 100.
     #[param(example = "100")]
+    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
+    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -169,21 +186,28 @@ fn cursor(value: Option<&str>) -> Result<Option<Cursor>, ParamError> {
 pub struct AnomalyListQuery {
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
+    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
+    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
+    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only anomalies whose event is before this time. Default: no upper bound.
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
+    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
+    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -195,18 +219,24 @@ pub struct AnomalyListQuery {
 pub struct UserAnomalyQuery {
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
+    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
+    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only anomalies whose event is before this time. Default: no upper bound.
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
+    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
+    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 

@@ -39,7 +39,10 @@ pub(crate) fn refuse<T>(
 /// The range used when a request gives no `from`.
 pub const DEFAULT_SPAN: TimeDelta = TimeDelta::hours(24);
 /// Most values in one comma-separated filter.
-const MAX_LIST: usize = 100;
+pub const MAX_LIST: usize = 100;
+/// The latest instant an epoch-milliseconds parameter may name:
+/// 9999-12-31T23:59:59.999Z, the last RFC 3339 can write.
+pub const LATEST_EPOCH_MS: i64 = 253_402_300_799_999;
 /// Most rows of a breakdown or of recent anomalies.
 pub const MAX_LIMIT: u32 = 1000;
 
@@ -51,17 +54,21 @@ pub struct CountsQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
     #[param(example = "1795434300000")]
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
     #[param(example = "2026-11-24T12:00:00Z")]
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type", example = "login,purchase")]
+    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
     #[param(example = "web")]
+    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
@@ -72,26 +79,33 @@ pub struct CountsQuery {
 pub struct TimeseriesQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d. Default: the
     /// shortest giving at most 200 buckets.
     #[param(example = "5m")]
+    #[param(schema_with = crate::schemas::interval)]
     pub interval: Option<String>,
     /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
     /// up to the nearest of the widths `interval` offers.
     #[param(example = "60000")]
+    #[param(schema_with = crate::schemas::interval_ms)]
     pub interval_ms: Option<String>,
     /// One series per `type` or per `source`. Default: one series.
     #[param(example = "type")]
+    #[param(schema_with = crate::schemas::event_key)]
     pub group_by: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type")]
+    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
+    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
@@ -102,53 +116,123 @@ pub struct TimeseriesQuery {
 pub struct BreakdownQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Group by `type` (default) or `source`.
     #[param(example = "type")]
+    #[param(schema_with = crate::schemas::event_key)]
     pub by: Option<String>,
     /// Most groups to return, largest first: 1..=1000, default 10.
     #[param(example = "5")]
+    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type")]
+    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
+    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
-/// Anomalies counted or listed.
-#[derive(Debug, Deserialize, IntoParams)]
+/// Anomalies counted.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AnomaliesQuery {
+pub struct AnomalyCountsQuery {
     /// Start of the range (of the triggering events' times), inclusive:
     /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
-    /// Default: now.
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
+    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
+    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
+    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
+    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
-    /// Counts: group by `rule`, `severity` or `rule,severity` (default).
-    /// Time series: one series per `rule` or `severity` (default: one series).
+    /// Group by `rule`, `severity` or both (default).
+    #[param(schema_with = crate::schemas::anomaly_keys)]
     pub group_by: Option<String>,
-    /// Time series only: bucket width, as for event counts.
+}
+
+/// A time series of anomaly counts.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnomalySeriesQuery {
+    /// Start of the range (of the triggering events' times), inclusive:
+    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+    #[param(schema_with = crate::schemas::instant)]
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
+    #[param(schema_with = crate::schemas::instant)]
+    pub to: Option<String>,
+    /// Only these rules (comma-separated).
+    #[param(example = "high_value_purchase")]
+    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
+    pub rule: Option<String>,
+    /// Only these severities (comma-separated): low, medium, high.
+    #[param(example = "high")]
+    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
+    pub severity: Option<String>,
+    /// Only this user's anomalies.
+    #[param(example = "user-42")]
+    #[param(schema_with = crate::schemas::user_id)]
+    pub user_id: Option<String>,
+    /// One series per `rule` or `severity` (default: one series).
+    #[param(schema_with = crate::schemas::anomaly_key)]
+    pub group_by: Option<String>,
+    /// Bucket width, as for event counts (not with `interval_ms`).
+    #[param(schema_with = crate::schemas::interval)]
     pub interval: Option<String>,
-    /// Time series only: bucket width in milliseconds, snapped up.
+    /// Bucket width in milliseconds, snapped up (not with `interval`).
+    #[param(schema_with = crate::schemas::interval_ms)]
     pub interval_ms: Option<String>,
-    /// Recent list only: most anomalies to return, newest first: 1..=1000,
-    /// default 100.
+}
+
+/// The most recent anomalies.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecentAnomaliesQuery {
+    /// Start of the range (of the triggering events' times), inclusive:
+    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+    #[param(schema_with = crate::schemas::instant)]
+    pub from: Option<String>,
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
+    #[param(schema_with = crate::schemas::instant)]
+    pub to: Option<String>,
+    /// Only these rules (comma-separated).
+    #[param(example = "high_value_purchase")]
+    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
+    pub rule: Option<String>,
+    /// Only these severities (comma-separated): low, medium, high.
+    #[param(example = "high")]
+    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
+    pub severity: Option<String>,
+    /// Only this user's anomalies.
+    #[param(example = "user-42")]
+    #[param(schema_with = crate::schemas::user_id)]
+    pub user_id: Option<String>,
+    /// Most anomalies to return, newest first: 1..=1000, default 100.
+    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
 }
 
@@ -260,12 +344,9 @@ impl BreakdownQuery {
     }
 }
 
-impl AnomaliesQuery {
-    /// For counts: range, whether to group by rule and by severity, filter.
-    pub fn parse_counts(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
+impl AnomalyCountsQuery {
+    /// The range, whether to group by rule and by severity, the filter.
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
         let (by_rule, by_severity) = choice(
             "group_by",
             self.group_by.as_deref(),
@@ -281,12 +362,14 @@ impl AnomaliesQuery {
             range(self.from.as_deref(), self.to.as_deref(), now)?,
             by_rule,
             by_severity,
-            self.filter()?,
+            anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
         ))
     }
+}
 
-    /// For a time series, with at most `max_buckets` buckets.
-    pub fn parse_series(
+impl AnomalySeriesQuery {
+    /// The checked request, with at most `max_buckets` buckets.
+    pub fn parse(
         &self,
         now: DateTime<Utc>,
         max_buckets: usize,
@@ -309,28 +392,19 @@ impl AnomaliesQuery {
             )?,
             range,
             group,
-            filter: self.filter()?,
+            filter: anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
         })
     }
+}
 
-    /// For the recent list: range, row limit, filter.
-    pub fn parse_recent(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(TimeRange, u32, AnomalyFilter), ParamError> {
+impl RecentAnomaliesQuery {
+    /// The range, the row limit, the filter.
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, u32, AnomalyFilter), ParamError> {
         Ok((
             range(self.from.as_deref(), self.to.as_deref(), now)?,
             limit(self.limit.as_deref(), 100)?,
-            self.filter()?,
+            anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
         ))
-    }
-
-    fn filter(&self) -> Result<AnomalyFilter, ParamError> {
-        anomaly_filter(
-            self.rule.as_deref(),
-            self.severity.as_deref(),
-            self.user_id.as_deref(),
-        )
     }
 }
 
@@ -364,30 +438,29 @@ pub(crate) fn user_id(value: Option<&str>) -> Result<Option<String>, ParamError>
         .transpose()
 }
 
-/// `value` unless it is absent or empty.
+/// `value` unless it is absent or empty. Not trimmed: `" 5"` is not a
+/// number, and a user id may hold spaces.
 pub(crate) fn present(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
+    value.filter(|v| !v.is_empty())
 }
 
-/// An instant: epoch milliseconds (what Grafana's `${__from}` gives) or
-/// RFC 3339, between 1970 and 9999.
+/// An instant: epoch milliseconds (what Grafana's `${__from}` gives; 0 to
+/// [`LATEST_EPOCH_MS`]) or any RFC 3339 time (events may be older than
+/// 1970, and reading them back must be possible).
 pub fn instant(parameter: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
-    let parsed = if value.bytes().all(|b| b.is_ascii_digit()) {
-        value
-            .parse::<i64>()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis)
-    } else {
-        DateTime::parse_from_rfc3339(value).ok().map(|t| t.to_utc())
-    };
-    let latest = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::UNIX_EPOCH);
-    match parsed {
-        Some(t) if t >= DateTime::UNIX_EPOCH && t <= latest => Ok(t),
-        Some(_) => refuse(
-            parameter,
-            format!("must be between 1970 and 9999, got {value:?}"),
-        ),
-        None => refuse(
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return match digits(value) {
+            Some(ms) if ms <= LATEST_EPOCH_MS => DateTime::from_timestamp_millis(ms)
+                .map_or_else(|| refuse(parameter, "out of range"), Ok),
+            _ => refuse(
+                parameter,
+                format!("epoch milliseconds must be at most {LATEST_EPOCH_MS} (9999-12-31), got {value:?}"),
+            ),
+        };
+    }
+    match DateTime::parse_from_rfc3339(value) {
+        Ok(t) => Ok(t.to_utc()),
+        Err(_) => refuse(
             parameter,
             format!(
                 "must be epoch milliseconds or an RFC 3339 time such as 2026-11-24T12:00:00Z, got {value:?}"
@@ -408,7 +481,7 @@ pub fn range(
         .unwrap_or(now);
     let from = match present(from) {
         Some(v) => instant("from", v)?,
-        None => (to - DEFAULT_SPAN).max(DateTime::UNIX_EPOCH),
+        None => to - DEFAULT_SPAN,
     };
     if from >= to {
         return refuse(
@@ -444,8 +517,8 @@ fn buckets(
             })?,
             "interval",
         ),
-        (None, Some(ms)) => match ms.parse::<i64>() {
-            Ok(ms) if ms > 0 => (Interval::snapped(ms), "interval_ms"),
+        (None, Some(ms)) => match digits(ms) {
+            Some(ms) if ms > 0 => (Interval::snapped(ms), "interval_ms"),
             _ => {
                 return refuse(
                     "interval_ms",
@@ -475,8 +548,7 @@ fn choice<T: Copy>(
     let Some(value) = present(value) else {
         return Ok(None);
     };
-    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-    match allowed.iter().find(|(name, _)| *name == compact) {
+    match allowed.iter().find(|(name, _)| *name == value) {
         Some((_, chosen)) => Ok(Some(*chosen)),
         None => refuse(
             parameter,
@@ -506,8 +578,8 @@ pub(crate) fn counted(
 ) -> Result<u32, ParamError> {
     match present(value) {
         None => Ok(default),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Some(v) => match digits(v).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if (1..=max).contains(&n) => Ok(n),
             _ => refuse(
                 parameter,
                 format!("must be an integer from 1 to {max}, got {v:?}"),
@@ -516,7 +588,19 @@ pub(crate) fn counted(
     }
 }
 
-/// A comma-separated list, each value checked; empty means no filter.
+/// `value` as a non-negative integer written in plain digits (no sign, no
+/// spaces), if it is one that fits.
+fn digits(value: &str) -> Option<i64> {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| value.parse().ok())
+        .flatten()
+}
+
+/// A comma-separated list, each value checked; empty values are skipped
+/// (`login,` is `login`, and an empty list means no filter, which is what
+/// a dashboard's empty text box sends). Values are not trimmed.
 fn list(
     parameter: &'static str,
     value: Option<&str>,
@@ -525,18 +609,19 @@ fn list(
     let Some(value) = present(value) else {
         return Ok(Vec::new());
     };
+    // Counted as written, empty ones too, as the document's maxItems counts.
+    let written = value.split(',').count();
+    if written > MAX_LIST {
+        return refuse(
+            parameter,
+            format!("at most {MAX_LIST} values, got {written}"),
+        );
+    }
     let items: Vec<String> = value
         .split(',')
-        .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
-    if items.len() > MAX_LIST {
-        return refuse(
-            parameter,
-            format!("at most {MAX_LIST} values, got {}", items.len()),
-        );
-    }
     for item in &items {
         check(item).or_else(|m| refuse(parameter, m))?;
     }
@@ -639,7 +724,7 @@ mod tests {
         let s = series(&[
             ("interval_ms", "30000"),
             ("group_by", "source"),
-            ("type", "login, purchase,"),
+            ("type", "login,purchase"),
             ("source", ""),
         ])
         .unwrap();
@@ -647,28 +732,42 @@ mod tests {
         assert_eq!(s.group, Some(EventKey::Source));
         assert_eq!(s.filter.types, vec!["login", "purchase"]);
         assert!(s.filter.sources.is_empty());
-        let q = AnomaliesQuery {
-            from: None,
-            to: None,
-            rule: None,
-            severity: Some("high,urgent".to_owned()),
-            user_id: None,
-            group_by: Some("severity, rule".to_owned()),
-            interval: None,
-            interval_ms: None,
-            limit: Some("0".to_owned()),
+        let severity = Some("high,urgent".to_owned());
+        let counts = AnomalyCountsQuery {
+            severity: severity.clone(),
+            ..Default::default()
         };
-        assert_eq!(refused(q.parse_counts(now())).0, "severity");
-        assert_eq!(refused(q.parse_recent(now())).0, "limit");
-        let q = AnomaliesQuery {
+        assert_eq!(refused(counts.parse(now())).0, "severity");
+        let recent = RecentAnomaliesQuery {
             severity: Some("high".to_owned()),
-            limit: Some("1000".to_owned()),
-            ..q
+            limit: Some("0".to_owned()),
+            ..Default::default()
         };
-        let (_, by_rule, by_severity, filter) = q.parse_counts(now()).unwrap();
+        assert_eq!(refused(recent.parse(now())).0, "limit");
+        let counts = AnomalyCountsQuery {
+            severity: Some("high".to_owned()),
+            group_by: Some("severity,rule".to_owned()),
+            ..Default::default()
+        };
+        let (_, by_rule, by_severity, filter) = counts.parse(now()).unwrap();
         assert!(by_rule && by_severity);
         assert_eq!(filter.severities, vec!["high"]);
-        assert_eq!(q.parse_recent(now()).unwrap().1, 1000);
-        assert_eq!(refused(q.parse_series(now(), 100)).0, "group_by");
+        // Spaces are not ignored: "severity, rule" is not a grouping.
+        let spaced = AnomalyCountsQuery {
+            group_by: Some("severity, rule".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(refused(spaced.parse(now())).0, "group_by");
+        let recent = RecentAnomaliesQuery {
+            limit: Some("1000".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(recent.parse(now()).unwrap().1, 1000);
+        let series = AnomalySeriesQuery {
+            group_by: Some("rule,severity".to_owned()),
+            severity,
+            ..Default::default()
+        };
+        assert_eq!(refused(series.parse(now(), 100)).0, "group_by");
     }
 }

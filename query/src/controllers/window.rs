@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::analytics::params::{ParamError, counted};
 
 /// Longest window, in hours (a year).
-const MAX_HOURS: u32 = 8760;
+pub const MAX_HOURS: u32 = 8760;
 
 /// The window of the counts, in hours before now.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -16,6 +16,7 @@ const MAX_HOURS: u32 = 8760;
 pub struct WindowQuery {
     /// The window, in hours before now: 1 to 8760, default 24.
     #[param(example = "24")]
+    #[param(schema_with = crate::schemas::hours)]
     pub hours: Option<String>,
 }
 

@@ -1,20 +1,52 @@
 //! What `POST /events` documents beyond its types: the request body's
 //! schema (one event or a batch) and the examples Swagger UI shows.
 
-use eventpipe_contract::schema::WireEvent;
-use serde::Serialize;
+use eventpipe_contract::schema::WireBatch;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The documented batch limit: `API_MAX_BATCH_EVENTS`' default.
+const DOCUMENTED_MAX_BATCH: usize = 1000;
 
 /// The body of `POST /events` as JSON: one event or a batch.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum IngestBody {
-    /// A single event.
-    One(WireEvent),
-    /// A batch of events (at most 1000 by default).
-    Batch(Vec<WireEvent>),
+pub struct IngestBody;
+
+impl PartialSchema for IngestBody {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(
+            OneOfBuilder::new()
+                .description(Some(
+                    "One event, or a batch: an array of 1 to API_MAX_BATCH_EVENTS (default 1000) events.",
+                ))
+                .item(Ref::from_schema_name("WireEvent"))
+                .item(WireBatch::schema(DOCUMENTED_MAX_BATCH))
+                .into(),
+        )
+    }
 }
+
+impl ToSchema for IngestBody {}
+
+/// The body of `POST /events` as NDJSON: one event per line.
+pub struct NdjsonBody;
+
+impl PartialSchema for NdjsonBody {
+    fn schema() -> RefOr<Schema> {
+        let Schema::Array(mut lines) = WireBatch::schema(DOCUMENTED_MAX_BATCH) else {
+            return RefOr::T(WireBatch::schema(DOCUMENTED_MAX_BATCH));
+        };
+        lines.description = Some(
+            "NDJSON: each line one event (a WireEvent object), 1 to API_MAX_BATCH_EVENTS (default 1000) lines; \
+             blank lines are skipped. Described as the array of its lines."
+                .to_owned(),
+        );
+        RefOr::T(Schema::Array(lines))
+    }
+}
+
+impl ToSchema for NdjsonBody {}
 
 pub(crate) fn example_single() -> Value {
     json!({

@@ -87,7 +87,7 @@ pub struct Receipt {
                 ("single" = (summary = "One event", value = json!(docs::example_single()))),
                 ("batch" = (summary = "A batch", value = json!(docs::example_batch()))),
             )),
-            (String = "application/x-ndjson", example = json!(docs::example_ndjson())),
+            (docs::NdjsonBody = "application/x-ndjson", example = json!(docs::example_ndjson())),
         ),
     ),
     responses(

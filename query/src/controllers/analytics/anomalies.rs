@@ -12,7 +12,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{query, time};
-use crate::analytics::params::{AnomaliesQuery, AnomalyKey};
+use crate::analytics::params::{
+    AnomalyCountsQuery, AnomalyKey, AnomalySeriesQuery, RecentAnomaliesQuery,
+};
 use crate::analytics::zero_fill;
 use crate::db::AnomalyRow;
 use crate::error::{AnalyticsErrors, HttpError};
@@ -138,7 +140,7 @@ impl From<AnomalyRow> for AnomalyItem {
 
 /// Anomalies in `[from, to)` by rule and severity.
 #[utoipa::path(get, path = "/api/v1/analytics/anomalies/counts", tag = "analytics",
-    params(AnomaliesQuery),
+    params(AnomalyCountsQuery),
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Counts per group, largest first", body = AnomalyCounts),
@@ -146,9 +148,9 @@ impl From<AnomalyRow> for AnomalyItem {
     ))]
 pub async fn get_anomaly_counts(
     State(read): State<Arc<ReadSide>>,
-    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+    params: Result<Query<AnomalyCountsQuery>, QueryRejection>,
 ) -> Result<Json<AnomalyCounts>, HttpError> {
-    let (range, by_rule, by_severity, filter) = query(params)?.parse_counts(Utc::now())?;
+    let (range, by_rule, by_severity, filter) = query(params)?.parse(Utc::now())?;
     let rows = read
         .analytics
         .anomaly_counts(&range, None, by_rule, by_severity, &filter)
@@ -172,7 +174,7 @@ pub async fn get_anomaly_counts(
 
 /// Anomalies per bucket, per rule or severity when grouped.
 #[utoipa::path(get, path = "/api/v1/analytics/anomalies/timeseries", tag = "analytics",
-    params(AnomaliesQuery),
+    params(AnomalySeriesQuery),
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Every bucket (and group), zero-filled, by time", body = AnomalySeries),
@@ -180,9 +182,9 @@ pub async fn get_anomaly_counts(
     ))]
 pub async fn get_anomaly_timeseries(
     State(read): State<Arc<ReadSide>>,
-    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+    params: Result<Query<AnomalySeriesQuery>, QueryRejection>,
 ) -> Result<Json<AnomalySeries>, HttpError> {
-    let series = query(params)?.parse_series(Utc::now(), read.max_buckets)?;
+    let series = query(params)?.parse(Utc::now(), read.max_buckets)?;
     let rows = read
         .analytics
         .anomaly_series(
@@ -219,7 +221,7 @@ pub async fn get_anomaly_timeseries(
 
 /// The newest anomalies in `[from, to)`.
 #[utoipa::path(get, path = "/api/v1/analytics/anomalies/recent", tag = "analytics",
-    params(AnomaliesQuery),
+    params(RecentAnomaliesQuery),
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "Newest first", body = RecentAnomalies),
@@ -227,9 +229,9 @@ pub async fn get_anomaly_timeseries(
     ))]
 pub async fn get_recent_anomalies(
     State(read): State<Arc<ReadSide>>,
-    params: Result<Query<AnomaliesQuery>, QueryRejection>,
+    params: Result<Query<RecentAnomaliesQuery>, QueryRejection>,
 ) -> Result<Json<RecentAnomalies>, HttpError> {
-    let (range, limit, filter) = query(params)?.parse_recent(Utc::now())?;
+    let (range, limit, filter) = query(params)?.parse(Utc::now())?;
     let rows = read
         .analytics
         .recent_anomalies(&range, limit, &filter)

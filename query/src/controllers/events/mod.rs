@@ -34,7 +34,7 @@ pub struct StoredEvent {
     /// The client's `timestamp` exactly as sent (a string or epoch
     /// milliseconds); absent when the client sent none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>, example = json!("2026-11-24T13:00:00.123+01:00"))]
+    #[schema(schema_with = crate::schemas::raw_timestamp)]
     pub timestamp_raw: Option<Box<RawValue>>,
     /// When the API received it.
     pub received_at: String,

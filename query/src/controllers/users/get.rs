@@ -49,7 +49,8 @@ pub struct UserProfile {
 /// One user's profile; 404 for a user with no stored event.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     params(
-        ("user_id" = String, Path, description = "The user, percent-encoded"),
+        ("user_id" = String, Path, description = "The user, percent-encoded: 1 to 128 characters, none a control character",
+            min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
         WindowQuery,
     ),
     security((), ("read_token" = [])),

@@ -63,7 +63,9 @@ fn field(rule: Rule) -> Schema {
             .into(),
         Rule::NonNegative => of(Type::Number).minimum(Some(0)).into(),
         Rule::StatusCode => of(Type::Integer)
-            .description(Some("An HTTP status, written without a fraction or exponent."))
+            .description(Some(
+                "An HTTP status, written without a fraction or exponent.",
+            ))
             .minimum(Some(100))
             .maximum(Some(599))
             .into(),
@@ -78,7 +80,9 @@ fn field(rule: Rule) -> Schema {
 /// The event object with `type` and `payload` as given.
 fn event(event_type: Schema, payload: Schema) -> Schema {
     let no_nil = "(?!00000000-0000-0000-0000-000000000000$)";
-    let uuid = format!("^{no_nil}[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$");
+    let uuid = format!(
+        "^{no_nil}[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$"
+    );
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .property(
@@ -164,10 +168,7 @@ impl PartialSchema for WireEvent {
                 payload(fields),
             ));
         }
-        let others = format!(
-            "^(?!({})$)[a-z][a-z0-9_.-]{{0,63}}$",
-            KNOWN_TYPES.join("|")
-        );
+        let others = format!("^(?!({})$)[a-z][a-z0-9_.-]{{0,63}}$", KNOWN_TYPES.join("|"));
         one_of = one_of.item(event(
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -196,7 +197,9 @@ impl WireBatch {
     /// A batch of 1 to `max` events.
     pub fn schema(max: usize) -> Schema {
         ArrayBuilder::new()
-            .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("WireEvent")))
+            .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "WireEvent",
+            )))
             .min_items(Some(1))
             .max_items(Some(max))
             .into()
@@ -218,8 +221,7 @@ mod tests {
             let RefOr::T(Schema::Object(object)) = item else {
                 panic!("each alternative is an object");
             };
-            let mut documented: Vec<&str> =
-                object.properties.keys().map(String::as_str).collect();
+            let mut documented: Vec<&str> = object.properties.keys().map(String::as_str).collect();
             documented.sort_unstable();
             let mut accepted = FIELDS.to_vec();
             accepted.sort_unstable();

@@ -212,7 +212,10 @@ fn event_id(v: &RawValue) -> Result<Uuid, String> {
     let text = object::text(v).ok_or_else(|| format!("must be a UUID string (got {})", kind(v)))?;
     // Only the hyphenated form: the one the receipt and the read API give back.
     let hyphenated = text.len() == 36;
-    match Uuid::parse_str(&text).map_err(|_| ()).and_then(|id| if hyphenated { Ok(id) } else { Err(()) }) {
+    match Uuid::parse_str(&text)
+        .map_err(|_| ())
+        .and_then(|id| if hyphenated { Ok(id) } else { Err(()) })
+    {
         Ok(id) if id.is_nil() => Err("must not be the nil UUID".to_owned()),
         Ok(id) => Ok(id),
         Err(_) => Err(format!(

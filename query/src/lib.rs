@@ -21,6 +21,7 @@ pub mod analytics;
 pub mod controllers;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod pages;
 pub mod schemas;
@@ -56,7 +57,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(user_anomalies::list_user_anomalies))
         .routes(routes!(user::get_user))
         .routes(routes!(summary::get_summary));
-    schemas::comma_separated_lists(router.get_openapi_mut());
+    schemas::refine(router.get_openapi_mut());
     router
 }
 

@@ -97,33 +97,26 @@ pub fn cut<T>(rows: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Opti
 pub struct EventsQuery {
     /// Only this user's events.
     #[param(example = "user-42")]
-    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type", example = "login,purchase")]
-    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
     #[param(example = "web")]
-    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
     /// Only events at or after this time: epoch milliseconds or RFC 3339.
     /// Default: no lower bound.
     #[param(example = "1795434300000")]
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only events before this time: epoch milliseconds or RFC 3339.
     /// Default: no upper bound.
     #[param(example = "2026-11-24T12:00:00Z")]
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Events per page: 1 to 1000, default 100.
     #[param(example = "100")]
-    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
-    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -186,28 +179,21 @@ fn cursor(value: Option<&str>) -> Result<Option<Cursor>, ParamError> {
 pub struct AnomalyListQuery {
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
-    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
-    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
-    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only anomalies whose event is before this time. Default: no upper bound.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
-    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
-    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -219,24 +205,18 @@ pub struct AnomalyListQuery {
 pub struct UserAnomalyQuery {
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
-    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
-    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// Only anomalies whose event is before this time. Default: no upper bound.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
-    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
-    #[param(schema_with = crate::schemas::cursor)]
     pub cursor: Option<String>,
 }
 

@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{
 };
 
 use crate::analytics::INTERVALS;
-use crate::analytics::params::{LATEST_EPOCH_MS, MAX_LIMIT, MAX_LIST};
+use crate::limits::{LATEST_EPOCH_MS, MAX_HOURS, MAX_LIMIT, MAX_LIST};
 
 /// Characters a free-text value must not hold: control characters (what
 /// Rust's `char::is_control` refuses).
@@ -29,10 +29,7 @@ fn empty() -> Schema {
 
 /// `schema`, or empty for the default.
 fn or_empty(schema: impl Into<Schema>) -> Schema {
-    AnyOfBuilder::new()
-        .item(schema.into())
-        .item(empty())
-        .into()
+    AnyOfBuilder::new().item(schema.into()).item(empty()).into()
 }
 
 /// An integer in `min..=max`, or empty.
@@ -70,7 +67,7 @@ fn list_text(max: usize) -> Schema {
 }
 
 /// `from`, `to`: epoch milliseconds (1970 to 9999) or RFC 3339.
-pub fn instant() -> Schema {
+fn instant() -> Schema {
     AnyOfBuilder::new()
         .item(
             ObjectBuilder::new()
@@ -85,69 +82,69 @@ pub fn instant() -> Schema {
 }
 
 /// `limit`: 1 to 1000.
-pub fn limit() -> Schema {
+fn limit() -> Schema {
     integer(1, i64::from(MAX_LIMIT))
 }
 
 /// `hours`: 1 to 8760.
-pub fn hours() -> Schema {
-    integer(1, i64::from(crate::controllers::window::MAX_HOURS))
+fn hours() -> Schema {
+    integer(1, i64::from(MAX_HOURS))
 }
 
 /// `interval_ms`: a positive number of milliseconds.
-pub fn interval_ms() -> Schema {
+fn interval_ms() -> Schema {
     integer(1, i64::MAX)
 }
 
 /// `interval`: one of the bucket widths.
-pub fn interval() -> Schema {
+fn interval() -> Schema {
     one_of(&INTERVALS.map(|i| i.name))
 }
 
 /// `group_by`/`by` of event counts.
-pub fn event_key() -> Schema {
+fn event_key() -> Schema {
     one_of(&["type", "source"])
 }
 
 /// `group_by` of anomaly counts.
-pub fn anomaly_keys() -> Schema {
+fn anomaly_keys() -> Schema {
     one_of(&["rule", "severity", "rule,severity", "severity,rule"])
 }
 
 /// `group_by` of an anomaly time series.
-pub fn anomaly_key() -> Schema {
+fn anomaly_key() -> Schema {
     one_of(&["rule", "severity"])
 }
 
 /// `type`: event types, as the contract writes them.
-pub fn event_types() -> Schema {
+fn event_types() -> Schema {
     list(text().pattern(Some("^([a-z][a-z0-9_.-]{0,63})?$")))
 }
 
 /// `source`: sources.
-pub fn sources() -> Schema {
+fn sources() -> Schema {
     list(list_text(SOURCE_MAX_CHARS))
 }
 
 /// `rule`: rule names.
-pub fn rules() -> Schema {
+fn rules() -> Schema {
     list(list_text(128))
 }
 
 /// `severity`: low, medium, high.
-pub fn severities() -> Schema {
+fn severities() -> Schema {
     list(text().enum_values(Some(["low", "medium", "high", ""])))
 }
 
 /// `user_id`: up to 128 characters, no control character; empty for any user.
-pub fn user_id() -> Schema {
+fn user_id() -> Schema {
     text()
         .pattern(Some(format!("^[^{NO_CONTROL}]{{0,{USER_ID_MAX_CHARS}}}$")))
         .into()
 }
 
 /// `cursor`: a page's `next_cursor`.
-pub fn cursor() -> Schema {
+fn cursor() -> Schema {
     text().pattern(Some("^(v[0-9a-f]{48})?$")).into()
 }
 
@@ -164,29 +161,52 @@ pub fn raw_timestamp() -> Schema {
         .into()
 }
 
-/// Marks every array-typed query parameter of `document` as one
-/// comma-separated value (`style: form, explode: false`), as the list
-/// parsers read them. (utoipa drops `style` and `explode` from a parameter
-/// whose schema comes from `schema_with`, so they are set here.)
-pub fn comma_separated_lists(document: &mut utoipa::openapi::OpenApi) {
+/// The schema of the query parameter `name` of the operation at `path`,
+/// if it is one of the read side's.
+fn of_parameter(path: &str, name: &str) -> Option<Schema> {
+    Some(match name {
+        "from" | "to" => instant(),
+        "limit" => limit(),
+        "hours" => hours(),
+        "interval" => interval(),
+        "interval_ms" => interval_ms(),
+        "by" => event_key(),
+        "group_by" if path.ends_with("/counts/timeseries") => event_key(),
+        "group_by" if path.ends_with("/anomalies/counts") => anomaly_keys(),
+        "group_by" if path.ends_with("/anomalies/timeseries") => anomaly_key(),
+        "type" => event_types(),
+        "source" => sources(),
+        "rule" => rules(),
+        "severity" => severities(),
+        "user_id" => user_id(),
+        "cursor" => cursor(),
+        _ => return None,
+    })
+}
+
+/// Gives every query parameter of `document`'s read-side operations its
+/// exact schema (by name; the parameter structs declare them as text,
+/// which is how they are parsed), and marks the lists as one
+/// comma-separated value (`style: form, explode: false`). Done on the
+/// document rather than per field because utoipa's `schema_with` on a
+/// parameter drops its description and example.
+pub fn refine(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::path::{ParameterIn, ParameterStyle};
-    for item in document.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
+    for (path, item) in document.paths.paths.iter_mut() {
+        for operation in [&mut item.get].into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.parameter_in == ParameterIn::Query
-                    && matches!(parameter.schema, Some(RefOr::T(Schema::Array(_))))
-                {
+                if parameter.parameter_in != ParameterIn::Query {
+                    continue;
+                }
+                let Some(schema) = of_parameter(path, &parameter.name) else {
+                    continue;
+                };
+                if matches!(schema, Schema::Array(_)) {
                     parameter.style = Some(ParameterStyle::Form);
                     parameter.explode = Some(false);
                 }
+                parameter.schema = Some(RefOr::T(schema));
             }
         }
     }

@@ -38,13 +38,7 @@ pub(crate) fn refuse<T>(
 
 /// The range used when a request gives no `from`.
 pub const DEFAULT_SPAN: TimeDelta = TimeDelta::hours(24);
-/// Most values in one comma-separated filter.
-pub const MAX_LIST: usize = 100;
-/// The latest instant an epoch-milliseconds parameter may name:
-/// 9999-12-31T23:59:59.999Z, the last RFC 3339 can write.
-pub const LATEST_EPOCH_MS: i64 = 253_402_300_799_999;
-/// Most rows of a breakdown or of recent anomalies.
-pub const MAX_LIMIT: u32 = 1000;
+pub use crate::limits::{LATEST_EPOCH_MS, MAX_LIMIT, MAX_LIST};
 
 /// `[from, to)` and the filters every event count takes.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -54,21 +48,17 @@ pub struct CountsQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
     #[param(example = "1795434300000")]
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
     #[param(example = "2026-11-24T12:00:00Z")]
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type", example = "login,purchase")]
-    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
     #[param(example = "web")]
-    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
@@ -79,33 +69,26 @@ pub struct CountsQuery {
 pub struct TimeseriesQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d. Default: the
     /// shortest giving at most 200 buckets.
     #[param(example = "5m")]
-    #[param(schema_with = crate::schemas::interval)]
     pub interval: Option<String>,
     /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
     /// up to the nearest of the widths `interval` offers.
     #[param(example = "60000")]
-    #[param(schema_with = crate::schemas::interval_ms)]
     pub interval_ms: Option<String>,
     /// One series per `type` or per `source`. Default: one series.
     #[param(example = "type")]
-    #[param(schema_with = crate::schemas::event_key)]
     pub group_by: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
-    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
@@ -116,27 +99,21 @@ pub struct TimeseriesQuery {
 pub struct BreakdownQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339.
     /// Default: now.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Group by `type` (default) or `source`.
     #[param(example = "type")]
-    #[param(schema_with = crate::schemas::event_key)]
     pub by: Option<String>,
     /// Most groups to return, largest first: 1..=1000, default 10.
     #[param(example = "5")]
-    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    #[param(schema_with = crate::schemas::event_types, style = Form, explode = false)]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
-    #[param(schema_with = crate::schemas::sources, style = Form, explode = false)]
     pub source: Option<String>,
 }
 
@@ -147,26 +124,20 @@ pub struct BreakdownQuery {
 pub struct AnomalyCountsQuery {
     /// Start of the range (of the triggering events' times), inclusive:
     /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
     /// `from`. Default: now.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
-    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
-    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
-    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Group by `rule`, `severity` or both (default).
-    #[param(schema_with = crate::schemas::anomaly_keys)]
     pub group_by: Option<String>,
 }
 
@@ -177,32 +148,24 @@ pub struct AnomalyCountsQuery {
 pub struct AnomalySeriesQuery {
     /// Start of the range (of the triggering events' times), inclusive:
     /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
     /// `from`. Default: now.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
-    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
-    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
-    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// One series per `rule` or `severity` (default: one series).
-    #[param(schema_with = crate::schemas::anomaly_key)]
     pub group_by: Option<String>,
     /// Bucket width, as for event counts (not with `interval_ms`).
-    #[param(schema_with = crate::schemas::interval)]
     pub interval: Option<String>,
     /// Bucket width in milliseconds, snapped up (not with `interval`).
-    #[param(schema_with = crate::schemas::interval_ms)]
     pub interval_ms: Option<String>,
 }
 
@@ -213,26 +176,20 @@ pub struct AnomalySeriesQuery {
 pub struct RecentAnomaliesQuery {
     /// Start of the range (of the triggering events' times), inclusive:
     /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    #[param(schema_with = crate::schemas::instant)]
     pub from: Option<String>,
     /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
     /// `from`. Default: now.
-    #[param(schema_with = crate::schemas::instant)]
     pub to: Option<String>,
     /// Only these rules (comma-separated).
     #[param(example = "high_value_purchase")]
-    #[param(schema_with = crate::schemas::rules, style = Form, explode = false)]
     pub rule: Option<String>,
     /// Only these severities (comma-separated): low, medium, high.
     #[param(example = "high")]
-    #[param(schema_with = crate::schemas::severities, style = Form, explode = false)]
     pub severity: Option<String>,
     /// Only this user's anomalies.
     #[param(example = "user-42")]
-    #[param(schema_with = crate::schemas::user_id)]
     pub user_id: Option<String>,
     /// Most anomalies to return, newest first: 1..=1000, default 100.
-    #[param(schema_with = crate::schemas::limit)]
     pub limit: Option<String>,
 }
 
@@ -346,7 +303,10 @@ impl BreakdownQuery {
 
 impl AnomalyCountsQuery {
     /// The range, whether to group by rule and by severity, the filter.
-    pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
         let (by_rule, by_severity) = choice(
             "group_by",
             self.group_by.as_deref(),
@@ -362,7 +322,11 @@ impl AnomalyCountsQuery {
             range(self.from.as_deref(), self.to.as_deref(), now)?,
             by_rule,
             by_severity,
-            anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
+            anomaly_filter(
+                self.rule.as_deref(),
+                self.severity.as_deref(),
+                self.user_id.as_deref(),
+            )?,
         ))
     }
 }
@@ -392,7 +356,11 @@ impl AnomalySeriesQuery {
             )?,
             range,
             group,
-            filter: anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
+            filter: anomaly_filter(
+                self.rule.as_deref(),
+                self.severity.as_deref(),
+                self.user_id.as_deref(),
+            )?,
         })
     }
 }
@@ -403,7 +371,11 @@ impl RecentAnomaliesQuery {
         Ok((
             range(self.from.as_deref(), self.to.as_deref(), now)?,
             limit(self.limit.as_deref(), 100)?,
-            anomaly_filter(self.rule.as_deref(), self.severity.as_deref(), self.user_id.as_deref())?,
+            anomaly_filter(
+                self.rule.as_deref(),
+                self.severity.as_deref(),
+                self.user_id.as_deref(),
+            )?,
         ))
     }
 }
@@ -454,7 +426,9 @@ pub fn instant(parameter: &'static str, value: &str) -> Result<DateTime<Utc>, Pa
                 .map_or_else(|| refuse(parameter, "out of range"), Ok),
             _ => refuse(
                 parameter,
-                format!("epoch milliseconds must be at most {LATEST_EPOCH_MS} (9999-12-31), got {value:?}"),
+                format!(
+                    "epoch milliseconds must be at most {LATEST_EPOCH_MS} (9999-12-31), got {value:?}"
+                ),
             ),
         };
     }

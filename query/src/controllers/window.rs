@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::analytics::params::{ParamError, counted};
-
-/// Longest window, in hours (a year).
-pub const MAX_HOURS: u32 = 8760;
+use crate::limits::MAX_HOURS;
 
 /// The window of the counts, in hours before now.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -16,7 +14,6 @@ pub const MAX_HOURS: u32 = 8760;
 pub struct WindowQuery {
     /// The window, in hours before now: 1 to 8760, default 24.
     #[param(example = "24")]
-    #[param(schema_with = crate::schemas::hours)]
     pub hours: Option<String>,
 }
 

@@ -1,2 +1,3 @@
+DROP INDEX anomalies_event_id_idx;
 DROP TABLE ingest_lag_minute;
 DROP TABLE users;

@@ -36,3 +36,6 @@ SELECT date_trunc('minute', event_ts, 'UTC'),
        count(*)
 FROM events
 GROUP BY 1, 2;
+
+-- The anomalies one event raised (GET /api/v1/events/{event_id}).
+CREATE INDEX anomalies_event_id_idx ON anomalies (event_id);

@@ -517,15 +517,46 @@ impl Analytics {
             #[diesel(sql_type = diesel::sql_types::Double)]
             score: f64,
         }
-        let span: Vec<Span> = self
-            .load(
-                sql_query(
-                    "SELECT min(event_ts) AS first_seen, max(event_ts) AS last_seen, count(*)::int8 AS total
-                     FROM events WHERE user_id = $1",
-                )
-                .bind::<Text, _>(user.to_owned()),
+        let span = self.load(
+            sql_query(
+                "SELECT min(event_ts) AS first_seen, max(event_ts) AS last_seen, count(*)::int8 AS total
+                 FROM events WHERE user_id = $1",
             )
-            .await?;
+            .bind::<Text, _>(user.to_owned()),
+        );
+        let since = "now() - make_interval(hours => $2)";
+        let by_type = self.load(
+            sql_query(format!(
+                "SELECT event_type AS a, NULL::text AS b, count(*)::int8 AS count
+                 FROM events WHERE user_id = $1 AND event_ts >= {since}
+                 GROUP BY 1 ORDER BY 3 DESC, 1"
+            ))
+            .bind::<Text, _>(user.to_owned())
+            .bind::<diesel::sql_types::Integer, _>(hours as i32),
+        );
+        let by_rule = self.load(
+            sql_query(format!(
+                "SELECT rule AS a, severity AS b, count(*)::int8 AS count
+                 FROM anomalies WHERE user_id = $1 AND event_ts >= {since}
+                 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
+            ))
+            .bind::<Text, _>(user.to_owned())
+            .bind::<diesel::sql_types::Integer, _>(hours as i32),
+        );
+        let score = self.load(
+            sql_query(format!(
+                "SELECT coalesce(sum(
+                     CASE severity WHEN 'high' THEN 10 WHEN 'medium' THEN 3 ELSE 1 END
+                     * power(0.5, greatest(extract(epoch FROM now() - event_ts), 0) / 86400.0)
+                 ), 0)::float8 AS score
+                 FROM anomalies WHERE user_id = $1 AND event_ts >= {since}"
+            ))
+            .bind::<Text, _>(user.to_owned())
+            .bind::<diesel::sql_types::Integer, _>(hours as i32),
+        );
+        // Four small queries at once, each on its own connection.
+        let (span, by_type, by_rule, score): (Vec<Span>, Vec<Counted>, Vec<Counted>, Vec<Score>) =
+            futures::try_join!(span, by_type, by_rule, score)?;
         let Some(Span {
             first_seen: Some(first_seen),
             last_seen: Some(last_seen),
@@ -534,42 +565,6 @@ impl Analytics {
         else {
             return Ok(None);
         };
-        let since = "now() - make_interval(hours => $2)";
-        let by_type: Vec<Counted> = self
-            .load(
-                sql_query(format!(
-                    "SELECT event_type AS a, NULL::text AS b, count(*)::int8 AS count
-                     FROM events WHERE user_id = $1 AND event_ts >= {since}
-                     GROUP BY 1 ORDER BY 3 DESC, 1"
-                ))
-                .bind::<Text, _>(user.to_owned())
-                .bind::<diesel::sql_types::Integer, _>(hours as i32),
-            )
-            .await?;
-        let by_rule: Vec<Counted> = self
-            .load(
-                sql_query(format!(
-                    "SELECT rule AS a, severity AS b, count(*)::int8 AS count
-                     FROM anomalies WHERE user_id = $1 AND event_ts >= {since}
-                     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
-                ))
-                .bind::<Text, _>(user.to_owned())
-                .bind::<diesel::sql_types::Integer, _>(hours as i32),
-            )
-            .await?;
-        let score: Vec<Score> = self
-            .load(
-                sql_query(format!(
-                    "SELECT coalesce(sum(
-                         CASE severity WHEN 'high' THEN 10 WHEN 'medium' THEN 3 ELSE 1 END
-                         * power(0.5, greatest(extract(epoch FROM now() - event_ts), 0) / 86400.0)
-                     ), 0)::float8 AS score
-                     FROM anomalies WHERE user_id = $1 AND event_ts >= {since}"
-                ))
-                .bind::<Text, _>(user.to_owned())
-                .bind::<diesel::sql_types::Integer, _>(hours as i32),
-            )
-            .await?;
         Ok(Some(Profile {
             first_seen,
             last_seen,

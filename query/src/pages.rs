@@ -109,8 +109,8 @@ pub struct EventsQuery {
     /// Default: no lower bound.
     #[param(example = "1795434300000")]
     pub from: Option<String>,
-    /// Only events before this time: epoch milliseconds or RFC 3339.
-    /// Default: no upper bound.
+    /// Only events before this time: epoch milliseconds or RFC 3339; after
+    /// `from` when both are given. Default: no upper bound.
     #[param(example = "2026-11-24T12:00:00Z")]
     pub to: Option<String>,
     /// Events per page: 1 to 1000, default 100.
@@ -189,7 +189,8 @@ pub struct AnomalyListQuery {
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
     pub from: Option<String>,
-    /// Only anomalies whose event is before this time. Default: no upper bound.
+    /// Only anomalies whose event is before this time; after `from` when
+    /// both are given. Default: no upper bound.
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
     pub limit: Option<String>,
@@ -212,7 +213,8 @@ pub struct UserAnomalyQuery {
     /// Only anomalies whose event is at or after this time: epoch
     /// milliseconds or RFC 3339. Default: no lower bound.
     pub from: Option<String>,
-    /// Only anomalies whose event is before this time. Default: no upper bound.
+    /// Only anomalies whose event is before this time; after `from` when
+    /// both are given. Default: no upper bound.
     pub to: Option<String>,
     /// Anomalies per page: 1 to 1000, default 100.
     pub limit: Option<String>,

@@ -32,7 +32,7 @@ pub mod state;
 use config::WorkerConfig;
 pub use state::{Worker, start};
 
-/// How often readiness re-checks PostgreSQL and Kafka.
+/// How often readiness re-checks PostgreSQL and Kafka (and the DLQ is counted).
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The HTTP server: the operations and the read side, Swagger UI at
@@ -120,6 +120,9 @@ async fn probe(worker: Arc<Worker>) {
     loop {
         let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
         worker.kafka_up.store(kafka, Ordering::Relaxed);
+        if kafka {
+            tokio::task::block_in_place(|| worker.dead_letters.refresh());
+        }
         let database = eventpipe_store::ping(&worker.pool).await;
         worker.database_up.store(database, Ordering::Relaxed);
         tokio::time::sleep(PROBE_INTERVAL).await;

@@ -27,6 +27,8 @@ pub struct Worker {
     pub pool: DbPool,
     /// The read side (analytics), on connections of its own.
     pub read: Arc<ReadSide>,
+    /// What the DLQ holds, refreshed by the probe loop for the read side.
+    pub dead_letters: Arc<DlqWatermarks>,
     /// Kafka consumer, and the producer for the DLQ and anomalies.
     pub source: Source,
     /// Prometheus metrics.
@@ -57,6 +59,11 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     let database_up = eventpipe_store::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
     source.check_topics(&config, config.connect_timeout)?;
+    let dead_letters = Arc::new(DlqWatermarks::new(
+        source.producer(),
+        config.dlq_topic.clone(),
+        config.connect_timeout,
+    ));
     let read = Arc::new(ReadSide {
         analytics: Analytics::new(
             eventpipe_store::pool(&config.database_url, config.analytics_pool_size).await?,
@@ -64,11 +71,7 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         ),
         token: config.analytics_token.clone(),
         max_buckets: config.analytics_max_buckets,
-        dead_letters: Some(Box::new(DlqWatermarks {
-            producer: source.producer(),
-            topic: config.dlq_topic.clone(),
-            timeout: config.connect_timeout,
-        })),
+        dead_letters: Some(dead_letters.clone()),
     });
     let detector = config
         .rules
@@ -82,6 +85,7 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         config,
         pool,
         read,
+        dead_letters,
         source,
         metrics,
         database_up: AtomicBool::new(database_up),

@@ -49,8 +49,8 @@ pub struct CountsQuery {
     /// Default: 24 hours before `to`.
     #[param(example = "1795434300000")]
     pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
-    /// Default: now.
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
     #[param(example = "2026-11-24T12:00:00Z")]
     pub to: Option<String>,
     /// Only these event types (comma-separated).
@@ -70,15 +70,17 @@ pub struct TimeseriesQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
     pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
-    /// Default: now.
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
     pub to: Option<String>,
-    /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d. Default: the
-    /// shortest giving at most 200 buckets.
+    /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d (not with
+    /// `interval_ms`). Default: the shortest giving at most 200 buckets. A
+    /// series has at most WORKER_ANALYTICS_MAX_BUCKETS buckets (10000).
     #[param(example = "5m")]
     pub interval: Option<String>,
     /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
-    /// up to the nearest of the widths `interval` offers.
+    /// up to the nearest of the widths `interval` offers (not with
+    /// `interval`).
     #[param(example = "60000")]
     pub interval_ms: Option<String>,
     /// One series per `type` or per `source`. Default: one series.
@@ -100,8 +102,8 @@ pub struct BreakdownQuery {
     /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
     /// Default: 24 hours before `to`.
     pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339.
-    /// Default: now.
+    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+    /// `from`. Default: now.
     pub to: Option<String>,
     /// Group by `type` (default) or `source`.
     #[param(example = "type")]
@@ -743,5 +745,45 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(refused(series.parse(now(), 100)).0, "group_by");
+    }
+
+    #[test]
+    fn values_are_taken_as_written() {
+        // Not trimmed, no sign: what the document's integer says.
+        for limit in [" 5", "5 ", "+5", "5.0"] {
+            assert_eq!(
+                refused(series(&[("interval_ms", limit)])).0,
+                "interval_ms",
+                "{limit:?}"
+            );
+            let recent = RecentAnomaliesQuery {
+                limit: Some(limit.to_owned()),
+                ..Default::default()
+            };
+            assert_eq!(refused(recent.parse(now())).0, "limit", "{limit:?}");
+        }
+        assert_eq!(refused(series(&[("group_by", " type")])).0, "group_by");
+        assert_eq!(refused(series(&[("type", " login")])).0, "type");
+        // Empty values in a list are skipped; the list is counted as written.
+        let s = series(&[("type", "login,,purchase,")]).unwrap();
+        assert_eq!(s.filter.types, vec!["login", "purchase"]);
+        let commas = ",".repeat(MAX_LIST);
+        assert_eq!(refused(series(&[("type", commas.as_str())])).0, "type");
+        // Any RFC 3339 time, 1970 or not; epoch milliseconds up to 9999.
+        let old = range(
+            Some("1969-07-20T20:17:40Z"),
+            Some("1969-07-21T00:00:00Z"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(old.from.timestamp(), -14_182_940);
+        assert!(
+            range(None, Some("0"), now()).is_ok(),
+            "from defaults to a day before 1970"
+        );
+        assert_eq!(
+            refused(range(Some("253402300800000"), None, now())).0,
+            "from"
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! table keeps each user's latest minute, not instant), lag percentiles
 //! from the per-minute lag histogram of the minutes the window touches
 //! (within 19 % of the exact value), and the DLQ from the broker's
-//! watermarks (everything the topic holds, not only this window's: the DLQ
-//! is what waits for an operator).
+//! watermarks as the worker last read them (everything the topic holds,
+//! not only this window's: the DLQ is what waits for an operator).
 
 use std::sync::Arc;
 
@@ -85,9 +85,12 @@ pub struct Dlq {
     /// The topic.
     #[schema(example = "events.dlq")]
     pub topic: Option<String>,
-    /// Messages it holds now, over its whole retention; `null` when the
-    /// broker did not answer (the rest of the summary still does).
+    /// Messages it holds, over its whole retention, as of `counted_at`;
+    /// `null` until the broker first answered (the rest of the summary
+    /// does not wait for it).
     pub messages: Option<u64>,
+    /// When the broker gave that count: the worker asks every 2 seconds.
+    pub counted_at: Option<String>,
 }
 
 /// The system over the last `hours` hours.
@@ -108,20 +111,8 @@ pub async fn get_summary(
         from: to - TimeDelta::hours(i64::from(hours)),
         to,
     };
-    let dlq = async {
-        match &read.dead_letters {
-            None => None,
-            Some(dead) => match dead.held().await {
-                Ok(n) => Some(n),
-                Err(error) => {
-                    tracing::warn!(%error, topic = dead.topic(), "the summary could not count the DLQ");
-                    None
-                }
-            },
-        }
-    };
-    let (summary, messages) = futures::join!(read.analytics.summary(&range), dlq);
-    let summary = summary?;
+    let summary = read.analytics.summary(&range).await?;
+    let held = read.dead_letters.as_ref().and_then(|d| d.held());
     let mut by_severity = std::collections::BTreeMap::new();
     for (_, severity, count) in &summary.by_rule {
         *by_severity.entry(severity.clone()).or_insert(0) += count;
@@ -148,7 +139,8 @@ pub async fn get_summary(
             }),
         dlq: Dlq {
             topic: read.dead_letters.as_ref().map(|d| d.topic().to_owned()),
-            messages,
+            messages: held.map(|(n, _)| n),
+            counted_at: held.map(|(_, at)| time(&at)),
         },
     }))
 }

@@ -1,3 +1,3 @@
 DROP INDEX anomalies_event_id_idx;
-DROP TABLE ingest_lag_minute;
+DROP TABLE ingest_lag_hour;
 DROP TABLE users;

@@ -188,7 +188,7 @@ pub struct Summary {
     pub events: i64,
     /// Events in the window by type, largest first.
     pub by_type: Vec<(String, i64)>,
-    /// Users with an event since the window's first minute.
+    /// Users with an event at or after the window's start.
     pub users: i64,
     /// Anomalies in the window by rule and severity, largest first.
     pub by_rule: Vec<(String, String, i64)>,
@@ -611,8 +611,8 @@ impl Analytics {
     }
 
     /// The system over `range`: events by type (and their total) from the
-    /// rollups, anomalies by rule and severity, users with an event since
-    /// `range.from`'s minute, and the ingest-lag histogram of the minutes
+    /// rollups, anomalies by rule and severity, users with an event at or
+    /// after `range.from`, and the ingest-lag histogram of the hours
     /// `range` touches. The four queries run at once, each on its own
     /// connection.
     pub async fn summary(&self, range: &TimeRange) -> Result<Summary, QueryError> {
@@ -628,17 +628,23 @@ impl Analytics {
             #[diesel(sql_type = BigInt)]
             count: i64,
         }
+        // Users whose latest hour is after the window's first hour are in
+        // it; of those whose latest hour is that hour, the events tell.
         let users = self.load(
             sql_query(
-                "SELECT count(*)::int8 AS users FROM users
-                 WHERE last_minute >= date_trunc('minute', $1, 'UTC')",
+                "SELECT (SELECT count(*) FROM users WHERE last_hour > date_trunc('hour', $1, 'UTC'))
+                      + (SELECT count(*) FROM users AS u
+                         WHERE u.last_hour = date_trunc('hour', $1, 'UTC')
+                           AND EXISTS (SELECT 1 FROM events AS e
+                                       WHERE e.user_id = u.user_id AND e.event_ts >= $1))
+                        AS users",
             )
             .bind::<Timestamptz, _>(range.from),
         );
         let lag = self.load(
             sql_query(
-                "SELECT bucket, sum(count)::int8 AS count FROM ingest_lag_minute
-                 WHERE minute >= date_trunc('minute', $1, 'UTC') AND minute < $2
+                "SELECT bucket, sum(count)::int8 AS count FROM ingest_lag_hour
+                 WHERE hour >= date_trunc('hour', $1, 'UTC') AND hour < $2
                  GROUP BY 1 ORDER BY 1",
             )
             .bind::<Timestamptz, _>(range.from)

@@ -59,25 +59,29 @@ WITH inserted AS (
   ORDER BY 1, 2, 3
   ON CONFLICT (hour, event_type, source) DO UPDATE SET count = c.count + EXCLUDED.count
 ), seen AS (
-  INSERT INTO users AS u (user_id, first_seen, last_minute)
-  SELECT user_id, min(event_ts), date_trunc('minute', max(event_ts), 'UTC')
-  FROM inserted
-  GROUP BY 1
+  INSERT INTO users AS u (user_id, first_seen, last_hour)
+  SELECT b.user_id, b.first_seen, b.last_hour
+  FROM (SELECT user_id, min(event_ts) AS first_seen, date_trunc('hour', max(event_ts), 'UTC') AS last_hour
+        FROM inserted GROUP BY 1) AS b
+  LEFT JOIN users AS known ON known.user_id = b.user_id
+  -- Only new users and moved ones reach the upsert: ON CONFLICT DO UPDATE
+  -- locks (writes) every conflicting row, even one its WHERE leaves alone.
+  WHERE known.user_id IS NULL OR b.first_seen < known.first_seen OR b.last_hour > known.last_hour
   ORDER BY 1
   ON CONFLICT (user_id) DO UPDATE
     SET first_seen = least(u.first_seen, EXCLUDED.first_seen),
-        last_minute = greatest(u.last_minute, EXCLUDED.last_minute)
-    -- Rewritten only when it moves: once a minute for an active user.
-    WHERE EXCLUDED.first_seen < u.first_seen OR EXCLUDED.last_minute > u.last_minute
+        last_hour = greatest(u.last_hour, EXCLUDED.last_hour)
+    -- Rewritten only when it moves: once an hour for an active user.
+    WHERE EXCLUDED.first_seen < u.first_seen OR EXCLUDED.last_hour > u.last_hour
 ), lag AS (
-  INSERT INTO ingest_lag_minute AS c (minute, bucket, count)
-  SELECT date_trunc('minute', event_ts, 'UTC'),
-         ceil(4 * log(2, greatest(extract(epoch FROM stored_at - received_at) * 1000, 1)))::smallint,
+  INSERT INTO ingest_lag_hour AS c (hour, bucket, count)
+  SELECT date_trunc('hour', event_ts, 'UTC'),
+         ceil(4 * log(greatest(extract(epoch FROM stored_at - received_at)::float8 * 1000, 1)) / log(2.0::float8))::smallint,
          count(*)
   FROM inserted
   GROUP BY 1, 2
   ORDER BY 1, 2
-  ON CONFLICT (minute, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
+  ON CONFLICT (hour, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
 )
 SELECT event_id FROM inserted";
 

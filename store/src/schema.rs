@@ -65,8 +65,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    ingest_lag_minute (minute, bucket) {
-        minute -> Timestamptz,
+    ingest_lag_hour (hour, bucket) {
+        hour -> Timestamptz,
         bucket -> Int2,
         count -> Int8,
     }
@@ -76,7 +76,7 @@ diesel::table! {
     users (user_id) {
         user_id -> Text,
         first_seen -> Timestamptz,
-        last_minute -> Timestamptz,
+        last_hour -> Timestamptz,
     }
 }
 
@@ -90,6 +90,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_counts_hour,
     event_counts_minute,
     events,
-    ingest_lag_minute,
+    ingest_lag_hour,
     users,
 );

@@ -130,11 +130,11 @@ async fn seed(url: &str, n: usize, start: DateTime<Utc>, span: TimeDelta) {
                 (ARRAY['medium', 'high', 'low'])[1 + kafka_offset % 3], 'seeded', event_ts, '{}'
          FROM events WHERE kafka_offset % 200 = 0;
          -- The users and the lag histogram, as the worker keeps them.
-         INSERT INTO users (user_id, first_seen, last_minute)
-         SELECT user_id, min(event_ts), date_trunc('minute', max(event_ts), 'UTC') FROM events GROUP BY 1;
-         INSERT INTO ingest_lag_minute (minute, bucket, count)
-         SELECT date_trunc('minute', event_ts, 'UTC'),
-                ceil(4 * log(2, greatest(extract(epoch FROM received_at - event_ts) * 1000 + 5, 1)))::smallint,
+         INSERT INTO users (user_id, first_seen, last_hour)
+         SELECT user_id, min(event_ts), date_trunc('hour', max(event_ts), 'UTC') FROM events GROUP BY 1;
+         INSERT INTO ingest_lag_hour (hour, bucket, count)
+         SELECT date_trunc('hour', event_ts, 'UTC'),
+                ceil(4 * log(greatest(extract(epoch FROM received_at - event_ts)::float8 * 1000 + 5, 1)) / log(2.0::float8))::smallint,
                 count(*)
          FROM events GROUP BY 1, 2;",
     )
@@ -149,7 +149,7 @@ async fn seed(url: &str, n: usize, start: DateTime<Utc>, span: TimeDelta) {
         "event_counts_hour",
         "anomalies",
         "users",
-        "ingest_lag_minute",
+        "ingest_lag_hour",
     ] {
         conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
             .await

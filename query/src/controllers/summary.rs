@@ -5,10 +5,10 @@
 //! Each figure is read where it is cheap, so a 24-hour summary over
 //! millions of events costs a few milliseconds: event counts from the
 //! rollups (exact to the millisecond, as `counts/total`), users from the
-//! users table (those with an event since the window's first minute: the
-//! table keeps each user's latest minute, not instant), lag percentiles
-//! from the per-minute lag histogram of the minutes the window touches
-//! (within 19 % of the exact value), and the DLQ from the broker's
+//! users table (each user's latest hour; only the users whose latest hour
+//! is the window's first are looked up in the events), lag percentiles
+//! from the hourly lag histogram of the hours the window touches (within
+//! 19 % of the exact value), and the DLQ from the broker's
 //! watermarks as the worker last read them (everything the topic holds,
 //! not only this window's: the DLQ is what waits for an operator).
 
@@ -41,7 +41,7 @@ pub struct Summary {
     /// Anomalies whose triggering event's time is in the window.
     pub anomalies: AnomalySummary,
     /// Received by the API → committed to PostgreSQL, for the events of
-    /// the window's minutes; `null` when there are none.
+    /// the hours the window touches; `null` when there are none.
     pub ingest_lag_ms: Option<Lag>,
     /// The dead-letter topic.
     pub dlq: Dlq,
@@ -52,7 +52,7 @@ pub struct Summary {
 pub struct EventSummary {
     /// How many.
     pub total: i64,
-    /// Users with an event since the start of the window's first minute.
+    /// Users with an event in the window (or later).
     pub unique_users: i64,
     /// By type, largest first.
     pub by_type: Vec<TypeCount>,

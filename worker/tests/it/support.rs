@@ -100,24 +100,24 @@ impl TestDb {
             .count(
                 "SELECT count(*) AS n
                  FROM (SELECT user_id, min(event_ts) AS first_seen,
-                              date_trunc('minute', max(event_ts), 'UTC') AS last_minute
+                              date_trunc('hour', max(event_ts), 'UTC') AS last_hour
                        FROM events GROUP BY 1) AS e
                  FULL JOIN users AS u USING (user_id)
-                 WHERE (e.first_seen, e.last_minute) IS DISTINCT FROM (u.first_seen, u.last_minute)",
+                 WHERE (e.first_seen, e.last_hour) IS DISTINCT FROM (u.first_seen, u.last_hour)",
             )
             .await;
         assert_eq!(wrong, 0, "users differs from the events table");
         let wrong = self
             .count(
                 "SELECT count(*) AS n
-                 FROM (SELECT date_trunc('minute', event_ts, 'UTC') AS minute, count(*) AS count
+                 FROM (SELECT date_trunc('hour', event_ts, 'UTC') AS hour, count(*) AS count
                        FROM events GROUP BY 1) AS e
-                 FULL JOIN (SELECT minute, sum(count) AS count FROM ingest_lag_minute GROUP BY 1) AS l
-                   USING (minute)
+                 FULL JOIN (SELECT hour, sum(count) AS count FROM ingest_lag_hour GROUP BY 1) AS l
+                   USING (hour)
                  WHERE e.count IS DISTINCT FROM l.count",
             )
             .await;
-        assert_eq!(wrong, 0, "ingest_lag_minute differs from the events table");
+        assert_eq!(wrong, 0, "ingest_lag_hour differs from the events table");
     }
 
     /// Applies deploy/postgres/dashboards-role.sql as the owner.

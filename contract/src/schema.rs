@@ -19,9 +19,13 @@ use crate::currency::CODES;
 use crate::payload::{FIELDS_BY_TYPE, HEART_RATE_RANGE, KNOWN_TYPES, Rule};
 use crate::validate::{MAX_EPOCH_MILLIS, SOURCE_MAX_CHARS, USER_ID_MAX_CHARS};
 
-/// Characters free text must not hold: control characters (what Rust's
-/// `char::is_control` refuses).
-const NO_CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+/// Characters free text must not hold, as a regex class body: control
+/// characters (what Rust's `char::is_control` refuses).
+pub const NO_CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+
+/// An event type, as a regex without anchors (what
+/// `validate::check_event_type` spells out).
+pub const EVENT_TYPE: &str = "[a-z][a-z0-9_.-]{0,63}";
 
 /// An event as clients send it (wire format v1); see [`WireEvent::schema`].
 pub struct WireEvent;
@@ -168,7 +172,7 @@ impl PartialSchema for WireEvent {
                 payload(fields),
             ));
         }
-        let others = format!("^(?!({})$)[a-z][a-z0-9_.-]{{0,63}}$", KNOWN_TYPES.join("|"));
+        let others = format!("^(?!({})$){EVENT_TYPE}$", KNOWN_TYPES.join("|"));
         one_of = one_of.item(event(
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -194,15 +198,14 @@ impl PartialSchema for WireEvent {
 impl ToSchema for WireEvent {}
 
 impl WireBatch {
-    /// A batch of 1 to `max` events.
-    pub fn schema(max: usize) -> Schema {
+    /// A batch of 1 to `max` events (a builder, for a description).
+    pub fn schema(max: usize) -> ArrayBuilder {
         ArrayBuilder::new()
             .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
                 "WireEvent",
             )))
             .min_items(Some(1))
             .max_items(Some(max))
-            .into()
     }
 }
 

@@ -26,7 +26,7 @@ use eventpipe_store::DbPool;
 
 use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
 use crate::analytics::{Point, TimeRange};
-use crate::pages::{AnomaliesPage, EventsPage};
+use crate::pages::{AnomaliesPage, Cursor, EventsPage};
 
 /// Why an analytics query gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +258,36 @@ fn pieces(
         .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.sources))
 }
 
+/// The rest of a keyset page's query after its filters `$1`–`$3`: the
+/// range `[$4, $5)` (either end open), the rows after the key `($6, $7)` in
+/// `(event_ts, id)` order, newest first, and `$8` rows. See [`keyset_binds`].
+fn keyset_page(id: &str) -> String {
+    format!(
+        "AND ($4::timestamptz IS NULL OR event_ts >= $4)
+               AND ($5::timestamptz IS NULL OR event_ts < $5)
+               AND ($6::timestamptz IS NULL OR (event_ts, {id}) < ($6, $7))
+             ORDER BY event_ts DESC, {id} DESC
+             LIMIT $8"
+    )
+}
+
+/// Binds [`keyset_page`]'s `$4`–`$8`: one row more than `limit`, the extra
+/// one saying that another page follows.
+fn keyset_binds(
+    query: BoxedSqlQuery<'static, Pg, SqlQuery>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    after: Option<Cursor>,
+    limit: u32,
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    query
+        .bind::<Nullable<Timestamptz>, _>(from)
+        .bind::<Nullable<Timestamptz>, _>(to)
+        .bind::<Nullable<Timestamptz>, _>(after.map(|c| c.time))
+        .bind::<SqlUuid, _>(after.map_or(Uuid::nil(), |c| c.id))
+        .bind::<BigInt, _>(i64::from(limit) + 1)
+}
+
 fn nonempty(values: &[String]) -> Option<Vec<String>> {
     (!values.is_empty()).then(|| values.to_vec())
 }
@@ -438,22 +468,18 @@ impl Analytics {
              WHERE ($1::text IS NULL OR user_id = $1)
                AND ($2::text[] IS NULL OR event_type = ANY($2))
                AND ($3::text[] IS NULL OR source = ANY($3))
-               AND ($4::timestamptz IS NULL OR event_ts >= $4)
-               AND ($5::timestamptz IS NULL OR event_ts < $5)
-               AND ($6::timestamptz IS NULL OR (event_ts, event_id) < ($6, $7))
-             ORDER BY event_ts DESC, event_id DESC
-             LIMIT $8"
+               {}",
+            keyset_page("event_id")
         );
         let query = sql_query(sql)
+            .into_boxed()
             .bind::<Nullable<Text>, _>(page.user_id.clone())
             .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.types))
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.sources))
-            .bind::<Nullable<Timestamptz>, _>(page.from)
-            .bind::<Nullable<Timestamptz>, _>(page.to)
-            .bind::<Nullable<Timestamptz>, _>(page.after.map(|c| c.time))
-            .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
-            .bind::<BigInt, _>(i64::from(page.limit) + 1);
-        self.load(query).await
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.sources));
+        self.load(keyset_binds(
+            query, page.from, page.to, page.after, page.limit,
+        ))
+        .await
     }
 
     /// A page of anomalies, newest first (triggering event's time, then
@@ -463,27 +489,24 @@ impl Analytics {
         &self,
         page: &AnomaliesPage,
     ) -> Result<Vec<AnomalyRow>, QueryError> {
-        let query = sql_query(
+        let sql = format!(
             "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
              FROM anomalies
              WHERE ($1::text[] IS NULL OR rule = ANY($1))
                AND ($2::text[] IS NULL OR severity = ANY($2))
                AND ($3::text IS NULL OR user_id = $3)
-               AND ($4::timestamptz IS NULL OR event_ts >= $4)
-               AND ($5::timestamptz IS NULL OR event_ts < $5)
-               AND ($6::timestamptz IS NULL OR (event_ts, anomaly_id) < ($6, $7))
-             ORDER BY event_ts DESC, anomaly_id DESC
-             LIMIT $8",
-        )
-        .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.rules))
-        .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.severities))
-        .bind::<Nullable<Text>, _>(page.filter.user_id.clone())
-        .bind::<Nullable<Timestamptz>, _>(page.from)
-        .bind::<Nullable<Timestamptz>, _>(page.to)
-        .bind::<Nullable<Timestamptz>, _>(page.after.map(|c| c.time))
-        .bind::<SqlUuid, _>(page.after.map_or(Uuid::nil(), |c| c.id))
-        .bind::<BigInt, _>(i64::from(page.limit) + 1);
-        self.load(query).await
+               {}",
+            keyset_page("anomaly_id")
+        );
+        let query = sql_query(sql)
+            .into_boxed()
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.rules))
+            .bind::<Nullable<Array<Text>>, _>(nonempty(&page.filter.severities))
+            .bind::<Nullable<Text>, _>(page.filter.user_id.clone());
+        self.load(keyset_binds(
+            query, page.from, page.to, page.after, page.limit,
+        ))
+        .await
     }
 
     /// `user`'s profile over the `hours` before now, or `None` when no

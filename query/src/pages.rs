@@ -50,17 +50,20 @@ impl Cursor {
                 "is not a cursor this server issued: pass a page's next_cursor as it is",
             )
         };
-        let Some(hex) = text
-            .strip_prefix('v')
-            .filter(|h| h.len() == 48 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        else {
+        // Lower-case hex only, as `encode` writes it.
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let Some(hex) = text.strip_prefix('v').filter(|h| h.len() == 48) else {
             return bad();
         };
         let mut bytes = [0_u8; 24];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            match u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16) {
-                Ok(b) => *byte = b,
-                Err(_) => return bad(),
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
+                _ => return bad(),
             }
         }
         let (micros, id) = bytes.split_at(8);

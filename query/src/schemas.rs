@@ -6,6 +6,7 @@
 //! (`from` before `to`, `interval` or `interval_ms` but not both, the
 //! bucket cap) the operations' descriptions say.
 
+use eventpipe_contract::schema::{EVENT_TYPE, NO_CONTROL};
 use eventpipe_contract::validate::{SOURCE_MAX_CHARS, USER_ID_MAX_CHARS};
 use utoipa::openapi::schema::{
     AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
@@ -13,10 +14,6 @@ use utoipa::openapi::schema::{
 
 use crate::analytics::INTERVALS;
 use crate::limits::{LATEST_EPOCH_MS, MAX_HOURS, MAX_LIMIT, MAX_LIST};
-
-/// Characters a free-text value must not hold: control characters (what
-/// Rust's `char::is_control` refuses).
-const NO_CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
 
 fn text() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
@@ -118,7 +115,7 @@ fn anomaly_key() -> Schema {
 
 /// `type`: event types, as the contract writes them.
 fn event_types() -> Schema {
-    list(text().pattern(Some("^([a-z][a-z0-9_.-]{0,63})?$")))
+    list(text().pattern(Some(format!("^({EVENT_TYPE})?$"))))
 }
 
 /// `source`: sources.
@@ -193,21 +190,23 @@ fn of_parameter(path: &str, name: &str) -> Option<Schema> {
 pub fn refine(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::path::{ParameterIn, ParameterStyle};
+    // The read side's operations are all GETs.
     for (path, item) in document.paths.paths.iter_mut() {
-        for operation in [&mut item.get].into_iter().flatten() {
-            for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.parameter_in != ParameterIn::Query {
-                    continue;
-                }
-                let Some(schema) = of_parameter(path, &parameter.name) else {
-                    continue;
-                };
-                if matches!(schema, Schema::Array(_)) {
-                    parameter.style = Some(ParameterStyle::Form);
-                    parameter.explode = Some(false);
-                }
-                parameter.schema = Some(RefOr::T(schema));
+        let Some(operation) = item.get.as_mut() else {
+            continue;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if parameter.parameter_in != ParameterIn::Query {
+                continue;
             }
+            let Some(schema) = of_parameter(path, &parameter.name) else {
+                continue;
+            };
+            if matches!(schema, Schema::Array(_)) {
+                parameter.style = Some(ParameterStyle::Form);
+                parameter.explode = Some(false);
+            }
+            parameter.schema = Some(RefOr::T(schema));
         }
     }
 }

@@ -34,15 +34,12 @@ pub struct NdjsonBody;
 
 impl PartialSchema for NdjsonBody {
     fn schema() -> RefOr<Schema> {
-        let Schema::Array(mut lines) = WireBatch::schema(DOCUMENTED_MAX_BATCH) else {
-            return RefOr::T(WireBatch::schema(DOCUMENTED_MAX_BATCH));
-        };
-        lines.description = Some(
-            "NDJSON: each line one event (a WireEvent object), 1 to API_MAX_BATCH_EVENTS (default 1000) lines; \
-             blank lines are skipped. Described as the array of its lines."
-                .to_owned(),
-        );
-        RefOr::T(Schema::Array(lines))
+        WireBatch::schema(DOCUMENTED_MAX_BATCH)
+            .description(Some(
+                "NDJSON: each line one event (a WireEvent object), 1 to API_MAX_BATCH_EVENTS (default 1000) lines; \
+                 blank lines are skipped. Described as the array of its lines.",
+            ))
+            .into()
     }
 }
 

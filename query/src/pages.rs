@@ -303,6 +303,15 @@ mod tests {
         let mut wrong = cursor.encode();
         wrong.replace_range(5..6, "g");
         assert_eq!(Cursor::decode(&wrong).unwrap_err().parameter, "cursor");
+        // Lower-case only, as the document's pattern says.
+        let upper = format!("v{}", cursor.encode()[1..].to_uppercase());
+        assert_eq!(Cursor::decode(&upper).unwrap_err().parameter, "cursor");
+        // A well-formed key beyond the years PostgreSQL holds is that end.
+        let far = format!("v7fffffffffffffff{}", &cursor.encode()[17..]);
+        assert_eq!(
+            Cursor::decode(&far).unwrap().time,
+            DateTime::from_timestamp_micros(LATEST_MICROS).unwrap()
+        );
     }
 
     fn query(pairs: &[(&str, &str)]) -> Result<EventsPage, ParamError> {

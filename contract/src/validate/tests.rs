@@ -74,6 +74,34 @@ fn numeric_user_id_becomes_its_decimal_string() {
 }
 
 #[test]
+fn numeric_user_ids_fit_in_64_bits_and_event_ids_are_hyphenated() {
+    assert_eq!(
+        check(r#"{"user_id":18446744073709551615,"type":"t"}"#)
+            .unwrap()
+            .user_id,
+        "18446744073709551615"
+    );
+    let (p, m) = single_error(r#"{"user_id":18446744073709551616,"type":"t"}"#);
+    assert_eq!(p, "/user_id");
+    assert!(m.contains("must fit in 64 bits"), "{m}");
+    for id in [
+        "0193a5c27e1a7b3c9f002b1d4c5e6f70",
+        "{0193a5c2-7e1a-7b3c-9f00-2b1d4c5e6f70}",
+        "urn:uuid:0193a5c2-7e1a-7b3c-9f00-2b1d4c5e6f70",
+    ] {
+        let (p, _) = single_error(&format!(
+            r#"{{"event_id":"{id}","user_id":"u","type":"t"}}"#
+        ));
+        assert_eq!(p, "/event_id", "{id}");
+    }
+    let upper = r#"{"event_id":"0193A5C2-7E1A-7B3C-9F00-2B1D4C5E6F70","user_id":"u","type":"t"}"#;
+    assert!(
+        check(upper).is_ok(),
+        "hyphenated upper-case hex is a UUID too"
+    );
+}
+
+#[test]
 fn every_bad_field_is_named() {
     let long = "x".repeat(129);
     let cases = [

@@ -51,11 +51,14 @@ pub async fn history(
          JOIN unnest($2::text[], $3::timestamptz[]) AS l (event_type, since)
            ON (l.event_type = '*' OR l.event_type = e.event_type) AND e.event_ts > l.since
          WHERE e.user_id = ANY($1)
+           -- A bound of its own, so the partitions before it are not visited.
+           AND e.event_ts > $4
          ORDER BY e.user_id, e.kafka_partition, e.kafka_offset",
     )
     .bind::<Array<Text>, _>(users)
     .bind::<Array<Text>, _>(types)
-    .bind::<Array<Timestamptz>, _>(starts)
+    .bind::<Array<Timestamptz>, _>(&starts)
+    .bind::<Timestamptz, _>(starts.iter().min().copied().unwrap_or(since))
     .load(conn)
     .await?;
     Ok(rows
@@ -92,7 +95,7 @@ pub async fn insert(
            SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details::jsonb
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
              AS a (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
-           ON CONFLICT (anomaly_id) DO NOTHING
+           ON CONFLICT (anomaly_id, event_ts) DO NOTHING
            RETURNING anomaly_id)
          INSERT INTO anomaly_outbox (anomaly_id) SELECT anomaly_id FROM new
          RETURNING anomaly_id",

@@ -1,24 +1,37 @@
-//! Writes a batch of events in one transaction with one statement,
-//! `ON CONFLICT (event_id) DO NOTHING`, so a redelivered event never makes
-//! a second row and the count of rows actually inserted is known; the same
-//! statement adds exactly those rows to the counts per minute, five minutes
-//! and hour, to the users seen and to the ingest-lag histogram. What else
-//! must happen in the same transaction (the worker's anomaly detection:
-//! replay history, evaluate the new rows, write the anomalies) is a
-//! [`WithinBatch`] the caller passes in: this module knows when those steps
-//! run, not what they do.
+//! Writes a batch of events in one transaction with one statement that
+//! stores each event once (see "Exactly once" below) and knows the rows it
+//! actually inserted; the same statement adds exactly those rows to the
+//! counts per minute, five minutes and hour, to the users seen and to the
+//! ingest-lag histogram. What else must happen in the same transaction
+//! (the worker's anomaly detection: replay history, evaluate the new rows,
+//! write the anomalies) is a [`WithinBatch`] the caller passes in: this
+//! module knows when those steps run, not what they do.
 //!
 //! The statement binds one array per column and `unnest`s them, instead of
-//! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
-//! whatever its size, the plan is prepared once, and JSON goes to the
+//! Diesel's multi-row `VALUES` (one bind per cell): the batch is eleven
+//! binds whatever its size, the plan is prepared once, and JSON goes to the
 //! server as text without a `serde_json::Value` round trip. It measured
 //! about twice the rows per second of the `VALUES` form.
+//!
+//! # Exactly once
+//!
+//! `events` is partitioned by `event_ts`, so its primary key is
+//! `(event_id, event_ts)`: a redelivered message (the same id and time)
+//! conflicts for as long as its row is kept, and `ON CONFLICT DO NOTHING`
+//! skips it, also when another transaction is inserting it at that moment.
+//! A re-sent event may carry another time (a client that stamps each
+//! attempt, or one without a timestamp, which the API stamps on receipt),
+//! so before inserting the statement also looks for the id among the
+//! stored events within the dedup window of the event's time (one index
+//! probe in each partition that window touches), and a batch holding an
+//! id twice stores its first copy.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::sql_query;
-use diesel::sql_types::{Array, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Double, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -29,12 +42,24 @@ use crate::database::DbPool;
 use crate::error::StoreError;
 
 const INSERT_EVENTS: &str = "\
-WITH inserted AS (
-  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+WITH batch AS (
+  SELECT DISTINCT ON (event_id) *
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
-    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  ON CONFLICT (event_id) DO NOTHING
+    WITH ORDINALITY AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset, n)
+  ORDER BY event_id, n
+), inserted AS (
+  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  SELECT b.event_id, b.user_id, b.event_type, b.source, b.event_ts, b.timestamp_raw::jsonb, b.received_at, b.payload::jsonb, b.kafka_partition, b.kafka_offset
+  FROM batch AS b
+  -- LATERAL with LIMIT: an index probe per row, never a scan of events.
+  LEFT JOIN LATERAL (
+    SELECT true AS found FROM events AS e
+    WHERE e.event_id = b.event_id
+      AND e.event_ts BETWEEN b.event_ts - make_interval(secs => $11) AND b.event_ts + make_interval(secs => $11)
+    LIMIT 1
+  ) AS stored ON true
+  WHERE stored.found IS NULL
+  ON CONFLICT (event_id, event_ts) DO NOTHING
   RETURNING event_id, user_id, event_type, source, event_ts, received_at, stored_at
 ), per_minute AS (
   INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
@@ -157,22 +182,30 @@ pub trait WithinBatch: Send {
     fn row_starting(&mut self, row: &NewEvent);
 }
 
-/// Inserts `rows` in one transaction, with `within`'s steps when given.
+/// How far apart two copies of an event's time may be for the second to
+/// be recognised as the first re-sent, unless configured otherwise.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Inserts `rows` in one transaction, with `within`'s steps when given; a
+/// row whose id is stored with a time within `dedup_window` of its own is
+/// not stored again.
 pub async fn store_batch(
     pool: &DbPool,
     rows: &[NewEvent],
+    dedup_window: Duration,
     within: Option<&mut (dyn WithinBatch + '_)>,
 ) -> Result<Stored, StoreError> {
     let mut conn = pool
         .get()
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    insert_all(&mut conn, rows, within).await
+    insert_all(&mut conn, rows, dedup_window, within).await
 }
 
 async fn insert_all(
     conn: &mut AsyncPgConnection,
     rows: &[NewEvent],
+    dedup_window: Duration,
     within: Option<&mut (dyn WithinBatch + '_)>,
 ) -> Result<Stored, StoreError> {
     let column = |f: fn(&NewEvent) -> &str| rows.iter().map(f).collect::<Vec<_>>();
@@ -190,7 +223,8 @@ async fn insert_all(
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(column(|r| &r.payload))
         .bind::<Array<Int4>, _>(rows.iter().map(|r| r.kafka_partition).collect::<Vec<_>>())
-        .bind::<Array<Int8>, _>(rows.iter().map(|r| r.kafka_offset).collect::<Vec<_>>());
+        .bind::<Array<Int8>, _>(rows.iter().map(|r| r.kafka_offset).collect::<Vec<_>>())
+        .bind::<Double, _>(dedup_window.as_secs_f64());
     conn.transaction::<Stored, StoreError, _>(async |conn| {
         let Some(within) = within else {
             let returned: Vec<Inserted> = statement.load(conn).await?;
@@ -233,6 +267,7 @@ async fn insert_all(
 pub async fn store_each(
     pool: &DbPool,
     rows: &[NewEvent],
+    dedup_window: Duration,
     mut within: Option<&mut (dyn WithinBatch + '_)>,
 ) -> Result<(Stored, Vec<(usize, String)>), StoreError> {
     let mut conn = pool
@@ -245,7 +280,14 @@ pub async fn store_each(
         if let Some(within) = within.as_deref_mut() {
             within.row_starting(row);
         }
-        match insert_all(&mut conn, std::slice::from_ref(row), within.as_deref_mut()).await {
+        match insert_all(
+            &mut conn,
+            std::slice::from_ref(row),
+            dedup_window,
+            within.as_deref_mut(),
+        )
+        .await
+        {
             Ok(one) => {
                 stored.inserted += one.inserted;
                 stored.anomalies.extend(one.anomalies);

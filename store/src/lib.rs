@@ -1,7 +1,8 @@
 //! eventpipe's storage in PostgreSQL: the migrations (embedded), the pool,
 //! the schema check, the write path's statements ([`events`] for batches of
 //! events and their rollups, [`anomalies`] for anomalies, their history and
-//! the outbox), and scratch databases for tests and benches. The worker's
+//! the outbox), the time partitions ([`partitions`]) and [`retention`], and
+//! scratch databases for tests and benches. The worker's
 //! write path reaches PostgreSQL only through this crate; the read side
 //! (`eventpipe-query`) has its own module for its queries.
 
@@ -9,6 +10,8 @@ pub mod anomalies;
 mod database;
 mod error;
 pub mod events;
+pub mod partitions;
+pub mod retention;
 /// Diesel's view of the tables, as `diesel print-schema` writes it.
 #[allow(missing_docs)] // generated
 pub mod schema;
@@ -18,5 +21,7 @@ pub use database::{
     DbPool, MIGRATIONS, check_schema, create_database_if_missing, migrate, ping, pool, redact_url,
 };
 pub use error::StoreError;
-pub use events::{History, NewEvent, Stored, WithinBatch, store_batch, store_each};
+pub use events::{
+    DEFAULT_DEDUP_WINDOW, History, NewEvent, Stored, WithinBatch, store_batch, store_each,
+};
 pub use scratch::ScratchDatabase;

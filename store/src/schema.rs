@@ -1,7 +1,7 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    events (event_id) {
+    events (event_id, event_ts) {
         event_id -> Uuid,
         user_id -> Text,
         event_type -> Text,
@@ -17,7 +17,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    anomalies (anomaly_id) {
+    anomalies (anomaly_id, event_ts) {
         anomaly_id -> Uuid,
         event_id -> Uuid,
         user_id -> Text,
@@ -80,8 +80,13 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(anomalies -> events (event_id));
-diesel::joinable!(anomaly_outbox -> anomalies (anomaly_id));
+diesel::table! {
+    retention (data) {
+        data -> Text,
+        complete_from -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     anomalies,
@@ -91,5 +96,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_counts_minute,
     events,
     ingest_lag_hour,
+    retention,
     users,
 );

@@ -13,7 +13,9 @@ pub use eventpipe_service::settings::{ConfigError, Var};
 
 use eventpipe_anomaly::RuleSet;
 use eventpipe_anomaly::rules;
+pub use eventpipe_store::partitions::Layout;
 pub use eventpipe_store::redact_url;
+pub use eventpipe_store::retention::Policy;
 
 /// Every variable the worker reads, with its default.
 pub const VARS: &[Var] = &[
@@ -123,6 +125,46 @@ pub const VARS: &[Var] = &[
         "most buckets a time series may have; more is a 400",
     ),
     var(
+        "WORKER_DEDUP_WINDOW_HOURS",
+        Some("24"),
+        "an event whose id is stored with a timestamp at most this far from its own is a duplicate (a redelivered message, same timestamp, always is while its row is kept)",
+    ),
+    var(
+        "RETENTION_EVENTS_DAYS",
+        None,
+        "days of raw events to keep (whole partitions are dropped); unset keeps them forever",
+    ),
+    var(
+        "RETENTION_ANOMALIES_DAYS",
+        None,
+        "days of anomalies to keep; unset keeps them forever",
+    ),
+    var(
+        "RETENTION_ROLLUPS_DAYS",
+        None,
+        "days of counts, ingest-lag histogram and idle users to keep; unset keeps them forever",
+    ),
+    var(
+        "PARTITION_SPAN_DAYS",
+        Some("1"),
+        "UTC days per partition of events and anomalies (applies to partitions made from now on)",
+    ),
+    var(
+        "PARTITION_AHEAD_DAYS",
+        Some("3"),
+        "days ahead of today that have their partitions made in advance",
+    ),
+    var(
+        "WORKER_MAINTENANCE_INTERVAL_SECS",
+        Some("3600"),
+        "how often a worker makes partitions and applies retention (one worker at a time, under an advisory lock)",
+    ),
+    var(
+        "WORKER_MAINTENANCE_LOCK_TIMEOUT_MS",
+        Some("200"),
+        "longest wait for a table lock when making or dropping a partition; a busy table is retried later instead of making writers wait",
+    ),
+    var(
         "WORKER_SHUTDOWN_GRACE_SECS",
         Some("10"),
         "on SIGTERM, how long the batch in flight may take to finish",
@@ -181,6 +223,23 @@ pub struct WorkerConfig {
     pub analytics_timeout_ms: u64,
     /// `WORKER_ANALYTICS_MAX_BUCKETS`, default 10000.
     pub analytics_max_buckets: usize,
+    /// `WORKER_DEDUP_WINDOW_HOURS`, default 24.
+    pub dedup_window: Duration,
+    /// Partitions and retention.
+    pub maintenance: Maintenance,
+}
+
+/// How the worker keeps partitions and applies retention.
+#[derive(Debug, Clone, Copy)]
+pub struct Maintenance {
+    /// `RETENTION_*_DAYS`, unset by default.
+    pub retention: Policy,
+    /// `PARTITION_SPAN_DAYS` and `WORKER_MAINTENANCE_LOCK_TIMEOUT_MS`.
+    pub layout: Layout,
+    /// `PARTITION_AHEAD_DAYS`, default 3.
+    pub ahead_days: u32,
+    /// `WORKER_MAINTENANCE_INTERVAL_SECS`, default 3600.
+    pub interval: Duration,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -206,6 +265,8 @@ impl fmt::Debug for WorkerConfig {
             .field("analytics_pool_size", &self.analytics_pool_size)
             .field("analytics_timeout_ms", &self.analytics_timeout_ms)
             .field("analytics_max_buckets", &self.analytics_max_buckets)
+            .field("dedup_window", &self.dedup_window)
+            .field("maintenance", &self.maintenance)
             .finish()
     }
 }
@@ -256,8 +317,47 @@ impl WorkerConfig {
             analytics_pool_size: env.positive("WORKER_ANALYTICS_POOL_SIZE")?,
             analytics_timeout_ms: env.positive("WORKER_ANALYTICS_TIMEOUT_MS")?,
             analytics_max_buckets: env.positive("WORKER_ANALYTICS_MAX_BUCKETS")?,
+            dedup_window: Duration::from_secs(
+                3600 * env.positive::<u64>("WORKER_DEDUP_WINDOW_HOURS")?,
+            ),
+            maintenance: maintenance(&env)?,
         })
     }
+}
+
+/// The partition and retention settings alone, for the `retention`
+/// command, which needs nothing else.
+pub fn maintenance_config(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Maintenance, ConfigError> {
+    maintenance(&Env::new(VARS, lookup))
+}
+
+fn maintenance(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Maintenance, ConfigError> {
+    let days = |name| -> Result<Option<u32>, ConfigError> {
+        match env.optional::<u32>(name)? {
+            Some(0) => Err(ConfigError::new(
+                name,
+                "must be at least 1 day (unset it to keep everything)",
+            )),
+            days => Ok(days),
+        }
+    };
+    Ok(Maintenance {
+        retention: Policy {
+            events_days: days("RETENTION_EVENTS_DAYS")?,
+            anomalies_days: days("RETENTION_ANOMALIES_DAYS")?,
+            rollups_days: days("RETENTION_ROLLUPS_DAYS")?,
+        },
+        layout: Layout {
+            span_days: env.positive("PARTITION_SPAN_DAYS")?,
+            lock_timeout: Duration::from_millis(
+                env.positive("WORKER_MAINTENANCE_LOCK_TIMEOUT_MS")?,
+            ),
+        },
+        ahead_days: env.required("PARTITION_AHEAD_DAYS")?,
+        interval: Duration::from_secs(env.positive("WORKER_MAINTENANCE_INTERVAL_SECS")?),
+    })
 }
 
 /// The rules in `path`, or the defaults.

@@ -23,6 +23,7 @@ pub mod controllers;
 pub mod dead_letters;
 pub mod decode;
 pub mod detection;
+pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
@@ -68,6 +69,7 @@ pub async fn serve(
     });
     let probe = tokio::spawn(probe(worker.clone()));
     let sweep = tokio::spawn(pipeline::sweep_unpublished(worker.clone()));
+    let maintenance = tokio::spawn(maintenance::run(worker.clone()));
     let queue = worker
         .publications_queue
         .lock()
@@ -96,6 +98,7 @@ pub async fn serve(
     }
     probe.abort();
     sweep.abort();
+    maintenance.abort();
     // What committed batches queued is published before the worker stops,
     // within the grace period (a sweep, here or elsewhere, covers the rest).
     let _ = pipeline_done.send(true);
@@ -108,6 +111,7 @@ pub async fn serve(
     // Wait for the aborts, so the clients they hold close before we return.
     let _ = probe.await;
     let _ = sweep.await;
+    let _ = maintenance.await;
     http.await
         .context("HTTP server task")?
         .context("serving HTTP")?;

@@ -1,11 +1,14 @@
 //! The `eventpipe-worker` binary: `migrate` applies pending migrations to
 //! `DATABASE_URL` (the one way every start-up path migrates:
-//! `eventpipe_store::migrate`), `openapi` prints the OpenAPI document;
+//! `eventpipe_store::migrate`), `openapi` prints the OpenAPI document,
+//! `retention [--dry-run] [--json]` runs one maintenance pass (partitions,
+//! retention) or lists what it would remove;
 //! without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists the
 //! environment variables.
 
 use anyhow::Context;
 use eventpipe_worker::config::{self, WorkerConfig};
+use eventpipe_worker::maintenance;
 
 /// glibc malloc is a measurable share of the hot path; mimalloc is not.
 #[global_allocator]
@@ -17,7 +20,18 @@ async fn main() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("-h" | "--help") => {
             println!("eventpipe-worker: stores the events topic in PostgreSQL exactly once.\n");
-            println!("Usage: eventpipe-worker [migrate | openapi]\n");
+            println!(
+                "Usage: eventpipe-worker [migrate | openapi | retention [--dry-run] [--json]]\n"
+            );
+            println!("  migrate     apply pending migrations to DATABASE_URL");
+            println!("  openapi     print the OpenAPI document of the worker's HTTP API");
+            println!(
+                "  retention   make the partitions and remove what RETENTION_*_DAYS no longer keep,"
+            );
+            println!(
+                "              as the running workers do every WORKER_MAINTENANCE_INTERVAL_SECS;"
+            );
+            println!("              --dry-run lists what would be removed, --json prints JSON\n");
             print!("{}", config::help());
             return Ok(());
         }
@@ -32,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{applied} migration(s) applied");
             return Ok(());
         }
+        Some("retention") => {
+            eventpipe_service::init_tracing();
+            return retention(std::env::args().skip(2).collect()).await;
+        }
         Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),
         None => {}
     }
@@ -42,4 +60,62 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding WORKER_ADDR={}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "eventpipe-worker listening");
     eventpipe_worker::serve(config, listener, eventpipe_service::shutdown_signal()).await
+}
+
+/// The `retention` command.
+async fn retention(flags: Vec<String>) -> anyhow::Result<()> {
+    let dry_run = flags.iter().any(|f| f == "--dry-run");
+    let json = flags.iter().any(|f| f == "--json");
+    if let Some(unknown) = flags
+        .iter()
+        .find(|f| !["--dry-run", "--json"].contains(&f.as_str()))
+    {
+        anyhow::bail!("unknown flag {unknown:?} for retention; see --help");
+    }
+    let lookup = |name: &str| std::env::var(name).ok();
+    let url = config::database_url(lookup)?;
+    let settings = config::maintenance_config(lookup)?;
+    if dry_run {
+        let plan = maintenance::dry_run(&url, settings.retention).await?;
+        if json {
+            println!("{}", maintenance::plan_json(&plan));
+        } else {
+            print!("{}", maintenance::describe(settings.retention, &plan));
+        }
+        return Ok(());
+    }
+    let outcome = maintenance::pass(&url, settings, chrono::Utc::now(), |_| {}).await?;
+    let maintenance::Outcome::Done(report) = outcome else {
+        anyhow::bail!(
+            "another worker is running maintenance now (it holds the advisory lock); try again later"
+        );
+    };
+    if json {
+        let created: Vec<_> = report.created.iter().map(|(_, p)| p).collect();
+        let removed: Vec<_> = report
+            .removed
+            .iter()
+            .map(
+                |r| serde_json::json!({"table": r.table, "partition": r.partition, "rows": r.rows}),
+            )
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"created": created, "removed": removed})
+        );
+        return Ok(());
+    }
+    for (_, partition) in &report.created {
+        println!("created partition {partition}");
+    }
+    for r in &report.removed {
+        match &r.partition {
+            Some(p) => println!("dropped partition {p} of {} ({} rows)", r.table, r.rows),
+            None => println!("deleted {} rows of {}", r.rows, r.table),
+        }
+    }
+    if report.created.is_empty() && report.removed.is_empty() {
+        println!("nothing to do: partitions are made and nothing has expired");
+    }
+    Ok(())
 }

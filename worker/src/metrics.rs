@@ -38,6 +38,22 @@ pub const HTTP_REQUESTS_TOTAL: &str = "eventpipe_worker_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "eventpipe_worker_http_request_duration_seconds";
 /// Offsets the worker never read because the topic no longer held them.
 pub const OFFSETS_SKIPPED_TOTAL: &str = "eventpipe_worker_offsets_skipped_total";
+/// Maintenance passes (partitions and retention), by outcome: `done`,
+/// `failed`, or `skipped` (another worker held the lock).
+pub const RETENTION_RUNS_TOTAL: &str = "eventpipe_worker_retention_runs_total";
+/// Maintenance passes that failed since the last one that did not.
+pub const RETENTION_CONSECUTIVE_FAILURES: &str = "eventpipe_worker_retention_consecutive_failures";
+/// When the last pass this worker ran completed (Unix seconds).
+pub const RETENTION_LAST_SUCCESS: &str =
+    "eventpipe_worker_retention_last_success_timestamp_seconds";
+/// Partitions made, by table.
+pub const RETENTION_PARTITIONS_CREATED_TOTAL: &str =
+    "eventpipe_worker_retention_partitions_created_total";
+/// Partitions dropped by retention, by table.
+pub const RETENTION_PARTITIONS_DROPPED_TOTAL: &str =
+    "eventpipe_worker_retention_partitions_dropped_total";
+/// Rows removed by retention (in dropped partitions or deleted), by table.
+pub const RETENTION_ROWS_REMOVED_TOTAL: &str = "eventpipe_worker_retention_rows_removed_total";
 
 /// The worker's metrics.
 #[derive(Clone)]
@@ -73,6 +89,18 @@ pub struct Metrics {
     pub anomaly_entries: IntGauge,
     /// See [`ANOMALY_PUBLISH_FAILURES_TOTAL`].
     pub anomaly_publish_failures: IntCounter,
+    /// See [`RETENTION_RUNS_TOTAL`].
+    pub retention_runs: IntCounterVec,
+    /// See [`RETENTION_CONSECUTIVE_FAILURES`].
+    pub retention_failing: IntGauge,
+    /// See [`RETENTION_LAST_SUCCESS`].
+    pub retention_last_success: IntGauge,
+    /// See [`RETENTION_PARTITIONS_CREATED_TOTAL`].
+    pub partitions_created: IntCounterVec,
+    /// See [`RETENTION_PARTITIONS_DROPPED_TOTAL`].
+    pub partitions_dropped: IntCounterVec,
+    /// See [`RETENTION_ROWS_REMOVED_TOTAL`].
+    pub rows_removed: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +169,36 @@ impl Metrics {
                 ANOMALY_PUBLISH_FAILURES_TOTAL,
                 "Failed publications of anomalies (retried by the sweep)",
             )?,
+            retention_runs: IntCounterVec::new(
+                Opts::new(
+                    RETENTION_RUNS_TOTAL,
+                    "Maintenance passes (partitions, retention) by outcome",
+                ),
+                &["outcome"],
+            )?,
+            retention_failing: IntGauge::new(
+                RETENTION_CONSECUTIVE_FAILURES,
+                "Maintenance passes failed in a row",
+            )?,
+            retention_last_success: IntGauge::new(
+                RETENTION_LAST_SUCCESS,
+                "Unix time the last maintenance pass of this worker completed",
+            )?,
+            partitions_created: IntCounterVec::new(
+                Opts::new(RETENTION_PARTITIONS_CREATED_TOTAL, "Partitions made"),
+                &["table"],
+            )?,
+            partitions_dropped: IntCounterVec::new(
+                Opts::new(
+                    RETENTION_PARTITIONS_DROPPED_TOTAL,
+                    "Partitions dropped by retention",
+                ),
+                &["table"],
+            )?,
+            rows_removed: IntCounterVec::new(
+                Opts::new(RETENTION_ROWS_REMOVED_TOTAL, "Rows removed by retention"),
+                &["table"],
+            )?,
         };
         let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.consumed.clone()),
@@ -157,6 +215,12 @@ impl Metrics {
             Box::new(metrics.anomaly_users.clone()),
             Box::new(metrics.anomaly_entries.clone()),
             Box::new(metrics.anomaly_publish_failures.clone()),
+            Box::new(metrics.retention_runs.clone()),
+            Box::new(metrics.retention_failing.clone()),
+            Box::new(metrics.retention_last_success.clone()),
+            Box::new(metrics.partitions_created.clone()),
+            Box::new(metrics.partitions_dropped.clone()),
+            Box::new(metrics.rows_removed.clone()),
         ];
         collectors.extend(metrics.http.collectors());
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;

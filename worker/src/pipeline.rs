@@ -221,6 +221,7 @@ async fn store_rows(
     let written = eventpipe_store::store_batch(
         &worker.pool,
         rows,
+        worker.config.dedup_window,
         detection.as_mut().map(|d| d as &mut dyn WithinBatch),
     )
     .await;
@@ -229,7 +230,8 @@ async fn store_rows(
         Err(StoreError::Refused(reason)) => {
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
             let within = detection.as_mut().map(|d| d as &mut dyn WithinBatch);
-            eventpipe_store::store_each(&worker.pool, rows, within).await?
+            eventpipe_store::store_each(&worker.pool, rows, worker.config.dedup_window, within)
+                .await?
         }
         Err(e) => return Err(e),
     };

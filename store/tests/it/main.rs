@@ -2,6 +2,7 @@
 //! PostgreSQL at 127.0.0.1:5432 (or `EVENTPIPE_TEST_DATABASE_SERVER`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod migration;
 mod schema;
 mod scratch;
 

@@ -19,7 +19,7 @@ async fn count(url: &str, sql: &str) -> i64 {
     rows[0].n
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn copies_are_migrated_separate_and_dropped() {
     let server = crate::server();
     let (a, b) = tokio::join!(

@@ -8,7 +8,7 @@
 use crate::support::*;
 use diesel::sql_query;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use eventpipe_store::store_batch;
+use eventpipe_store::{DEFAULT_DEDUP_WINDOW, store_batch};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -22,11 +22,26 @@ async fn serve_known(
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
     let rows = known_events();
     assert_eq!(
-        store_batch(&pool, &rows[..5], None).await.unwrap().inserted,
+        store_batch(&pool, &rows[..5], DEFAULT_DEDUP_WINDOW, None)
+            .await
+            .unwrap()
+            .inserted,
         5
     );
-    assert_eq!(store_batch(&pool, &rows, None).await.unwrap().inserted, 4);
-    assert_eq!(store_batch(&pool, &rows, None).await.unwrap().inserted, 0);
+    assert_eq!(
+        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+            .await
+            .unwrap()
+            .inserted,
+        4
+    );
+    assert_eq!(
+        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+            .await
+            .unwrap()
+            .inserted,
+        0
+    );
     let kafka = kafka();
     let worker = start_worker(&kafka, &db, extra).await;
     wait_ready(&worker).await;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::support::*;
 use diesel::sql_query;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use eventpipe_store::store_batch;
+use eventpipe_store::{DEFAULT_DEDUP_WINDOW, store_batch};
 use serde_json::Value;
 
 const INFINITY: &str = "yesoreyeram-infinity-datasource";
@@ -130,7 +130,9 @@ fn select<'a>(value: &'a Value, selector: &str) -> Option<&'a Value> {
 async fn every_infinity_query_is_accepted_by_the_worker_and_has_its_columns() {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, &known_events(), None).await.unwrap();
+    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW, None)
+        .await
+        .unwrap();
     db.connect()
         .await
         .batch_execute(&insert_known_anomalies())
@@ -234,7 +236,9 @@ fn expand_sql(sql: &str, from: &str, to: &str) -> String {
 async fn every_sql_panel_runs_as_the_dashboards_role() {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, &known_events(), None).await.unwrap();
+    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW, None)
+        .await
+        .unwrap();
     db.apply_dashboards_role().await;
     let mut reader = db.dashboards_reader().await;
     let mut checked = 0;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use diesel_async::SimpleAsyncConnection;
-use eventpipe_store::{NewEvent, store_batch};
+use eventpipe_store::{DEFAULT_DEDUP_WINDOW, NewEvent, store_batch};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,7 +26,9 @@ async fn serve(
 ) -> (TestDb, Running, eventpipe_embedded_kafka::EmbeddedKafka) {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, rows, None).await.unwrap();
+    store_batch(&pool, rows, DEFAULT_DEDUP_WINDOW, None)
+        .await
+        .unwrap();
     let kafka = kafka();
     let worker = start_worker(&kafka, &db, extra).await;
     wait_ready(&worker).await;
@@ -91,7 +93,9 @@ async fn pages_walk_every_event_once_newest_first_even_while_events_arrive() {
         let n = 1000 + page as u128 * 2;
         let newer = event(n, "late", "click", "web", "2026-11-20T11:00:00Z");
         let older = event(n + 1, "late", "click", "web", "2026-11-20T09:00:00Z");
-        store_batch(&pool, &[newer, older], None).await.unwrap();
+        store_batch(&pool, &[newer, older], DEFAULT_DEDUP_WINDOW, None)
+            .await
+            .unwrap();
     })
     .await;
     let seen: HashSet<Uuid> = arrived.iter().copied().collect();

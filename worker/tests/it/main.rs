@@ -12,6 +12,7 @@ mod grafana;
 mod interrupted;
 mod openapi;
 mod outage;
+mod partitions;
 mod read_api;
 mod rebalance;
 mod retention;

@@ -168,6 +168,12 @@ impl TestDb {
         assert_eq!(distinct, accepted);
     }
 
+    /// Runs statements (`;`-separated) in this database.
+    pub async fn run_sql(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        self.connect().await.batch_execute(sql).await.unwrap();
+    }
+
     /// Runs admin SQL against the server (not this database).
     pub async fn admin(&self, sql: &str) {
         let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))

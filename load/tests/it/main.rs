@@ -7,6 +7,7 @@ mod audit;
 mod exit_codes;
 mod pacer;
 mod readme;
+mod retention;
 
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -34,7 +34,13 @@ fn settings(events_days: Option<u32>, anomalies_days: Option<u32>) -> Maintenanc
 
 /// Event `n` at `ts` for user `u<n % 7>`.
 fn at_time(n: u128, ts: DateTime<Utc>) -> NewEvent {
-    let mut e = event(n, &format!("u{}", n % 7), "click", "web", "2026-01-01T00:00:00Z");
+    let mut e = event(
+        n,
+        &format!("u{}", n % 7),
+        "click",
+        "web",
+        "2026-01-01T00:00:00Z",
+    );
     e.event_ts = ts;
     e.received_at = ts;
     e
@@ -90,7 +96,10 @@ async fn any_time_is_stored_and_lands_in_its_day_s_partition() {
     assert_eq!(homes(&db, 1).await, ["events_default"]);
     assert_eq!(
         homes(&db, 2).await,
-        [format!("events_{}", (now + Days::minutes(4)).format("%Y%m%d"))]
+        [format!(
+            "events_{}",
+            (now + Days::minutes(4)).format("%Y%m%d")
+        )]
     );
     assert_eq!(homes(&db, 3).await, [today]);
     assert_eq!(homes(&db, 4).await, ["events_default"]);
@@ -216,9 +225,15 @@ async fn forty_days_kept_thirty_drops_the_old_partitions_and_keeps_the_rest() {
     };
     assert_eq!(doomed.len(), 15, "{doomed:?}");
     for table in &doomed {
-        assert!(listed.contains(&format!("drop partition {table} ")), "{listed}");
+        assert!(
+            listed.contains(&format!("drop partition {table} ")),
+            "{listed}"
+        );
     }
-    assert!(listed.contains("delete 1 rows of events_default"), "{listed}");
+    assert!(
+        listed.contains("delete 1 rows of events_default"),
+        "{listed}"
+    );
 
     let report = pass(&db, keep).await;
     let dropped: Vec<&String> = report
@@ -228,10 +243,7 @@ async fn forty_days_kept_thirty_drops_the_old_partitions_and_keeps_the_rest() {
         .filter_map(|r| r.partition.as_ref())
         .collect();
     assert_eq!(dropped.len(), 15);
-    let kept_rows = rows
-        .iter()
-        .filter(|r| r.event_ts >= horizon)
-        .count() as i64;
+    let kept_rows = rows.iter().filter(|r| r.event_ts >= horizon).count() as i64;
     let removed_rows: i64 = report
         .removed
         .iter()
@@ -256,23 +268,37 @@ async fn forty_days_kept_thirty_drops_the_old_partitions_and_keeps_the_rest() {
         ))
         .await;
     assert!(kept_anomalies > 0 && kept_anomalies < anomalies);
-    assert_eq!(db.count("SELECT count(*) AS n FROM anomalies").await, kept_anomalies);
-    assert_eq!(db.count("SELECT count(*) AS n FROM anomaly_outbox").await, kept_anomalies);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM anomalies").await,
+        kept_anomalies
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM anomaly_outbox").await,
+        kept_anomalies
+    );
     // The rollups keep every event, the removed ones included.
     assert_eq!(
-        db.count("SELECT sum(count)::bigint AS n FROM event_counts_hour").await,
+        db.count("SELECT sum(count)::bigint AS n FROM event_counts_hour")
+            .await,
         321
     );
     // The horizon is recorded for readers.
     let mut conn = db.connect().await;
-    let horizons: Vec<Horizon> = sql_query("SELECT data, complete_from FROM retention ORDER BY data")
-        .load(&mut conn)
-        .await
-        .unwrap();
-    let horizons: Vec<_> = horizons.into_iter().map(|h| (h.data, h.complete_from)).collect();
+    let horizons: Vec<Horizon> =
+        sql_query("SELECT data, complete_from FROM retention ORDER BY data")
+            .load(&mut conn)
+            .await
+            .unwrap();
+    let horizons: Vec<_> = horizons
+        .into_iter()
+        .map(|h| (h.data, h.complete_from))
+        .collect();
     assert_eq!(
         horizons,
-        [("anomalies".to_owned(), horizon), ("events".to_owned(), horizon)]
+        [
+            ("anomalies".to_owned(), horizon),
+            ("events".to_owned(), horizon)
+        ]
     );
     // A second pass finds nothing more.
     assert!(pass(&db, keep).await.removed.is_empty());
@@ -293,7 +319,10 @@ async fn one_pass_at_a_time() {
         .unwrap();
     assert!(matches!(outcome, Outcome::Skipped), "{outcome:?}");
     let mut conn = db.connect().await;
-    assert_eq!(partitions::list(&mut conn, "events").await.unwrap().len(), before);
+    assert_eq!(
+        partitions::list(&mut conn, "events").await.unwrap().len(),
+        before
+    );
     retention::unlock(&mut holder).await.unwrap();
     let report = pass(&db, settings(Some(5), None)).await;
     assert!(!report.created.is_empty());

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use eventpipe_store::DbPool;
 
 use crate::analytics::params::{AnomalyFilter, AnomalyKey, EventFilter, EventKey};
-use crate::analytics::{Point, TimeRange};
+use crate::analytics::{Horizons, Point, TimeRange};
 use crate::pages::{AnomaliesPage, Cursor, EventsPage};
 
 /// Why an analytics query gave no answer.
@@ -633,12 +633,43 @@ impl Analytics {
         self.load(query).await
     }
 
+    /// What retention has removed, as the `retention` table says.
+    pub async fn horizons(&self) -> Result<Horizons, QueryError> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            data: String,
+            #[diesel(sql_type = Timestamptz)]
+            complete_from: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = self
+            .load(sql_query("SELECT data, complete_from FROM retention"))
+            .await?;
+        let mut horizons = Horizons::default();
+        for row in rows {
+            let slot = match row.data.as_str() {
+                "events" => &mut horizons.events,
+                "anomalies" => &mut horizons.anomalies,
+                _ => &mut horizons.rollups,
+            };
+            *slot = Some(row.complete_from);
+        }
+        Ok(horizons)
+    }
+
     /// The system over `range`: events by type (and their total) from the
     /// rollups, anomalies by rule and severity, users with an event at or
     /// after `range.from`, and the ingest-lag histogram of the hours
     /// `range` touches. The four queries run at once, each on its own
     /// connection.
-    pub async fn summary(&self, range: &TimeRange) -> Result<Summary, QueryError> {
+    /// Events and users are counted over `events_range`: `range` or, when
+    /// retention removed the raw events of its first hour, `range` from
+    /// that hour's start.
+    pub async fn summary(
+        &self,
+        range: &TimeRange,
+        events_range: &TimeRange,
+    ) -> Result<Summary, QueryError> {
         #[derive(diesel::QueryableByName)]
         struct Users {
             #[diesel(sql_type = BigInt)]
@@ -652,17 +683,20 @@ impl Analytics {
             count: i64,
         }
         // Users whose latest hour is after the window's first hour are in
-        // it; of those whose latest hour is that hour, the events tell.
+        // it; of those whose latest hour is that hour, the events tell
+        // (when retention removed them, the whole first hour counts:
+        // `events_range` starts at the hour).
         let users = self.load(
             sql_query(
                 "SELECT (SELECT count(*) FROM users WHERE last_hour > date_trunc('hour', $1, 'UTC'))
                       + (SELECT count(*) FROM users AS u
                          WHERE u.last_hour = date_trunc('hour', $1, 'UTC')
-                           AND EXISTS (SELECT 1 FROM events AS e
-                                       WHERE e.user_id = u.user_id AND e.event_ts >= $1))
+                           AND ($1 = date_trunc('hour', $1, 'UTC')
+                                OR EXISTS (SELECT 1 FROM events AS e
+                                           WHERE e.user_id = u.user_id AND e.event_ts >= $1)))
                         AS users",
             )
-            .bind::<Timestamptz, _>(range.from),
+            .bind::<Timestamptz, _>(events_range.from),
         );
         let lag = self.load(
             sql_query(
@@ -675,7 +709,7 @@ impl Analytics {
         );
         let (any_event, any_anomaly) = (EventFilter::default(), AnomalyFilter::default());
         let (by_type, anomalies, users, lag): (_, _, Vec<Users>, Vec<Bucket>) = futures::try_join!(
-            self.event_breakdown(range, EventKey::Type, u32::MAX, &any_event),
+            self.event_breakdown(events_range, EventKey::Type, u32::MAX, &any_event),
             self.anomaly_counts(range, None, true, true, &any_anomaly),
             users,
             lag,

@@ -265,15 +265,23 @@ fn is_lock_timeout(error: &StoreError) -> bool {
     matches!(error, StoreError::Unavailable(m) if m.contains("lock timeout"))
 }
 
-/// Carries `plan` out: records the horizons, then removes. Stops at the
-/// first step that fails (a later pass plans again from what is left).
-/// `removed` receives each step as it completes.
+/// Carries `plan` out: records the horizons, waits `reader_grace` when one
+/// moved (a request that read the old horizon a moment before finishes
+/// before what it may read goes), then removes. Stops at the first step
+/// that fails (a later pass plans again from what is left). `removed`
+/// receives each step as it completes.
 pub async fn apply(
     conn: &mut AsyncPgConnection,
     plan: &Plan,
     timeout: Duration,
+    reader_grace: Duration,
     mut removed: impl FnMut(Removed),
 ) -> Result<(), StoreError> {
+    let before = horizons(conn).await?;
+    let moved = plan
+        .horizons
+        .iter()
+        .any(|h| !before.iter().any(|b| b.0 == h.0 && b.1 >= h.1));
     for (data, horizon) in &plan.horizons {
         sql_query(
             "INSERT INTO retention AS r (data, complete_from) VALUES ($1, $2)
@@ -284,6 +292,9 @@ pub async fn apply(
         .bind::<Timestamptz, _>(horizon)
         .execute(conn)
         .await?;
+    }
+    if moved && !plan.removals.is_empty() {
+        tokio::time::sleep(reader_grace).await;
     }
     for removal in &plan.removals {
         match removal {

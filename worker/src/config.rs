@@ -145,6 +145,11 @@ pub const VARS: &[Var] = &[
         "days of counts, ingest-lag histogram and idle users to keep; unset keeps them forever",
     ),
     var(
+        "RETENTION_READER_GRACE_SECS",
+        Some("30"),
+        "after retention moves a horizon, how long it waits before removing, so read requests that started before finish on whole data",
+    ),
+    var(
         "PARTITION_SPAN_DAYS",
         Some("1"),
         "UTC days per partition of events and anomalies (applies to partitions made from now on)",
@@ -240,6 +245,8 @@ pub struct Maintenance {
     pub ahead_days: u32,
     /// `WORKER_MAINTENANCE_INTERVAL_SECS`, default 3600.
     pub interval: Duration,
+    /// `RETENTION_READER_GRACE_SECS`, default 30.
+    pub reader_grace: Duration,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -357,6 +364,7 @@ fn maintenance(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Maintenance
         },
         ahead_days: env.required("PARTITION_AHEAD_DAYS")?,
         interval: Duration::from_secs(env.positive("WORKER_MAINTENANCE_INTERVAL_SECS")?),
+        reader_grace: Duration::from_secs(env.required("RETENTION_READER_GRACE_SECS")?),
     })
 }
 

@@ -93,7 +93,8 @@ pub async fn pass(
         }
         if !settings.retention.keeps_everything() {
             let plan = retention::plan(&mut conn, settings.retention, now).await?;
-            retention::apply(&mut conn, &plan, settings.layout.lock_timeout, |r| {
+            let (timeout, grace) = (settings.layout.lock_timeout, settings.reader_grace);
+            retention::apply(&mut conn, &plan, timeout, grace, |r| {
                 removed(&r);
                 report.removed.push(r);
             })

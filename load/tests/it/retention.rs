@@ -32,6 +32,7 @@ fn keeping(days: u32) -> Maintenance {
         },
         ahead_days: 2,
         interval: Duration::from_secs(3600),
+        reader_grace: Duration::ZERO,
     }
 }
 

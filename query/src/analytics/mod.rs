@@ -71,6 +71,63 @@ impl TimeRange {
     }
 }
 
+/// What retention has removed: per kind of data, the instant from which
+/// what is stored is whole (`None`: nothing was ever removed). Read from
+/// the `retention` table, which retention writes before it removes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Horizons {
+    /// Raw events.
+    pub events: Option<DateTime<Utc>>,
+    /// Anomalies.
+    pub anomalies: Option<DateTime<Utc>>,
+    /// Counts, the ingest-lag histogram and the users table.
+    pub rollups: Option<DateTime<Utc>>,
+}
+
+/// `horizon` when data from `from` on asks for what is before it.
+pub fn missing_before(
+    horizon: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    horizon.filter(|h| from < *h)
+}
+
+impl TimeRange {
+    /// The range event counts are taken over: this one, except that an
+    /// edge whose raw events retention removed is widened to its whole
+    /// minute, counted from the per-minute rollup (which is exact) instead
+    /// of from events that are no longer there. The horizon is a UTC
+    /// midnight, so an edge (less than a minute) is wholly before it or
+    /// wholly after it.
+    pub fn counted(&self, horizons: &Horizons) -> TimeRange {
+        let removed = |t: DateTime<Utc>| horizons.events.is_some_and(|h| t < h);
+        TimeRange {
+            from: if removed(self.from) {
+                floor(self.from, MINUTE_MS)
+            } else {
+                self.from
+            },
+            to: if removed(floor(self.to, MINUTE_MS)) {
+                ceil(self.to, MINUTE_MS)
+            } else {
+                self.to
+            },
+        }
+    }
+
+    /// [`TimeRange::counted`] at the hour: the summary's users are known
+    /// per hour once the window's first hour has no raw events.
+    pub fn counted_by_hour(&self, horizons: &Horizons) -> TimeRange {
+        match horizons.events {
+            Some(h) if self.from < h => TimeRange {
+                from: floor(self.from, HOUR_MS),
+                to: self.to,
+            },
+            _ => *self,
+        }
+    }
+}
+
 const MINUTE_MS: i64 = 60_000;
 const FIVE_MINUTES_MS: i64 = 300_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -296,6 +353,44 @@ mod tests {
 
     fn expect(pairs_: [(&str, &str); 3]) -> [(String, String); 3] {
         pairs_.map(|(a, b)| (a.to_owned(), b.to_owned()))
+    }
+
+    #[test]
+    fn edges_whose_events_are_removed_widen_to_their_minute() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+        let range = TimeRange {
+            from: t("2026-11-01T10:00:30.5Z"),
+            to: t("2026-11-02T10:00:30.5Z"),
+        };
+        assert_eq!(range.counted(&Horizons::default()), range);
+        let before_both = Horizons {
+            events: Some(t("2026-11-03T00:00:00Z")),
+            ..Horizons::default()
+        };
+        assert_eq!(
+            range.counted(&before_both),
+            TimeRange {
+                from: t("2026-11-01T10:00:00Z"),
+                to: t("2026-11-02T10:01:00Z"),
+            }
+        );
+        let between = Horizons {
+            events: Some(t("2026-11-02T00:00:00Z")),
+            ..Horizons::default()
+        };
+        assert_eq!(
+            range.counted(&between),
+            TimeRange {
+                from: t("2026-11-01T10:00:00Z"),
+                to: range.to,
+            }
+        );
+        assert_eq!(
+            range.counted_by_hour(&between).from,
+            t("2026-11-01T10:00:00Z")
+        );
+        assert_eq!(missing_before(between.events, range.from), between.events);
+        assert_eq!(missing_before(between.events, range.to), None);
     }
 
     #[test]

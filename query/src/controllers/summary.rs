@@ -22,7 +22,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::analytics::{TimeRange, lag_quantile};
-use crate::controllers::analytics::{query, time};
+use crate::controllers::analytics::{Retained, query, time};
 use crate::controllers::window::{RuleCount, TypeCount, WindowQuery};
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
@@ -56,6 +56,10 @@ pub struct EventSummary {
     pub unique_users: i64,
     /// By type, largest first.
     pub by_type: Vec<TypeCount>,
+    /// What retention left of the window, when it matters (the users are
+    /// then counted from the window's first whole hour).
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// Anomalies in the window.
@@ -68,6 +72,9 @@ pub struct AnomalySummary {
     /// How many of each severity (`low`, `medium`, `high`; absent: none).
     #[schema(example = json!({"high": 2, "low": 5}))]
     pub by_severity: std::collections::BTreeMap<String, i64>,
+    /// What retention left of the window, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// Ingest-lag percentiles, in milliseconds.
@@ -111,7 +118,11 @@ pub async fn get_summary(
         from: to - TimeDelta::hours(i64::from(hours)),
         to,
     };
-    let summary = read.analytics.summary(&range).await?;
+    let horizons = read.analytics.horizons().await?;
+    // Where retention removed the window's first raw events, events and
+    // users are counted from its first whole hour.
+    let events_range = range.counted_by_hour(&horizons);
+    let summary = read.analytics.summary(&range, &events_range).await?;
     let held = read.dead_letters.as_ref().and_then(|d| d.held());
     let mut by_severity = std::collections::BTreeMap::new();
     for (_, severity, count) in &summary.by_rule {
@@ -125,11 +136,13 @@ pub async fn get_summary(
             total: summary.events,
             unique_users: summary.users,
             by_type: TypeCount::all(summary.by_type),
+            retained: Retained::new(&range, &events_range, horizons.rollups),
         },
         anomalies: AnomalySummary {
             total: by_severity.values().sum(),
             by_rule: RuleCount::all(summary.by_rule),
             by_severity,
+            retained: Retained::new(&range, &range, horizons.anomalies),
         },
         ingest_lag_ms: lag_quantile(&summary.lag, 0.5)
             .zip(lag_quantile(&summary.lag, 0.95))

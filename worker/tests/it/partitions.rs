@@ -29,6 +29,7 @@ fn settings(events_days: Option<u32>, anomalies_days: Option<u32>) -> Maintenanc
         },
         ahead_days: 2,
         interval: std::time::Duration::from_secs(3600),
+        reader_grace: std::time::Duration::ZERO,
     }
 }
 
@@ -141,7 +142,7 @@ async fn an_event_is_recognised_across_partition_boundaries_and_after_its_partit
         report.created.iter().any(|(_, p)| *p == yesterday),
         "{report:?}"
     );
-    assert_eq!(homes(&db, 1).await, [yesterday.clone()]);
+    assert_eq!(homes(&db, 1).await, [yesterday]);
     // The same message again, and the re-stamped copy again.
     assert_eq!(store(&[late.clone(), restamped.clone()]).await, 0);
 
@@ -326,4 +327,162 @@ async fn one_pass_at_a_time() {
     retention::unlock(&mut holder).await.unwrap();
     let report = pass(&db, settings(Some(5), None)).await;
     assert!(!report.created.is_empty());
+}
+
+fn rollups_too(events_days: u32, rollups_days: u32) -> Maintenance {
+    let mut s = settings(Some(events_days), Some(events_days));
+    s.retention.rollups_days = Some(rollups_days);
+    s
+}
+
+async fn get(worker: &Running, path: &str) -> serde_json::Value {
+    let response = reqwest::get(worker.url(path)).await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_over_removed_raw_events_come_from_the_rollups_and_say_so() {
+    let db = TestDb::create().await;
+    pass(&db, settings(Some(45), Some(45))).await;
+    let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
+    let today = day_start(Utc::now());
+    // An event every 10 minutes, 30 s past the minute, for 40 days back.
+    let base = today - Days::hours(1) + Days::seconds(30);
+    let rows: Vec<NewEvent> = (0..40 * 144u128)
+        .map(|i| at_time(i + 1, base - Days::minutes(10 * i as i64)))
+        .collect();
+    store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+        .await
+        .unwrap();
+    db.run_sql(
+        "INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+         SELECT gen_random_uuid(), event_id, user_id, 'rule', 'low', 'seen', event_ts, '{}'
+         FROM events WHERE kafka_offset % 4 = 0",
+    )
+    .await;
+    let between = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        rows.iter()
+            .filter(|r| r.event_ts >= from && r.event_ts < to)
+            .count() as i64
+    };
+    // Raw events and anomalies kept 30 days, counts 35.
+    pass(&db, rollups_too(30, 35)).await;
+    let (raw_from, counts_from) = (
+        day_start(Utc::now() - Days::days(30)),
+        day_start(Utc::now() - Days::days(35)),
+    );
+    assert_eq!(db.events().await, between(raw_from, today));
+
+    let kafka = kafka();
+    let worker = start_worker(&kafka, &db, &[]).await;
+    wait_ready(&worker).await;
+
+    // Inside what is kept: exact, nothing said.
+    let (from, to) = (raw_from + Days::seconds(45), today);
+    let kept = get(
+        &worker,
+        &format!(
+            "/api/v1/analytics/counts/total?from={}&to={}",
+            ms(from),
+            ms(to)
+        ),
+    )
+    .await;
+    assert_eq!(kept["count"], between(from, to), "{kept}");
+    assert!(kept.get("counted_from").is_none() && kept.get("complete_from").is_none());
+
+    // Starting three days before the raw horizon, 15 s after an event:
+    // the first minute counts whole, from the minute rollup, and says so.
+    let from = raw_from - Days::days(3) - Days::hours(1) + Days::seconds(45);
+    let old = get(
+        &worker,
+        &format!(
+            "/api/v1/analytics/counts/total?from={}&to={}",
+            ms(from),
+            ms(to)
+        ),
+    )
+    .await;
+    let minute = from - Days::seconds(45);
+    assert_eq!(old["count"], between(minute, to), "{old}");
+    assert_eq!(between(minute, to), between(from, to) + 1);
+    assert_eq!(
+        old["counted_from"],
+        eventpipe_contract::rfc3339::format(&minute)
+    );
+    assert!(old.get("complete_from").is_none(), "{old}");
+    let series = get(
+        &worker,
+        &format!(
+            "/api/v1/analytics/counts/timeseries?from={}&to={}&interval=1d",
+            ms(from),
+            ms(to)
+        ),
+    )
+    .await;
+    let summed: i64 = series["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(summed, between(minute, to), "{series}");
+    assert_eq!(series["counted_from"], old["counted_from"]);
+
+    // Starting before the counts' horizon: what is before it is missing, said.
+    let from = counts_from - Days::days(2);
+    let gone = get(
+        &worker,
+        &format!(
+            "/api/v1/analytics/counts/total?from={}&to={}",
+            ms(from),
+            ms(to)
+        ),
+    )
+    .await;
+    assert_eq!(gone["count"], between(counts_from, to), "{gone}");
+    assert_eq!(
+        gone["complete_from"],
+        eventpipe_contract::rfc3339::format(&counts_from)
+    );
+    let anomalies = get(
+        &worker,
+        &format!(
+            "/api/v1/analytics/anomalies/counts?from={}&to={}",
+            ms(from),
+            ms(to)
+        ),
+    )
+    .await;
+    assert_eq!(
+        anomalies["complete_from"],
+        eventpipe_contract::rfc3339::format(&raw_from)
+    );
+
+    // A summary of 1,000 hours: events from its first whole hour, from the
+    // counts kept; anomalies from those kept.
+    let summary = get(&worker, "/api/v1/summary?hours=1000").await;
+    let events = &summary["events"];
+    assert_eq!(
+        events["complete_from"],
+        eventpipe_contract::rfc3339::format(&counts_from),
+        "{summary}"
+    );
+    assert!(
+        events["counted_from"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00:00Z")
+    );
+    assert_eq!(events["total"], between(counts_from, Utc::now()));
+    assert_eq!(
+        summary["anomalies"]["complete_from"],
+        eventpipe_contract::rfc3339::format(&raw_from)
+    );
+    worker.stop().await.unwrap();
 }

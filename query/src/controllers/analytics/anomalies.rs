@@ -11,11 +11,11 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{query, time};
+use super::{Retained, query, time};
 use crate::analytics::params::{
     AnomalyCountsQuery, AnomalyKey, AnomalySeriesQuery, RecentAnomaliesQuery,
 };
-use crate::analytics::zero_fill;
+use crate::analytics::{TimeRange, zero_fill};
 use crate::db::AnomalyRow;
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
@@ -32,6 +32,9 @@ pub struct AnomalyCounts {
     pub total: i64,
     /// One row per group.
     pub data: Vec<AnomalyCount>,
+    /// What retention left of the range, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// One group's count.
@@ -65,6 +68,9 @@ pub struct AnomalySeries {
     pub interval_ms: i64,
     /// One row per bucket (per group, when grouped).
     pub data: Vec<AnomalyPoint>,
+    /// What retention left of the range, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// One bucket's count.
@@ -138,6 +144,12 @@ impl From<AnomalyRow> for AnomalyItem {
     }
 }
 
+/// Whether retention removed anomalies `range` asks for.
+async fn retained(read: &ReadSide, range: &TimeRange) -> Result<Retained, HttpError> {
+    let horizons = read.analytics.horizons().await?;
+    Ok(Retained::new(range, range, horizons.anomalies))
+}
+
 /// Anomalies in `[from, to)` by rule and severity.
 #[utoipa::path(get, path = "/api/v1/analytics/anomalies/counts", tag = "analytics",
     params(AnomalyCountsQuery),
@@ -151,6 +163,7 @@ pub async fn get_anomaly_counts(
     params: Result<Query<AnomalyCountsQuery>, QueryRejection>,
 ) -> Result<Json<AnomalyCounts>, HttpError> {
     let (range, by_rule, by_severity, filter) = query(params)?.parse(Utc::now())?;
+    let retained = retained(&read, &range).await?;
     let rows = read
         .analytics
         .anomaly_counts(&range, None, by_rule, by_severity, &filter)
@@ -169,6 +182,7 @@ pub async fn get_anomaly_counts(
         to: time(&range.to),
         total: data.iter().map(|c| c.count).sum(),
         data,
+        retained,
     }))
 }
 
@@ -185,6 +199,7 @@ pub async fn get_anomaly_timeseries(
     params: Result<Query<AnomalySeriesQuery>, QueryRejection>,
 ) -> Result<Json<AnomalySeries>, HttpError> {
     let series = query(params)?.parse(Utc::now(), read.max_buckets)?;
+    let retained = retained(&read, &series.range).await?;
     let rows = read
         .analytics
         .anomaly_series(
@@ -216,6 +231,7 @@ pub async fn get_anomaly_timeseries(
         interval: series.buckets.interval.name,
         interval_ms: series.buckets.interval.ms,
         data,
+        retained,
     }))
 }
 

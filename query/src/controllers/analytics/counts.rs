@@ -10,9 +10,9 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{query, time};
+use super::{Retained, query, time};
 use crate::analytics::params::{BreakdownQuery, CountsQuery, EventKey, TimeseriesQuery};
-use crate::analytics::zero_fill;
+use crate::analytics::{TimeRange, zero_fill};
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
 
@@ -28,6 +28,9 @@ pub struct Total {
     /// Events stored with an event time in the range.
     #[schema(example = 12873)]
     pub count: i64,
+    /// What retention left of the range, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// Event counts per bucket, zero-filled, sorted by time (then group).
@@ -45,6 +48,9 @@ pub struct Timeseries {
     pub interval_ms: i64,
     /// One row per bucket (per group, when grouped).
     pub data: Vec<CountPoint>,
+    /// What retention left of the range, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// One bucket's count. The first and last buckets may stick out of the
@@ -80,6 +86,9 @@ pub struct Breakdown {
     pub total: i64,
     /// Up to `limit` groups.
     pub data: Vec<BreakdownRow>,
+    /// What retention left of the range, when it matters.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// One group of a breakdown.
@@ -95,6 +104,15 @@ pub struct BreakdownRow {
     /// Events in the group.
     #[schema(example = 5120)]
     pub count: i64,
+}
+
+/// The range event counts over `range` are taken over, given retention,
+/// and what to say about it.
+async fn counted(read: &ReadSide, range: &TimeRange) -> Result<(TimeRange, Retained), HttpError> {
+    let horizons = read.analytics.horizons().await?;
+    let counted = range.counted(&horizons);
+    let retained = Retained::new(range, &counted, horizons.rollups);
+    Ok((counted, retained))
 }
 
 fn point(time: String, group: Option<String>, key: Option<EventKey>, count: i64) -> CountPoint {
@@ -119,14 +137,16 @@ pub async fn get_total(
     params: Result<Query<CountsQuery>, QueryRejection>,
 ) -> Result<Json<Total>, HttpError> {
     let (range, filter) = query(params)?.parse(Utc::now())?;
+    let (counted, retained) = counted(&read, &range).await?;
     let rows = read
         .analytics
-        .event_counts(&range, None, None, &filter)
+        .event_counts(&counted, None, None, &filter)
         .await?;
     Ok(Json(Total {
         from: time(&range.from),
         to: time(&range.to),
         count: rows.iter().map(|r| r.2).sum(),
+        retained,
     }))
 }
 
@@ -143,10 +163,11 @@ pub async fn get_timeseries(
     params: Result<Query<TimeseriesQuery>, QueryRejection>,
 ) -> Result<Json<Timeseries>, HttpError> {
     let series = query(params)?.parse(Utc::now(), read.max_buckets)?;
+    let (counted, retained) = counted(&read, &series.range).await?;
     let rows = read
         .analytics
         .event_counts(
-            &series.range,
+            &counted,
             Some(series.buckets.interval),
             series.group,
             &series.filter,
@@ -167,6 +188,7 @@ pub async fn get_timeseries(
         interval: series.buckets.interval.name,
         interval_ms: series.buckets.interval.ms,
         data,
+        retained,
     }))
 }
 
@@ -183,9 +205,10 @@ pub async fn get_breakdown(
     params: Result<Query<BreakdownQuery>, QueryRejection>,
 ) -> Result<Json<Breakdown>, HttpError> {
     let (range, by, limit, filter) = query(params)?.parse(Utc::now())?;
+    let (counted, retained) = counted(&read, &range).await?;
     let (groups, total) = read
         .analytics
-        .event_breakdown(&range, by, limit, &filter)
+        .event_breakdown(&counted, by, limit, &filter)
         .await?;
     Ok(Json(Breakdown {
         from: time(&range.from),
@@ -203,5 +226,6 @@ pub async fn get_breakdown(
                 count,
             })
             .collect(),
+        retained,
     }))
 }

@@ -19,7 +19,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::analytics::params::ParamError;
+use crate::analytics::{TimeRange, missing_before};
 use crate::error::HttpError;
 use crate::state::ReadSide;
 
@@ -72,6 +76,38 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, HttpError>
             message,
         })
     })
+}
+
+/// What retention left of the range a count was asked for; every field is
+/// absent when the answer is exact for the range as asked.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Retained {
+    /// The count starts here instead of at `from`: retention removed the
+    /// raw events of the range's first partial minute, so that minute is
+    /// counted whole, from the per-minute counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-10-01T09:59:00Z")]
+    pub counted_from: Option<String>,
+    /// The count ends here instead of at `to`, for the same reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted_to: Option<String>,
+    /// Retention removed what this answer is read from before this
+    /// instant: nothing earlier is counted (`RETENTION_*_DAYS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-01T00:00:00Z")]
+    pub complete_from: Option<String>,
+}
+
+impl Retained {
+    /// For an answer over `counted` (the range as asked was `asked`), from
+    /// data whole from `horizon` on.
+    pub fn new(asked: &TimeRange, counted: &TimeRange, horizon: Option<DateTime<Utc>>) -> Self {
+        Retained {
+            counted_from: (counted.from != asked.from).then(|| time(&counted.from)),
+            counted_to: (counted.to != asked.to).then(|| time(&counted.to)),
+            complete_from: missing_before(horizon, counted.from).map(|h| time(&h)),
+        }
+    }
 }
 
 /// An instant as the responses write it.

@@ -15,11 +15,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::analytics::missing_before;
 use crate::analytics::params::user_id;
-use crate::controllers::analytics::{query, time};
+use crate::controllers::analytics::{Retained, query, time};
 use crate::controllers::window::{RuleCount, TypeCount, WindowQuery};
 use crate::error::{HttpError, LookupErrors};
 use crate::state::ReadSide;
@@ -44,6 +46,11 @@ pub struct UserProfile {
     /// Severity-weighted anomalies in the window, halved per day of age
     /// (see the module documentation): 0 for none.
     pub risk_score: f64,
+    /// Retention removed this user's events before `complete_from` (the
+    /// first and last seen and the total are of the events kept), or
+    /// anomalies the window asks for.
+    #[serde(flatten)]
+    pub retained: Retained,
 }
 
 /// One user's profile; 404 for a user with no stored event.
@@ -65,6 +72,7 @@ pub async fn get_user(
 ) -> Result<Json<UserProfile>, HttpError> {
     let user = user_id(Some(&user))?.unwrap_or_default();
     let window = query(params)?.hours()?;
+    let horizons = read.analytics.horizons().await?;
     let Some(profile) = read.analytics.user_profile(&user, window).await? else {
         return Err(HttpError::NotFound(format!(
             "no event of user {user:?} is stored"
@@ -79,5 +87,15 @@ pub async fn get_user(
         events_by_type: TypeCount::all(profile.by_type),
         anomalies: RuleCount::all(profile.by_rule),
         risk_score: profile.risk_score,
+        retained: Retained {
+            complete_from: horizons
+                .events
+                .max(missing_before(
+                    horizons.anomalies,
+                    Utc::now() - TimeDelta::hours(i64::from(window)),
+                ))
+                .map(|h| time(&h)),
+            ..Retained::default()
+        },
     }))
 }

@@ -63,7 +63,7 @@ struct Missing {
 }
 
 /// The relations the worker reads and writes, newest migration's last.
-const REQUIRED_RELATIONS: [&str; 7] = [
+const REQUIRED_RELATIONS: [&str; 8] = [
     "events",
     "anomalies",
     "anomaly_outbox",
@@ -71,6 +71,7 @@ const REQUIRED_RELATIONS: [&str; 7] = [
     "event_counts_5min",
     "event_counts_hour",
     "v_events",
+    "retention",
 ];
 
 /// Fails, saying what to do, when the database cannot be reached or its

@@ -214,15 +214,18 @@ async fn create(
     Ok(table)
 }
 
+/// Days and partitions written briefly, for this crate's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod sketch {
     use super::*;
 
-    fn at(day: &str) -> DateTime<Utc> {
+    /// UTC midnight of `day` (`2026-12-01`).
+    pub fn at(day: &str) -> DateTime<Utc> {
         format!("{day}T00:00:00Z").parse().unwrap_or_default()
     }
 
-    fn part(from: Option<&str>, to: Option<&str>) -> Partition {
+    /// A partition of the days given (`None`: unbounded).
+    pub fn part(from: Option<&str>, to: Option<&str>) -> Partition {
         Partition {
             table: String::new(),
             from: from.map(at),
@@ -231,6 +234,12 @@ mod tests {
             bytes: 0,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sketch::{at, part};
+    use super::*;
 
     #[test]
     fn missing_days_skip_what_exists_and_stop_at_the_next_partition() {

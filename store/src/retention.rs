@@ -384,20 +384,7 @@ async fn delete_in_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(day: &str) -> DateTime<Utc> {
-        format!("{day}T00:00:00Z").parse().unwrap_or_default()
-    }
-
-    fn part(from: Option<&str>, to: Option<&str>) -> Partition {
-        Partition {
-            table: String::new(),
-            from: from.map(at),
-            to: to.map(at),
-            rows_estimate: 0,
-            bytes: 0,
-        }
-    }
+    use crate::partitions::sketch::{at, part};
 
     #[test]
     fn the_horizon_never_cuts_a_kept_partition_nor_moves_back() {

@@ -84,6 +84,12 @@ async fn time_worker(
         ("DATABASE_URL".to_owned(), url.to_owned()),
         ("KAFKA_GROUP_ID".to_owned(), group.to_owned()),
         ("WORKER_ANOMALIES".to_owned(), anomalies.to_string()),
+        // The events are yesterday's: the worker makes the partitions of
+        // the days it keeps, so they land in their day's partition as
+        // current events do (not in the default one). Nothing is old
+        // enough to be removed.
+        ("RETENTION_EVENTS_DAYS".to_owned(), "7".to_owned()),
+        ("RETENTION_ANOMALIES_DAYS".to_owned(), "7".to_owned()),
     ]);
     let config =
         eventpipe_worker::config::WorkerConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();

@@ -7,7 +7,8 @@
 //! (`BENCH_EVENTS`, default 10000000; `BENCH_REQUESTS` per query, default
 //! 300; needs PostgreSQL at 127.0.0.1:5432 and `psql`. Seeding 10M rows
 //! takes a few minutes; the database is dropped at the end unless
-//! `BENCH_KEEP=1`, which also reuses a kept one.)
+//! `BENCH_KEEP=1`, which also reuses a kept one.) The events go to their
+//! days' partitions, made first as a worker keeping a week makes them.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use diesel::sql_query;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_store::ScratchDatabase;
+use eventpipe_store::partitions::{self, Layout};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const TYPES: [(&str, u32); 10] = [
@@ -56,6 +58,16 @@ fn main() {
 /// some anomalies.
 async fn seed(url: &str, n: usize, start: DateTime<Utc>, span: TimeDelta) {
     let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    // The week's day partitions, as a worker keeping a week makes them.
+    let layout = Layout {
+        span_days: 1,
+        lock_timeout: std::time::Duration::from_secs(5),
+    };
+    for table in partitions::PARTITIONED {
+        partitions::prepare(&mut conn, table, start, start + span + TimeDelta::days(2), layout)
+            .await
+            .unwrap();
+    }
     conn.batch_execute(
         "DROP INDEX events_event_ts_idx, events_user_id_event_ts_idx, events_event_type_event_ts_idx",
     )

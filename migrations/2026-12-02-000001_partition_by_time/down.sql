@@ -12,6 +12,8 @@ BEGIN
     DROP VIEW v_events, v_anomalies;
     DROP TABLE events, anomalies;
     ALTER TABLE events_unpartitioned RENAME TO events;
+    -- One row per id again (copies on different days were allowed).
+    DELETE FROM events AS a USING events AS b WHERE a.event_id = b.event_id AND a.ctid > b.ctid;
     ALTER TABLE events ADD PRIMARY KEY (event_id);
     CREATE INDEX events_event_ts_idx ON events (event_ts);
     CREATE INDEX events_user_id_event_ts_idx ON events (user_id, event_ts);

@@ -9,18 +9,23 @@
 -- whose day has no partition (years ago, past what retention keeps, or
 -- beyond the prepared days), so no allowed timestamp is ever refused.
 --
--- A unique key on a partitioned table must hold the partition key, so the
--- primary keys become (event_id, event_ts) and (anomaly_id, event_ts): a
--- redelivered message (same id, same time) still conflicts. A re-sent
--- event with the same id but another timestamp is caught by the worker's
--- insert looking for the id within its dedup window.
+-- A unique key on a partitioned table must hold the partition key, so
+-- event_id alone cannot be unique over all of events. Each partition of
+-- events has its own unique index on event_id instead (the worker inserts
+-- with ON CONFLICT DO NOTHING, which every unique index of the partition
+-- a row goes to arbitrates): one id is stored once per partition, whatever
+-- its timestamps, and the worker's insert looks for the id across a
+-- partition boundary within its dedup window. anomalies' key becomes
+-- (anomaly_id, event_ts): its id is derived from the event's and the rule.
 --
 -- Existing rows are not copied: the old tables become one partition each,
 -- covering every time before the end of the day of the migration (or of
 -- their latest event), dropped by retention as a whole once that day has
--- expired. The migration builds the new primary-key index on them and
--- checks their rows against the partition bound (one scan each); it holds
--- the tables for that long. See docs/OPERATIONS.md for its cost.
+-- expired. Their indexes serve as the partitions' own (the old primary key
+-- of events is the partition's unique event_id); anomalies' new key is
+-- built on the old table, and both are checked against the partition bound
+-- (one scan each), holding the tables for that long. See
+-- docs/OPERATIONS.md for its cost.
 
 -- The foreign keys between the tables go: an events partition can be
 -- dropped while the anomalies of its events are kept longer, and an
@@ -30,7 +35,7 @@ ALTER TABLE anomalies DROP CONSTRAINT anomalies_event_id_fkey;
 ALTER TABLE anomaly_outbox DROP CONSTRAINT anomaly_outbox_anomaly_id_fkey;
 
 ALTER TABLE events RENAME TO events_unpartitioned;
-ALTER TABLE events_unpartitioned DROP CONSTRAINT events_pkey;
+ALTER TABLE events_unpartitioned RENAME CONSTRAINT events_pkey TO events_unpartitioned_event_id_key;
 ALTER INDEX events_event_ts_idx RENAME TO events_unpartitioned_event_ts_idx;
 ALTER INDEX events_user_id_event_ts_idx RENAME TO events_unpartitioned_user_id_event_ts_idx;
 ALTER INDEX events_event_type_event_ts_idx RENAME TO events_unpartitioned_event_type_event_ts_idx;
@@ -47,13 +52,13 @@ CREATE TABLE events (
     stored_at       timestamptz NOT NULL DEFAULT now(),
     payload         jsonb       NOT NULL,
     kafka_partition integer     NOT NULL,
-    kafka_offset    bigint      NOT NULL,
-    PRIMARY KEY (event_id, event_ts)
+    kafka_offset    bigint      NOT NULL
 ) PARTITION BY RANGE (event_ts);
 CREATE INDEX events_event_ts_idx ON events (event_ts);
 CREATE INDEX events_user_id_event_ts_idx ON events (user_id, event_ts);
 CREATE INDEX events_event_type_event_ts_idx ON events (event_type, event_ts);
 CREATE TABLE events_default PARTITION OF events DEFAULT;
+ALTER TABLE events_default ADD CONSTRAINT events_default_event_id_key UNIQUE (event_id);
 
 ALTER TABLE anomalies RENAME TO anomalies_unpartitioned;
 ALTER TABLE anomalies_unpartitioned DROP CONSTRAINT anomalies_pkey;
@@ -124,13 +129,18 @@ SELECT
     details::text AS details
 FROM anomalies;
 
--- Creates `parent`'s partition for [day, day + span days).
+-- Creates `parent`'s partition for [day, day + span days), with its own
+-- unique event_id for events.
 CREATE FUNCTION pg_temp.create_partition(parent text, day timestamptz, span integer) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    name text := parent || '_' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
 BEGIN
     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                   parent || '_' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD'), parent,
-                   day, day + make_interval(days => span));
+                   name, parent, day, day + make_interval(days => span));
+    IF parent = 'events' THEN
+        EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I UNIQUE (event_id)', name, name || '_event_id_key');
+    END IF;
 END $$;
 
 -- The old table becomes the partition of every time before `bound`, the

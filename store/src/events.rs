@@ -15,16 +15,22 @@
 //!
 //! # Exactly once
 //!
-//! `events` is partitioned by `event_ts`, so its primary key is
-//! `(event_id, event_ts)`: a redelivered message (the same id and time)
-//! conflicts for as long as its row is kept, and `ON CONFLICT DO NOTHING`
-//! skips it, also when another transaction is inserting it at that moment.
-//! A re-sent event may carry another time (a client that stamps each
-//! attempt, or one without a timestamp, which the API stamps on receipt),
-//! so before inserting the statement also looks for the id among the
-//! stored events within the dedup window of the event's time (one index
-//! probe in each partition that window touches), and a batch holding an
-//! id twice stores its first copy.
+//! `events` is partitioned by `event_ts` (a partition per UTC day), and a
+//! unique key of a partitioned table must hold its partition key, so
+//! `event_id` cannot be unique over the whole table. Each partition has its
+//! own unique index on `event_id` instead, and the insert says `ON
+//! CONFLICT DO NOTHING`, which every unique index of the partition a row
+//! goes to arbitrates: an id is stored once per partition, whatever its
+//! timestamps, also when another transaction is inserting it at that
+//! moment. So a redelivered message (the same id and time) is always
+//! skipped while its row is kept, and a re-sent event stamped again
+//! (a client that stamps each attempt, or one without a timestamp, which
+//! the API stamps on receipt) is skipped when both times fall in one
+//! partition. For a copy whose time is within the dedup window of a UTC
+//! midnight, the statement also looks for the id among stored events within
+//! the window of its time (an index probe of the partitions the window
+//! touches); only those rows pay for it. A batch holding an id twice stores
+//! its first copy ([`store_batch`] drops the later ones before binding).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,24 +48,25 @@ use crate::database::DbPool;
 use crate::error::StoreError;
 
 const INSERT_EVENTS: &str = "\
-WITH batch AS (
-  SELECT DISTINCT ON (event_id) *
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
-    WITH ORDINALITY AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset, n)
-  ORDER BY event_id, n
-), inserted AS (
+WITH inserted AS (
   INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  SELECT b.event_id, b.user_id, b.event_type, b.source, b.event_ts, b.timestamp_raw::jsonb, b.received_at, b.payload::jsonb, b.kafka_partition, b.kafka_offset
-  FROM batch AS b
-  -- LATERAL with LIMIT: an index probe per row, never a scan of events.
-  LEFT JOIN LATERAL (
-    SELECT true AS found FROM events AS e
-    WHERE e.event_id = b.event_id
-      AND e.event_ts BETWEEN b.event_ts - make_interval(secs => $11) AND b.event_ts + make_interval(secs => $11)
-    LIMIT 1
-  ) AS stored ON true
-  WHERE stored.found IS NULL
-  ON CONFLICT (event_id, event_ts) DO NOTHING
+  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
+    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  -- Near a UTC midnight the stored copy may be in the next or previous
+  -- partition: look for it within the window ($11 seconds). CASE decides
+  -- first, so other rows never run the probe.
+  WHERE NOT CASE
+    WHEN date_trunc('day', event_ts - make_interval(secs => $11), 'UTC')
+         <> date_trunc('day', event_ts + make_interval(secs => $11), 'UTC')
+    THEN EXISTS (
+      SELECT FROM events AS e
+      WHERE e.event_id = batch.event_id
+        AND e.event_ts BETWEEN batch.event_ts - make_interval(secs => $11) AND batch.event_ts + make_interval(secs => $11))
+    ELSE false
+  END
+  -- Every unique index of the row's partition arbitrates: its event_id.
+  ON CONFLICT DO NOTHING
   RETURNING event_id, user_id, event_type, source, event_ts, received_at, stored_at
 ), per_minute AS (
   INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
@@ -184,11 +191,11 @@ pub trait WithinBatch: Send {
 
 /// How far apart two copies of an event's time may be for the second to
 /// be recognised as the first re-sent, unless configured otherwise.
-pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Inserts `rows` in one transaction, with `within`'s steps when given; a
-/// row whose id is stored with a time within `dedup_window` of its own is
-/// not stored again.
+/// row whose id is stored in the same partition, or with a time within
+/// `dedup_window` of its own, is not stored again.
 pub async fn store_batch(
     pool: &DbPool,
     rows: &[NewEvent],
@@ -208,22 +215,27 @@ async fn insert_all(
     dedup_window: Duration,
     within: Option<&mut (dyn WithinBatch + '_)>,
 ) -> Result<Stored, StoreError> {
-    let column = |f: fn(&NewEvent) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    // A batch holding an id twice stores its first copy (copies on two
+    // sides of a midnight would otherwise both be new to the statement).
+    let mut ids = HashSet::with_capacity(rows.len());
+    let firsts: Vec<&NewEvent> = rows.iter().filter(|r| ids.insert(r.event_id)).collect();
+    let column = |f: fn(&NewEvent) -> &str| firsts.iter().map(|r| f(r)).collect::<Vec<_>>();
     let statement = sql_query(INSERT_EVENTS)
-        .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<Uuid>>())
+        .bind::<Array<SqlUuid>, _>(firsts.iter().map(|r| r.event_id).collect::<Vec<Uuid>>())
         .bind::<Array<Text>, _>(column(|r| &r.user_id))
         .bind::<Array<Text>, _>(column(|r| &r.event_type))
         .bind::<Array<Text>, _>(column(|r| &r.source))
-        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.event_ts).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(firsts.iter().map(|r| r.event_ts).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(
-            rows.iter()
+            firsts
+                .iter()
                 .map(|r| r.timestamp_raw.as_deref())
                 .collect::<Vec<_>>(),
         )
-        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(firsts.iter().map(|r| r.received_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(column(|r| &r.payload))
-        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.kafka_partition).collect::<Vec<_>>())
-        .bind::<Array<Int8>, _>(rows.iter().map(|r| r.kafka_offset).collect::<Vec<_>>())
+        .bind::<Array<Int4>, _>(firsts.iter().map(|r| r.kafka_partition).collect::<Vec<_>>())
+        .bind::<Array<Int8>, _>(firsts.iter().map(|r| r.kafka_offset).collect::<Vec<_>>())
         .bind::<Double, _>(dedup_window.as_secs_f64());
     conn.transaction::<Stored, StoreError, _>(async |conn| {
         let Some(within) = within else {

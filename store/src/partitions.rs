@@ -180,6 +180,15 @@ pub(crate) fn lock_timeout(timeout: Duration) -> String {
     )
 }
 
+/// The unique key a new partition of `parent` needs of its own (the
+/// parent's indexes come with the attach): each partition of `events`
+/// holds an id once (see `crate::events`).
+fn unique_key(parent: &str, table: &str) -> Option<String> {
+    (parent == "events").then(|| {
+        format!("ALTER TABLE \"{table}\" ADD CONSTRAINT \"{table}_event_id_key\" UNIQUE (event_id)")
+    })
+}
+
 async fn create(
     conn: &mut AsyncPgConnection,
     parent: &str,
@@ -190,21 +199,26 @@ async fn create(
     let table = format!("{parent}_{}", lo.format("%Y%m%d"));
     let (from, to) = (literal(lo), literal(hi));
     let statements = [
-        lock_timeout(timeout),
+        Some(lock_timeout(timeout)),
         // First, so that no writer adds a row of this range to the default
         // partition between the move and the attach.
-        format!("LOCK TABLE \"{parent}_default\" IN ACCESS EXCLUSIVE MODE"),
-        format!(
+        Some(format!(
+            "LOCK TABLE \"{parent}_default\" IN ACCESS EXCLUSIVE MODE"
+        )),
+        Some(format!(
             "CREATE TABLE \"{table}\" (LIKE \"{parent}\" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-        ),
-        format!(
+        )),
+        unique_key(parent, &table),
+        Some(format!(
             "WITH moved AS (DELETE FROM \"{parent}_default\" WHERE event_ts >= {from} AND event_ts < {to} RETURNING *)
              INSERT INTO \"{table}\" SELECT * FROM moved"
-        ),
-        format!("ALTER TABLE \"{parent}\" ATTACH PARTITION \"{table}\" FOR VALUES FROM ({from}) TO ({to})"),
+        )),
+        Some(format!(
+            "ALTER TABLE \"{parent}\" ATTACH PARTITION \"{table}\" FOR VALUES FROM ({from}) TO ({to})"
+        )),
     ];
     conn.transaction::<(), StoreError, _>(async |conn| {
-        for statement in &statements {
+        for statement in statements.iter().flatten() {
             sql_query(statement).execute(conn).await?;
         }
         Ok(())

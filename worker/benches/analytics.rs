@@ -64,9 +64,15 @@ async fn seed(url: &str, n: usize, start: DateTime<Utc>, span: TimeDelta) {
         lock_timeout: std::time::Duration::from_secs(5),
     };
     for table in partitions::PARTITIONED {
-        partitions::prepare(&mut conn, table, start, start + span + TimeDelta::days(2), layout)
-            .await
-            .unwrap();
+        partitions::prepare(
+            &mut conn,
+            table,
+            start,
+            start + span + TimeDelta::days(2),
+            layout,
+        )
+        .await
+        .unwrap();
     }
     conn.batch_execute(
         "DROP INDEX events_event_ts_idx, events_user_id_event_ts_idx, events_event_type_event_ts_idx",

@@ -126,8 +126,8 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "WORKER_DEDUP_WINDOW_HOURS",
-        Some("24"),
-        "an event whose id is stored with a timestamp at most this far from its own is a duplicate (a redelivered message, same timestamp, always is while its row is kept)",
+        Some("1"),
+        "a re-sent event (same id, another timestamp) is a duplicate when both timestamps fall on one partition's days, or at most this far apart across its boundary; a redelivered message (same timestamp) always is while its row is kept",
     ),
     var(
         "RETENTION_EVENTS_DAYS",
@@ -228,7 +228,7 @@ pub struct WorkerConfig {
     pub analytics_timeout_ms: u64,
     /// `WORKER_ANALYTICS_MAX_BUCKETS`, default 10000.
     pub analytics_max_buckets: usize,
-    /// `WORKER_DEDUP_WINDOW_HOURS`, default 24.
+    /// `WORKER_DEDUP_WINDOW_HOURS`, default 1.
     pub dedup_window: Duration,
     /// Partitions and retention.
     pub maintenance: Maintenance,

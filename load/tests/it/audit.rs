@@ -144,15 +144,17 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         .execute(&mut db)
         .await
         .unwrap();
-    // A duplicate: a store without the primary key writes one event twice.
-    sql_query("ALTER TABLE events DROP CONSTRAINT events_pkey")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    sql_query("INSERT INTO events SELECT * FROM events ORDER BY event_id DESC LIMIT 1")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    // A duplicate: a store that does not dedup writes one event twice
+    // (here a copy two days later, in another partition).
+    sql_query(
+        "INSERT INTO events
+         SELECT event_id, user_id, event_type, source, event_ts + interval '2 days', timestamp_raw,
+                received_at, stored_at, payload, kafka_partition, kafka_offset
+         FROM events ORDER BY event_id DESC LIMIT 1",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
     // A stray: an event the API refused shows up stored.
     let refused = finished
         .ledger

@@ -1,7 +1,9 @@
 //! `src/schema.rs` (Diesel's view of the tables, in `diesel print-schema`
 //! form, written by hand because diesel_cli needs libpq) is checked against
 //! what the migrations build: every table with every column, its type and
-//! nullability, its primary key, and every table listed in
+//! nullability, its primary key (for `events`, partitioned without one,
+//! its partitions' unique `event_id` and the partition key), and every
+//! table listed in
 //! `allow_tables_to_appear_in_same_query!`.
 
 use std::collections::BTreeMap;
@@ -72,7 +74,19 @@ async fn migrated(url: &str) -> Tables {
                 EXISTS (SELECT 1 FROM information_schema.key_column_usage k
                         JOIN information_schema.table_constraints t USING (constraint_name, table_schema, table_name)
                         WHERE t.constraint_type = 'PRIMARY KEY' AND k.table_schema = c.table_schema
-                          AND k.table_name = c.table_name AND k.column_name = c.column_name) AS in_key
+                          AND k.table_name = c.table_name AND k.column_name = c.column_name)
+                -- A partitioned table without a primary key (events): the
+                -- unique key each partition has (its default's), with the
+                -- partition key, is what identifies a row.
+                OR EXISTS (SELECT 1 FROM pg_constraint AS k
+                           JOIN pg_attribute AS a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+                           WHERE k.conrelid = to_regclass(c.table_name || '_default') AND k.contype IN ('p', 'u')
+                             AND a.attname = c.column_name)
+                OR EXISTS (SELECT 1 FROM pg_partitioned_table AS p
+                           JOIN pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = ANY (p.partattrs)
+                           WHERE p.partrelid = to_regclass(c.table_name) AND a.attname = c.column_name
+                             AND NOT EXISTS (SELECT 1 FROM pg_constraint AS pk
+                                             WHERE pk.conrelid = p.partrelid AND pk.contype = 'p')) AS in_key
          FROM information_schema.columns c
          JOIN information_schema.tables t USING (table_schema, table_name)
          WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'

@@ -160,10 +160,15 @@ async fn an_event_is_recognised_across_partition_boundaries_and_after_its_partit
         0
     );
 
+    // The same day, hours apart: one partition, one row.
+    let morning = at_time(4, today + Days::hours(1));
+    assert_eq!(store(std::slice::from_ref(&morning)).await, 1);
+    assert_eq!(store(&[at_time(4, today + Days::hours(20))]).await, 0);
+
     // One batch holding both copies stores the first.
     let both = [
-        at_time(3, today + Days::hours(1)),
-        at_time(3, today + Days::hours(2)),
+        at_time(3, today - Days::minutes(10)),
+        at_time(3, today + Days::minutes(10)),
     ];
     assert_eq!(store(&both).await, 1);
 

@@ -30,14 +30,21 @@
 //! midnight, the statement also looks for the id among stored events within
 //! the window of its time (an index probe of the partitions the window
 //! touches); only those rows pay for it. A batch holding an id twice stores
-//! its first copy ([`store_batch`] drops the later ones before binding).
+//! its first copy ([`store_batch`] drops the later ones before binding). A
+//! batch with no row near a midnight runs the statement without the probe
+//! at all: its plan would open every partition of `events` just to set it
+//! up, which measured about 10 % of the insert.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::sql_query;
-use diesel::sql_types::{Array, Double, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, Bool, Double, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -47,24 +54,38 @@ use crate::anomalies;
 use crate::database::DbPool;
 use crate::error::StoreError;
 
-const INSERT_EVENTS: &str = "\
-WITH inserted AS (
-  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[])
-    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  -- Near a UTC midnight the stored copy may be in the next or previous
-  -- partition: look for it within the window ($11 seconds). CASE decides
-  -- first, so other rows never run the probe.
-  WHERE NOT CASE
-    WHEN date_trunc('day', event_ts - make_interval(secs => $11), 'UTC')
-         <> date_trunc('day', event_ts + make_interval(secs => $11), 'UTC')
-    THEN EXISTS (
+/// The statement, for a batch with (`true`) or without a row near a UTC
+/// midnight: only the first looks across partition boundaries.
+fn insert_events(near_midnight: bool) -> &'static str {
+    static PLAIN: LazyLock<String> = LazyLock::new(|| insert_events_sql(""));
+    static PROBING: LazyLock<String> = LazyLock::new(|| {
+        insert_events_sql(
+            "
+  -- A row near a UTC midnight ($12) may have its stored copy in the next
+  -- or previous partition: look for it within the window ($11 seconds).
+  WHERE NOT CASE WHEN near THEN EXISTS (
       SELECT FROM events AS e
       WHERE e.event_id = batch.event_id
         AND e.event_ts BETWEEN batch.event_ts - make_interval(secs => $11) AND batch.event_ts + make_interval(secs => $11))
-    ELSE false
-  END
+    ELSE false END",
+        )
+    });
+    if near_midnight { &PROBING } else { &PLAIN }
+}
+
+fn insert_events_sql(probe: &str) -> String {
+    let (near_array, near_column) = if probe.is_empty() {
+        ("", "")
+    } else {
+        (", $12::bool[]", ", near")
+    };
+    format!(
+        "\
+WITH inserted AS (
+  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[]{near_array})
+    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset{near_column}){probe}
   -- Every unique index of the row's partition arbitrates: its event_id.
   ON CONFLICT DO NOTHING
   RETURNING event_id, user_id, event_type, source, event_ts, received_at, stored_at
@@ -115,7 +136,9 @@ WITH inserted AS (
   ORDER BY 1, 2
   ON CONFLICT (hour, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
 )
-SELECT event_id FROM inserted";
+SELECT event_id FROM inserted"
+    )
+}
 
 /// What a write did.
 #[derive(Debug, Default)]
@@ -220,7 +243,21 @@ async fn insert_all(
     let mut ids = HashSet::with_capacity(rows.len());
     let firsts: Vec<&NewEvent> = rows.iter().filter(|r| ids.insert(r.event_id)).collect();
     let column = |f: fn(&NewEvent) -> &str| firsts.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let statement = sql_query(INSERT_EVENTS)
+    // Rows whose dedup window crosses a UTC midnight (a partition bound).
+    let window = chrono::Duration::from_std(dedup_window).unwrap_or(chrono::Duration::MAX);
+    let near: Vec<bool> = firsts
+        .iter()
+        .map(|r| {
+            let before = r.event_ts.checked_sub_signed(window);
+            let after = r.event_ts.checked_add_signed(window);
+            before
+                .zip(after)
+                .is_none_or(|(b, a)| b.date_naive() != a.date_naive())
+        })
+        .collect();
+    let near_midnight = near.contains(&true);
+    let mut statement = sql_query(insert_events(near_midnight))
+        .into_boxed::<Pg>()
         .bind::<Array<SqlUuid>, _>(firsts.iter().map(|r| r.event_id).collect::<Vec<Uuid>>())
         .bind::<Array<Text>, _>(column(|r| &r.user_id))
         .bind::<Array<Text>, _>(column(|r| &r.event_type))
@@ -235,8 +272,12 @@ async fn insert_all(
         .bind::<Array<Timestamptz>, _>(firsts.iter().map(|r| r.received_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(column(|r| &r.payload))
         .bind::<Array<Int4>, _>(firsts.iter().map(|r| r.kafka_partition).collect::<Vec<_>>())
-        .bind::<Array<Int8>, _>(firsts.iter().map(|r| r.kafka_offset).collect::<Vec<_>>())
-        .bind::<Double, _>(dedup_window.as_secs_f64());
+        .bind::<Array<Int8>, _>(firsts.iter().map(|r| r.kafka_offset).collect::<Vec<_>>());
+    if near_midnight {
+        statement = statement
+            .bind::<Double, _>(dedup_window.as_secs_f64())
+            .bind::<Array<Bool>, _>(near);
+    }
     conn.transaction::<Stored, StoreError, _>(async |conn| {
         let Some(within) = within else {
             let returned: Vec<Inserted> = statement.load(conn).await?;

@@ -93,6 +93,11 @@ async fn time_worker(
     ]);
     let config =
         eventpipe_worker::config::WorkerConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    // A deployed database has its partitions already: make them before
+    // the clock starts, so the worker's own pass at start-up finds them.
+    eventpipe_worker::maintenance::pass(url, config.maintenance, chrono::Utc::now(), |_| {})
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = format!("http://{}/metrics", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

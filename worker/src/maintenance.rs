@@ -19,6 +19,9 @@ use crate::config::Maintenance;
 use crate::metrics::Metrics;
 use crate::state::Worker;
 
+/// The longest wait before a failed pass is tried again.
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What one pass did.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -108,7 +111,8 @@ pub async fn pass(
     ran.map(|()| Outcome::Done(report))
 }
 
-/// Runs a pass now and then every interval, counting outcomes in `metrics`.
+/// Runs a pass now and then every interval (a minute after a failure),
+/// counting outcomes in `metrics`.
 pub async fn run(worker: Arc<Worker>) {
     let settings = worker.config.maintenance;
     loop {
@@ -117,8 +121,16 @@ pub async fn run(worker: Arc<Worker>) {
             count_removed(metrics, r)
         })
         .await;
+        let failed = outcome.is_err();
         record(metrics, &outcome);
-        tokio::time::sleep(settings.interval).await;
+        // A failed pass (the database down at start-up, say) is tried again
+        // within a minute, not an interval later.
+        let pause = if failed {
+            settings.interval.min(RETRY_AFTER_FAILURE)
+        } else {
+            settings.interval
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

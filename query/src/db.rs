@@ -10,6 +10,7 @@
 //! of its own, so a heavy dashboard never holds up ingestion.
 
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -303,12 +304,24 @@ fn event_key(key: Option<EventKey>) -> Option<&'static str> {
 pub struct Analytics {
     pool: DbPool,
     timeout_ms: u64,
+    /// The retention horizons as last read, and when.
+    horizons: std::sync::Mutex<Option<(Instant, Horizons)>>,
 }
+
+/// How long the horizons read from the `retention` table are used before
+/// they are read again. Retention waits `RETENTION_READER_GRACE_SECS` (60 s
+/// by default) after moving a horizon before it removes anything, which
+/// covers this plus the longest request.
+pub const HORIZONS_MAX_AGE: Duration = Duration::from_secs(2);
 
 impl Analytics {
     /// Reads through `pool`, stopping any statement after `timeout_ms`.
     pub fn new(pool: DbPool, timeout_ms: u64) -> Self {
-        Analytics { pool, timeout_ms }
+        Analytics {
+            pool,
+            timeout_ms,
+            horizons: std::sync::Mutex::new(None),
+        }
     }
 
     /// Event counts in `range` per bucket of `interval` (one bucket from
@@ -633,7 +646,8 @@ impl Analytics {
         self.load(query).await
     }
 
-    /// What retention has removed, as the `retention` table says.
+    /// What retention has removed, as the `retention` table says (read at
+    /// most every [`HORIZONS_MAX_AGE`]).
     pub async fn horizons(&self) -> Result<Horizons, QueryError> {
         #[derive(diesel::QueryableByName)]
         struct Row {
@@ -642,6 +656,16 @@ impl Analytics {
             #[diesel(sql_type = Timestamptz)]
             complete_from: DateTime<Utc>,
         }
+        let cached = *self
+            .horizons
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((read_at, horizons)) = cached
+            && read_at.elapsed() < HORIZONS_MAX_AGE
+        {
+            return Ok(horizons);
+        }
+        let read_at = Instant::now();
         let rows: Vec<Row> = self
             .load(sql_query("SELECT data, complete_from FROM retention"))
             .await?;
@@ -654,6 +678,10 @@ impl Analytics {
             };
             *slot = Some(row.complete_from);
         }
+        *self
+            .horizons
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((read_at, horizons));
         Ok(horizons)
     }
 

@@ -146,8 +146,8 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "RETENTION_READER_GRACE_SECS",
-        Some("30"),
-        "after retention moves a horizon, how long it waits before removing, so read requests that started before finish on whole data",
+        Some("60"),
+        "after retention moves a horizon, how long it waits before removing, so read requests that saw the old one finish on whole data (keep it above HTTP_REQUEST_TIMEOUT_SECS + 2)",
     ),
     var(
         "PARTITION_SPAN_DAYS",
@@ -245,7 +245,7 @@ pub struct Maintenance {
     pub ahead_days: u32,
     /// `WORKER_MAINTENANCE_INTERVAL_SECS`, default 3600.
     pub interval: Duration,
-    /// `RETENTION_READER_GRACE_SECS`, default 30.
+    /// `RETENTION_READER_GRACE_SECS`, default 60.
     pub reader_grace: Duration,
 }
 

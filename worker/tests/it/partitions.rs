@@ -353,8 +353,14 @@ async fn get(worker: &Running, path: &str) -> serde_json::Value {
     response.json().await.unwrap()
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
+/// An analytics route over `[from, to)`, times in epoch ms.
+fn over(route: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let sep = if route.contains('?') { '&' } else { '?' };
+    format!(
+        "/api/v1/analytics/{route}{sep}from={}&to={}",
+        from.timestamp_millis(),
+        to.timestamp_millis()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,30 +402,14 @@ async fn counts_over_removed_raw_events_come_from_the_rollups_and_say_so() {
 
     // Inside what is kept: exact, nothing said.
     let (from, to) = (raw_from + Days::seconds(45), today);
-    let kept = get(
-        &worker,
-        &format!(
-            "/api/v1/analytics/counts/total?from={}&to={}",
-            ms(from),
-            ms(to)
-        ),
-    )
-    .await;
+    let kept = get(&worker, &over("counts/total", from, to)).await;
     assert_eq!(kept["count"], between(from, to), "{kept}");
     assert!(kept.get("counted_from").is_none() && kept.get("complete_from").is_none());
 
     // Starting three days before the raw horizon, 15 s after an event:
     // the first minute counts whole, from the minute rollup, and says so.
     let from = raw_from - Days::days(3) - Days::hours(1) + Days::seconds(45);
-    let old = get(
-        &worker,
-        &format!(
-            "/api/v1/analytics/counts/total?from={}&to={}",
-            ms(from),
-            ms(to)
-        ),
-    )
-    .await;
+    let old = get(&worker, &over("counts/total", from, to)).await;
     let minute = from - Days::seconds(45);
     assert_eq!(old["count"], between(minute, to), "{old}");
     assert_eq!(between(minute, to), between(from, to) + 1);
@@ -428,15 +418,7 @@ async fn counts_over_removed_raw_events_come_from_the_rollups_and_say_so() {
         eventpipe_contract::rfc3339::format(&minute)
     );
     assert!(old.get("complete_from").is_none(), "{old}");
-    let series = get(
-        &worker,
-        &format!(
-            "/api/v1/analytics/counts/timeseries?from={}&to={}&interval=1d",
-            ms(from),
-            ms(to)
-        ),
-    )
-    .await;
+    let series = get(&worker, &over("counts/timeseries?interval=1d", from, to)).await;
     let summed: i64 = series["data"]
         .as_array()
         .unwrap()
@@ -448,29 +430,13 @@ async fn counts_over_removed_raw_events_come_from_the_rollups_and_say_so() {
 
     // Starting before the counts' horizon: what is before it is missing, said.
     let from = counts_from - Days::days(2);
-    let gone = get(
-        &worker,
-        &format!(
-            "/api/v1/analytics/counts/total?from={}&to={}",
-            ms(from),
-            ms(to)
-        ),
-    )
-    .await;
+    let gone = get(&worker, &over("counts/total", from, to)).await;
     assert_eq!(gone["count"], between(counts_from, to), "{gone}");
     assert_eq!(
         gone["complete_from"],
         eventpipe_contract::rfc3339::format(&counts_from)
     );
-    let anomalies = get(
-        &worker,
-        &format!(
-            "/api/v1/analytics/anomalies/counts?from={}&to={}",
-            ms(from),
-            ms(to)
-        ),
-    )
-    .await;
+    let anomalies = get(&worker, &over("anomalies/counts", from, to)).await;
     assert_eq!(
         anomalies["complete_from"],
         eventpipe_contract::rfc3339::format(&raw_from)

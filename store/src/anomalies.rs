@@ -113,6 +113,23 @@ pub async fn insert(
     Ok(rows.into_iter().map(|r| r.anomaly_id).collect())
 }
 
+/// How many anomalies wait in the outbox.
+pub async fn outbox_depth(pool: &DbPool) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Depth {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        depth: i64,
+    }
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let row: Depth = sql_query("SELECT count(*) AS depth FROM anomaly_outbox")
+        .get_result(&mut conn)
+        .await?;
+    Ok(row.depth)
+}
+
 /// Records that `ids` are on the topic.
 pub async fn mark_published(pool: &DbPool, ids: &[Uuid]) -> Result<(), StoreError> {
     let mut conn = pool

@@ -119,7 +119,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// Keeps the readiness flags current.
+/// Keeps the readiness flags current, and the outbox depth.
 async fn probe(worker: Arc<Worker>) {
     loop {
         let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
@@ -129,6 +129,10 @@ async fn probe(worker: Arc<Worker>) {
         }
         let database = eventpipe_store::ping(&worker.pool).await;
         worker.database_up.store(database, Ordering::Relaxed);
+        if database && let Ok(depth) = eventpipe_store::anomalies::outbox_depth(&worker.pool).await
+        {
+            worker.metrics.anomaly_outbox.set(depth);
+        }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }

@@ -38,6 +38,12 @@ pub const HTTP_REQUESTS_TOTAL: &str = "eventpipe_worker_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "eventpipe_worker_http_request_duration_seconds";
 /// Offsets the worker never read because the topic no longer held them.
 pub const OFFSETS_SKIPPED_TOTAL: &str = "eventpipe_worker_offsets_skipped_total";
+/// From `received_at` at the API to the commit of the anomaly the event
+/// raised.
+pub const ANOMALY_DETECTION_LATENCY_SECONDS: &str =
+    "eventpipe_worker_anomaly_detection_latency_seconds";
+/// Anomalies stored but not yet acknowledged on the anomalies topic.
+pub const ANOMALY_OUTBOX_MESSAGES: &str = "eventpipe_worker_anomaly_outbox_messages";
 /// Maintenance passes (partitions and retention), by outcome: `done`,
 /// `failed`, or `skipped` (another worker held the lock).
 pub const RETENTION_RUNS_TOTAL: &str = "eventpipe_worker_retention_runs_total";
@@ -89,6 +95,10 @@ pub struct Metrics {
     pub anomaly_entries: IntGauge,
     /// See [`ANOMALY_PUBLISH_FAILURES_TOTAL`].
     pub anomaly_publish_failures: IntCounter,
+    /// See [`ANOMALY_DETECTION_LATENCY_SECONDS`].
+    pub anomaly_detection: Histogram,
+    /// See [`ANOMALY_OUTBOX_MESSAGES`].
+    pub anomaly_outbox: IntGauge,
     /// See [`RETENTION_RUNS_TOTAL`].
     pub retention_runs: IntCounterVec,
     /// See [`RETENTION_CONSECUTIVE_FAILURES`].
@@ -140,7 +150,7 @@ impl Metrics {
                     END_TO_END_LATENCY_SECONDS,
                     "received_at at the API to stored",
                 )
-                .buckets(latency),
+                .buckets(latency.clone()),
             )?,
             offsets_skipped: IntCounterVec::new(
                 Opts::new(
@@ -168,6 +178,17 @@ impl Metrics {
             anomaly_publish_failures: IntCounter::new(
                 ANOMALY_PUBLISH_FAILURES_TOTAL,
                 "Failed publications of anomalies (retried by the sweep)",
+            )?,
+            anomaly_detection: Histogram::with_opts(
+                HistogramOpts::new(
+                    ANOMALY_DETECTION_LATENCY_SECONDS,
+                    "received_at at the API to the anomaly it raised committed",
+                )
+                .buckets(latency),
+            )?,
+            anomaly_outbox: IntGauge::new(
+                ANOMALY_OUTBOX_MESSAGES,
+                "Anomalies stored, not yet on the anomalies topic (read every 2 s)",
             )?,
             retention_runs: IntCounterVec::new(
                 Opts::new(
@@ -215,6 +236,8 @@ impl Metrics {
             Box::new(metrics.anomaly_users.clone()),
             Box::new(metrics.anomaly_entries.clone()),
             Box::new(metrics.anomaly_publish_failures.clone()),
+            Box::new(metrics.anomaly_detection.clone()),
+            Box::new(metrics.anomaly_outbox.clone()),
             Box::new(metrics.retention_runs.clone()),
             Box::new(metrics.retention_failing.clone()),
             Box::new(metrics.retention_last_success.clone()),

@@ -258,11 +258,19 @@ async fn store_rows(
             .max(0);
         metrics.end_to_end.observe(latency as f64 / 1e6);
     }
-    for anomaly in &stored.anomalies {
-        metrics
-            .anomalies
-            .with_label_values(&[anomaly.rule.as_str(), anomaly.severity])
-            .inc();
+    if !stored.anomalies.is_empty() {
+        let received: std::collections::HashMap<_, _> =
+            rows.iter().map(|r| (r.event_id, r.received_at)).collect();
+        for anomaly in &stored.anomalies {
+            metrics
+                .anomalies
+                .with_label_values(&[anomaly.rule.as_str(), anomaly.severity])
+                .inc();
+            if let Some(at) = received.get(&anomaly.event_id) {
+                let latency = (now - *at).num_microseconds().unwrap_or(0).max(0);
+                metrics.anomaly_detection.observe(latency as f64 / 1e6);
+            }
+        }
     }
     if !stored.anomalies.is_empty() {
         // Publication waits for Kafka; the next batch need not. A full

@@ -158,6 +158,33 @@ async fn the_seed_sequences_yield_their_anomalies_once_in_the_table_and_on_the_t
         assert!(Instant::now() < deadline, "anomalies left in the outbox");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Each anomaly's detection latency was observed once.
+    assert_eq!(
+        metric(
+            &worker,
+            "eventpipe_worker_anomaly_detection_latency_seconds_count"
+        )
+        .await,
+        4.0
+    );
+    assert!(
+        metric(
+            &worker,
+            "eventpipe_worker_anomaly_detection_latency_seconds_sum"
+        )
+        .await
+            > 0.0
+    );
+    // The outbox depth follows the table (read every 2 s).
+    db.run_sql("INSERT INTO anomaly_outbox (anomaly_id) VALUES (gen_random_uuid())")
+        .await;
+    wait_for_metric(&worker, "eventpipe_worker_anomaly_outbox_messages", 1.0).await;
+    db.run_sql("DELETE FROM anomaly_outbox").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&worker, "eventpipe_worker_anomaly_outbox_messages").await > 0.0 {
+        assert!(Instant::now() < deadline, "the outbox depth stayed above 0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Replaying the whole topic with a new group stores nothing new and
     // finds nothing new: the events are already stored.

@@ -15,6 +15,9 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "eventpipe_api_http_request_dura
 pub const EVENTS_RECEIVED_TOTAL: &str = "eventpipe_api_events_received_total";
 /// Events Kafka acknowledged.
 pub const EVENTS_ACCEPTED_TOTAL: &str = "eventpipe_api_events_accepted_total";
+/// Events Kafka acknowledged, by type: the known types, and `other` for
+/// the rest (a bounded label, whatever clients send).
+pub const EVENTS_ACCEPTED_BY_TYPE_TOTAL: &str = "eventpipe_api_events_accepted_by_type_total";
 /// Events rejected, by reason (the problem type slug).
 pub const EVENTS_REJECTED_TOTAL: &str = "eventpipe_api_events_rejected_total";
 /// Time from handing a request's events to the producer until Kafka acknowledged all.
@@ -23,8 +26,14 @@ pub const KAFKA_PRODUCE_DURATION_SECONDS: &str = "eventpipe_api_kafka_produce_du
 pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "eventpipe_api_kafka_produce_errors_total";
 /// Messages in the producer's queue, not yet acknowledged.
 pub const KAFKA_PRODUCER_QUEUE_MESSAGES: &str = "eventpipe_api_kafka_producer_queue_messages";
+/// The producer queue's limit (`KAFKA_QUEUE_MAX_MESSAGES`), beside its depth.
+pub const KAFKA_PRODUCER_QUEUE_MAX_MESSAGES: &str =
+    "eventpipe_api_kafka_producer_queue_max_messages";
 /// 1 when the last broker probe succeeded.
 pub const KAFKA_READY: &str = "eventpipe_api_kafka_ready";
+
+/// The `type` label of accepted events of a type that is not known.
+pub const OTHER_TYPE: &str = "other";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -40,6 +49,8 @@ pub struct Metrics {
     pub events_received: IntCounter,
     /// See [`EVENTS_ACCEPTED_TOTAL`].
     pub events_accepted: IntCounter,
+    /// See [`EVENTS_ACCEPTED_BY_TYPE_TOTAL`].
+    pub events_accepted_by_type: IntCounterVec,
     /// See [`EVENTS_REJECTED_TOTAL`].
     pub events_rejected: IntCounterVec,
     /// See [`KAFKA_PRODUCE_DURATION_SECONDS`].
@@ -48,6 +59,8 @@ pub struct Metrics {
     pub produce_errors: IntCounterVec,
     /// See [`KAFKA_PRODUCER_QUEUE_MESSAGES`].
     pub producer_queue: IntGauge,
+    /// See [`KAFKA_PRODUCER_QUEUE_MAX_MESSAGES`].
+    pub producer_queue_max: IntGauge,
     /// See [`KAFKA_READY`].
     pub kafka_ready: IntGauge,
 }
@@ -65,6 +78,13 @@ impl Metrics {
             events_accepted: IntCounter::new(
                 EVENTS_ACCEPTED_TOTAL,
                 "Events acknowledged by Kafka",
+            )?,
+            events_accepted_by_type: IntCounterVec::new(
+                Opts::new(
+                    EVENTS_ACCEPTED_BY_TYPE_TOTAL,
+                    "Events acknowledged by Kafka, by type (known types, else other)",
+                ),
+                &["type"],
             )?,
             events_rejected: IntCounterVec::new(
                 Opts::new(EVENTS_REJECTED_TOTAL, "Events rejected, by reason"),
@@ -89,21 +109,50 @@ impl Metrics {
                 KAFKA_PRODUCER_QUEUE_MESSAGES,
                 "Messages awaiting Kafka acknowledgement",
             )?,
+            producer_queue_max: IntGauge::new(
+                KAFKA_PRODUCER_QUEUE_MAX_MESSAGES,
+                "Most messages the producer queue holds (KAFKA_QUEUE_MAX_MESSAGES)",
+            )?,
             kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
             registry,
         };
         let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.events_received.clone()),
             Box::new(metrics.events_accepted.clone()),
+            Box::new(metrics.events_accepted_by_type.clone()),
             Box::new(metrics.events_rejected.clone()),
             Box::new(metrics.produce_duration.clone()),
             Box::new(metrics.produce_errors.clone()),
             Box::new(metrics.producer_queue.clone()),
+            Box::new(metrics.producer_queue_max.clone()),
             Box::new(metrics.kafka_ready.clone()),
         ];
+        // Every type's series exists from the start, at 0.
+        for kind in eventpipe_contract::KNOWN_TYPES.iter().chain(&[OTHER_TYPE]) {
+            metrics.events_accepted_by_type.with_label_values(&[kind]);
+        }
         collectors.extend(metrics.http.collectors());
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
+    }
+
+    /// Counts `types` (one per accepted event) by type, unknown ones as
+    /// [`OTHER_TYPE`].
+    pub fn count_accepted<'a>(&self, types: impl Iterator<Item = &'a str>) {
+        let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for kind in types {
+            let label = if eventpipe_contract::KNOWN_TYPES.contains(&kind) {
+                kind
+            } else {
+                OTHER_TYPE
+            };
+            *counts.entry(label).or_default() += 1;
+        }
+        for (label, n) in counts {
+            self.events_accepted_by_type
+                .with_label_values(&[label])
+                .inc_by(n);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

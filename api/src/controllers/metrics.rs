@@ -13,5 +13,8 @@ pub async fn get_metrics(State(app): State<AppState>) -> impl IntoResponse {
     app.metrics
         .producer_queue
         .set(i64::from(app.sink.queue_depth()));
+    app.metrics
+        .producer_queue_max
+        .set(i64::from(app.config.kafka.queue_max_messages));
     metrics_text(app.metrics.render())
 }

@@ -193,16 +193,23 @@ async fn metrics_count_what_happened() {
         .await;
     api.post_json(&json!([event("u", "click"), {"type": "x"}]))
         .await;
+    api.post_json(&json!([event("w", "login"), event("w", "my.own_type")]))
+        .await;
     let expected = [
-        "eventpipe_api_events_received_total 4",
-        "eventpipe_api_events_accepted_total 2",
+        "eventpipe_api_events_received_total 6",
+        "eventpipe_api_events_accepted_total 4",
+        "eventpipe_api_events_accepted_by_type_total{type=\"click\"} 2",
+        "eventpipe_api_events_accepted_by_type_total{type=\"login\"} 1",
+        "eventpipe_api_events_accepted_by_type_total{type=\"other\"} 1",
+        "eventpipe_api_events_accepted_by_type_total{type=\"purchase\"} 0",
         "eventpipe_api_events_rejected_total{reason=\"invalid-events\"} 2",
-        "eventpipe_api_http_requests_total{method=\"POST\",route=\"/events\",status=\"202\"} 1",
+        "eventpipe_api_http_requests_total{method=\"POST\",route=\"/events\",status=\"202\"} 2",
         "eventpipe_api_http_requests_total{method=\"POST\",route=\"/events\",status=\"422\"} 1",
-        "eventpipe_api_kafka_produce_duration_seconds_count{outcome=\"ok\"} 1",
+        "eventpipe_api_kafka_produce_duration_seconds_count{outcome=\"ok\"} 2",
         // librdkafka counts a message in flight until its delivery report
         // has been handled, a moment after the 202: the gauge follows.
         "eventpipe_api_kafka_producer_queue_messages 0",
+        "eventpipe_api_kafka_producer_queue_max_messages 200000",
         "eventpipe_api_kafka_ready 1",
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

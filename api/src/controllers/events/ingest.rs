@@ -215,6 +215,7 @@ pub async fn ingest_events(
         }
     };
     metrics.events_accepted.inc_by(delivered.len() as u64);
+    metrics.count_accepted(records.iter().map(|r| r.event_type.as_ref()));
     let results = records
         .iter()
         .zip(&delivered)

@@ -74,6 +74,9 @@ pub struct Plan {
     pub horizons: Vec<(String, DateTime<Utc>)>,
     /// What goes, in the order it goes.
     pub removals: Vec<Removal>,
+    /// True when a horizon is new or later than the one recorded: readers
+    /// may still be using the old one.
+    pub moves_horizons: bool,
 }
 
 /// What a pass removed from one table.
@@ -191,6 +194,7 @@ pub async fn plan(
     let mut plan = Plan {
         horizons: Vec::new(),
         removals: Vec::new(),
+        moves_horizons: false,
     };
     for (parent, days) in [
         ("events", policy.events_days),
@@ -257,6 +261,10 @@ pub async fn plan(
             }
         }
     }
+    plan.moves_horizons = plan
+        .horizons
+        .iter()
+        .any(|(data, at)| previous(data).is_none_or(|p| p < *at));
     Ok(plan)
 }
 
@@ -277,11 +285,6 @@ pub async fn apply(
     reader_grace: Duration,
     mut removed: impl FnMut(Removed),
 ) -> Result<(), StoreError> {
-    let before = horizons(conn).await?;
-    let moved = plan
-        .horizons
-        .iter()
-        .any(|h| !before.iter().any(|b| b.0 == h.0 && b.1 >= h.1));
     for (data, horizon) in &plan.horizons {
         sql_query(
             "INSERT INTO retention AS r (data, complete_from) VALUES ($1, $2)
@@ -293,7 +296,7 @@ pub async fn apply(
         .execute(conn)
         .await?;
     }
-    if moved && !plan.removals.is_empty() {
+    if plan.moves_horizons && !plan.removals.is_empty() {
         tokio::time::sleep(reader_grace).await;
     }
     for removal in &plan.removals {

@@ -134,6 +134,7 @@ async fn drop_partition(conn: &mut AsyncPgConnection, partition: Partition, time
             parent: "events".to_owned(),
             partition,
         }],
+        moves_horizons: false,
     };
     retention::apply(conn, &plan, timeout, Duration::ZERO, |_| {})
         .await

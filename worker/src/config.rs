@@ -417,6 +417,25 @@ mod tests {
     }
 
     #[test]
+    fn retention_is_off_unless_set_and_zero_or_junk_days_are_named() {
+        let none = maintenance_config(|_| None).unwrap();
+        assert!(none.retention.keeps_everything());
+        assert_eq!(none.layout.span_days, 1);
+        let set = maintenance_config(|n| (n == "RETENTION_EVENTS_DAYS").then(|| "30".to_owned()))
+            .unwrap();
+        assert_eq!(set.retention.events_days, Some(30));
+        for (var, value) in [
+            ("RETENTION_EVENTS_DAYS", "0"),
+            ("RETENTION_ROLLUPS_DAYS", "a year"),
+            ("PARTITION_SPAN_DAYS", "0"),
+            ("RETENTION_ANOMALIES_DAYS", "-3"),
+        ] {
+            let err = maintenance_config(|n| (n == var).then(|| value.to_owned())).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
     fn a_bad_rules_file_names_the_variable_the_file_and_the_line() {
         let dir = std::env::temp_dir().join(format!("rules-{}", uuid::Uuid::new_v4()));
         std::fs::write(&dir, "[[rules]]\nname = \"x\"\nseverity = \"low\"\ndescription = \"d\"\nkind = \"jump\"\nfield = \"f\"\n").unwrap();

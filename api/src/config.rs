@@ -310,7 +310,11 @@ impl ApiConfig {
 
 /// The variables as `--help` prints them.
 pub fn help() -> String {
-    eventpipe_service::settings::help(VARS)
+    format!(
+        "{}\nTracing (OpenTelemetry):\n{}",
+        eventpipe_service::settings::help(VARS),
+        eventpipe_service::settings::help(eventpipe_service::telemetry::VARS)
+    )
 }
 
 fn api_keys<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeyDigests, ConfigError> {

@@ -138,6 +138,22 @@ impl AppError {
         self.kind().0
     }
 
+    /// What a trace records of the failure: the message, with the first
+    /// few field errors for invalid events; never an internal cause.
+    pub fn trace_detail(&self) -> String {
+        match self {
+            AppError::Invalid(errors) => {
+                let mut detail = self.to_string();
+                for e in errors.iter().take(5) {
+                    detail.push_str(&format!("; [{}]{}: {}", e.index, e.pointer, e.message));
+                }
+                detail
+            }
+            AppError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     fn into_problem(self) -> (Problem, Option<Duration>) {
         let status = self.status().as_u16();
         let (slug, title) = self.kind();

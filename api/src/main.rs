@@ -25,11 +25,13 @@ async fn main() -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),
         None => {}
     }
-    eventpipe_service::init_tracing();
+    let telemetry = eventpipe_service::telemetry::init("eventpipe-api")?;
     let config = ApiConfig::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding API_ADDR={}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "eventpipe-api listening");
-    eventpipe_api::serve(config, listener, eventpipe_service::shutdown_signal()).await
+    let served = eventpipe_api::serve(config, listener, eventpipe_service::shutdown_signal()).await;
+    telemetry.shutdown();
+    served
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
 use eventpipe_service::kafka as kafka_client;
+use eventpipe_service::telemetry::{self, TraceHeaders};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -279,12 +280,14 @@ impl EventSink {
         self.producer.in_flight_count()
     }
 
-    /// Produces `events` (keyed by user id, with schema-version and
-    /// request-id headers) and waits until Kafka acknowledged every one.
+    /// Produces `events` (keyed by user id, with schema-version,
+    /// request-id and, given `trace`, W3C trace context headers) and waits
+    /// until Kafka acknowledged every one.
     pub async fn send(
         &self,
         events: &[EventRecord<'_>],
         request_id: &str,
+        trace: Option<&TraceHeaders>,
     ) -> Result<Vec<Delivered>, SendError> {
         let (done, acknowledged) = oneshot::channel();
         let acks = Arc::new(Acks {
@@ -301,7 +304,7 @@ impl EventSink {
             value.clear();
             // Serializing a record into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut value, event);
-            let headers = OwnedHeaders::new_with_capacity(3)
+            let mut headers = OwnedHeaders::new_with_capacity(5)
                 .insert(Header {
                     key: kafka::HEADER_SCHEMA_VERSION,
                     value: Some(kafka::SCHEMA_VERSION),
@@ -314,6 +317,18 @@ impl EventSink {
                     key: kafka::HEADER_CONTENT_TYPE,
                     value: Some("application/json"),
                 });
+            if let Some(trace) = trace {
+                headers = headers.insert(Header {
+                    key: telemetry::TRACEPARENT,
+                    value: Some(&trace.traceparent),
+                });
+                if let Some(state) = &trace.tracestate {
+                    headers = headers.insert(Header {
+                        key: telemetry::TRACESTATE,
+                        value: Some(state),
+                    });
+                }
+            }
             let pending = Box::new(Pending {
                 acks: acks.clone(),
                 index,

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
         print_help();
         return Ok(());
     }
-    eventpipe_service::init_tracing();
+    let telemetry = eventpipe_service::telemetry::init("eventpipe")?;
 
     let pipeline = Pipeline::start(|name| std::env::var(name).ok()).await?;
     let (api, worker) = (pipeline.api, pipeline.worker);
@@ -48,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     eventpipe_service::shutdown_signal().await;
-    pipeline.stop().await
+    let stopped = pipeline.stop().await;
+    telemetry.shutdown();
+    stopped
 }
 
 fn print_help() {

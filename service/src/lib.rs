@@ -1,26 +1,20 @@
 //! What every eventpipe service process shares: typed settings read from
 //! environment variables ([`settings`]), the Prometheus exposition
 //! ([`metrics`]), Kafka client basics ([`kafka`]), the HTTP plumbing both
-//! servers share ([`http`]), logging set-up, and the shutdown signal. Each service keeps its own typed config struct and its own list
+//! servers share ([`http`]), logging and trace export ([`telemetry`]), and the shutdown signal. Each service keeps its own typed config struct and its own list
 //! of variables; this crate holds only the mechanism.
 
 pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod settings;
+pub mod telemetry;
 
-/// Sets up logging: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json`
-/// switches to one JSON object per line.
+/// Sets up logging only: `RUST_LOG` filters (default `info`),
+/// `LOG_FORMAT=json` switches to one JSON object per line. Services call
+/// [`telemetry::init`], which also sets up trace export.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    telemetry::init_logging();
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -383,7 +383,11 @@ fn read_rules(path: Option<String>) -> Result<Vec<rules::Rule>, ConfigError> {
 
 /// The variables as `--help` prints them.
 pub fn help() -> String {
-    eventpipe_service::settings::help(VARS)
+    format!(
+        "{}\nTracing (OpenTelemetry):\n{}",
+        eventpipe_service::settings::help(VARS),
+        eventpipe_service::settings::help(eventpipe_service::telemetry::VARS)
+    )
 }
 
 #[cfg(test)]

@@ -39,6 +39,12 @@ impl WithinBatch for Detection<'_> {
     }
 
     fn evaluate(&mut self, new_rows: Vec<&NewEvent>) -> Vec<Anomaly> {
+        let span = eventpipe_service::span!(
+            "evaluate rules",
+            rows = new_rows.len(),
+            anomalies = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let mut found = Vec::new();
         for row in new_rows {
             let parsed;
@@ -58,6 +64,7 @@ impl WithinBatch for Detection<'_> {
                 &payload,
             ));
         }
+        span.record("anomalies", found.len());
         found
     }
 

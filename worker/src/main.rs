@@ -53,13 +53,16 @@ async fn main() -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),
         None => {}
     }
-    eventpipe_service::init_tracing();
+    let telemetry = eventpipe_service::telemetry::init("eventpipe-worker")?;
     let config = WorkerConfig::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding WORKER_ADDR={}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "eventpipe-worker listening");
-    eventpipe_worker::serve(config, listener, eventpipe_service::shutdown_signal()).await
+    let served =
+        eventpipe_worker::serve(config, listener, eventpipe_service::shutdown_signal()).await;
+    telemetry.shutdown();
+    served
 }
 
 /// The `retention` command.

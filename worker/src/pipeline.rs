@@ -10,14 +10,27 @@
 //! worker's CPU work overlaps the database's. Batches are still made
 //! durable and committed strictly in order: batch N+1 is written only after
 //! batch N was committed.
+//!
+//! When traces are exported, a batch is the root span of its own trace,
+//! linked to the context each event came with (a batch serves many
+//! traces); its children are the transaction, the rule evaluation, the
+//! anomaly publication and each dead-lettering. Each event whose context
+//! was sampled also gets a `store event` span in the client's own trace,
+//! linked back to the batch, so one trace shows a request from the HTTP
+//! call to its row.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use eventpipe_service::telemetry::{
+    self, KeyValue, OpenTelemetrySpanExt, SpanContext, Status, TraceHeaders,
+};
 use prometheus::IntCounter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::{Instrument, Span};
 
 use crate::state::Worker;
 use eventpipe_anomaly::Anomaly;
@@ -44,6 +57,11 @@ struct Prepared {
     rows: Vec<NewEvent>,
     /// For each row, the index of its message.
     row_messages: Vec<usize>,
+    /// For each row, the trace context headers its message carried.
+    traces: Vec<Option<TraceHeaders>>,
+    /// For each message, the span context it carried; empty when traces
+    /// are not exported.
+    contexts: Vec<Option<SpanContext>>,
     /// Messages for the DLQ: index, reason, error.
     poison: Vec<(usize, &'static str, String)>,
     /// [`crate::source::Source::revocations`] when the batch was read.
@@ -53,23 +71,124 @@ struct Prepared {
 fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
     let mut rows = Vec::with_capacity(messages.len());
     let mut row_messages = Vec::with_capacity(messages.len());
+    let mut traces = Vec::with_capacity(messages.len());
     let mut poison = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         match decode(m.payload(), m.schema_version(), m.partition(), m.offset()) {
             Verdict::Row(row) => {
                 rows.push(*row);
                 row_messages.push(i);
+                traces.push(m.trace());
             }
             Verdict::Poison { reason, error } => poison.push((i, reason, error)),
         }
     }
+    let contexts = if telemetry::enabled() {
+        messages
+            .iter()
+            .map(|m| m.trace().and_then(|t| t.context()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Prepared {
         messages,
         rows,
         row_messages,
+        traces,
+        contexts,
         poison,
         revocations,
     }
+}
+
+/// Committed anomalies on their way to the topic, with the trace context
+/// of the event that raised each (same order) and of the batch.
+pub struct Publication {
+    anomalies: Vec<Anomaly>,
+    traces: Vec<Option<TraceHeaders>>,
+    batch: SpanContext,
+}
+
+/// The most links a batch span records (the SDK's default limit).
+const MAX_LINKS: usize = 128;
+
+/// The batch's span: the root of its own trace, linked to each distinct
+/// context its events came with (with the first such event's id, partition
+/// and offset). Disabled when traces are not exported.
+fn batch_span(worker: &Worker, batch: &Prepared) -> Span {
+    if !telemetry::enabled() {
+        return Span::none();
+    }
+    let span = eventpipe_service::span!(
+        parent: None,
+        "batch",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.destination.name = worker.config.events_topic.as_str(),
+        messaging.batch.message_count = batch.messages.len(),
+    );
+    let mut linked = HashSet::new();
+    let event_ids: std::collections::HashMap<usize, uuid::Uuid> = batch
+        .row_messages
+        .iter()
+        .zip(&batch.rows)
+        .map(|(&i, row)| (i, row.event_id))
+        .collect();
+    for (i, context) in batch.contexts.iter().enumerate() {
+        let Some(context) = context else { continue };
+        if linked.len() == MAX_LINKS || !linked.insert(context.span_id()) {
+            continue;
+        }
+        let message = &batch.messages[i];
+        let mut attributes = message_attributes(message);
+        if let Some(id) = event_ids.get(&i) {
+            attributes.push(KeyValue::new("eventpipe.event_id", id.to_string()));
+        }
+        span.add_link_with_attributes(context.clone(), attributes);
+    }
+    span
+}
+
+/// Where a message was read from, as span attributes.
+fn message_attributes(message: &Received) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(
+            "messaging.destination.partition.id",
+            message.partition().to_string(),
+        ),
+        KeyValue::new("messaging.kafka.offset", message.offset()),
+    ]
+}
+
+/// A `store event` span for each row whose context was sampled, in that
+/// trace (row index, span), linked to the batch span (the current span).
+fn event_spans(batch: &Prepared) -> Vec<(usize, Span)> {
+    if batch.contexts.is_empty() {
+        return Vec::new();
+    }
+    let batch_context = telemetry::span_context(&Span::current());
+    let mut spans = Vec::new();
+    for (row, (event, &i)) in batch.rows.iter().zip(&batch.row_messages).enumerate() {
+        let Some(context) = batch.contexts[i].as_ref().filter(|c| c.is_sampled()) else {
+            continue;
+        };
+        let message = &batch.messages[i];
+        let span = eventpipe_service::span!(
+            parent: None,
+            "store event",
+            otel.kind = "consumer",
+            eventpipe.event_id = %event.event_id,
+            eventpipe.event_type = event.event_type.as_str(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+        );
+        let _ = span.set_parent(telemetry::remote_parent(context.clone()));
+        span.add_link(batch_context.clone());
+        spans.push((row, span));
+    }
+    spans
 }
 
 type InFlight = JoinHandle<Outcome>;
@@ -83,7 +202,8 @@ async fn make_durable_and_commit(
     batch: Prepared,
     stop: watch::Receiver<bool>,
 ) -> Outcome {
-    let outcome = process(&worker, &batch, &stop).await;
+    let span = batch_span(&worker, &batch);
+    let outcome = process(&worker, &batch, &stop).instrument(span).await;
     match outcome {
         Outcome::Durable if worker.source.revocations() != batch.revocations => {
             // Partitions moved while this batch was read or written: its rows
@@ -155,18 +275,23 @@ pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow
 
 /// Makes one batch durable.
 async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>) -> Outcome {
+    let events = event_spans(batch);
     let mut poison: Vec<(usize, &'static str, String)> = batch.poison.clone();
     if !batch.rows.is_empty() {
         let failures = Some(&worker.metrics.db_write_failures);
-        let refused =
-            match retrying(worker, stop, failures, || store_rows(worker, &batch.rows)).await {
-                Some(refused) => refused,
-                None => return Outcome::Abandoned,
-            };
+        let store = || store_rows(worker, &batch.rows, &batch.traces);
+        let refused = match retrying(worker, stop, failures, store).await {
+            Some(refused) => refused,
+            None => return Outcome::Abandoned,
+        };
         for (row, error) in refused {
+            if let Some((_, span)) = events.iter().find(|(r, _)| *r == row) {
+                span.set_status(Status::error(format!("refused by the database: {error}")));
+            }
             poison.push((batch.row_messages[row], "refused_by_database", error));
         }
     }
+    drop(events);
     poison.sort_by_key(|(i, _, _)| *i);
 
     for (i, reason, error) in &poison {
@@ -178,6 +303,7 @@ async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>
             error = %error,
             "message sent to the dead-letter topic"
         );
+        let span = dead_letter_span(worker, batch, *i, reason, error);
         let sent = retrying(worker, stop, None, || async {
             worker
                 .source
@@ -185,6 +311,7 @@ async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("DLQ: {e}")))
         })
+        .instrument(span)
         .await;
         if sent.is_none() {
             return Outcome::Abandoned;
@@ -194,6 +321,37 @@ async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>
     Outcome::Durable
 }
 
+/// The span of putting message `i` on the DLQ, linked to the context the
+/// message came with.
+fn dead_letter_span(
+    worker: &Worker,
+    batch: &Prepared,
+    i: usize,
+    reason: &str,
+    error: &str,
+) -> Span {
+    if batch.contexts.is_empty() {
+        return Span::none();
+    }
+    let message = &batch.messages[i];
+    let span = eventpipe_service::span!(
+        "dead_letter",
+        otel.kind = "producer",
+        messaging.destination.name = worker.config.dlq_topic.as_str(),
+        eventpipe.dlq.reason = reason,
+        messaging.destination.partition.id = message.partition(),
+        messaging.kafka.offset = message.offset(),
+    );
+    span.set_status(Status::error(format!("{reason}: {error}")));
+    if let Some(row) = batch.row_messages.iter().position(|&m| m == i) {
+        span.set_attribute("eventpipe.event_id", batch.rows[row].event_id.to_string());
+    }
+    if let Some(context) = &batch.contexts[i] {
+        span.add_link(context.clone());
+    }
+    span
+}
+
 /// Writes `rows` (evaluating the anomaly rules on the new ones, in the same
 /// transaction); when the database refuses the batch for a data reason,
 /// finds the refused rows one by one. Publishes the anomalies once the rows
@@ -201,6 +359,7 @@ async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>
 async fn store_rows(
     worker: &Worker,
     rows: &[NewEvent],
+    traces: &[Option<TraceHeaders>],
 ) -> Result<Vec<(usize, String)>, StoreError> {
     let started = Instant::now();
     let mut detector = match &worker.detector {
@@ -218,23 +377,38 @@ async fn store_rows(
         detector.stage(rows.iter().map(|r| r.user_id.as_str()))
     });
     let mut detection = staged.as_mut().map(Detection::new);
+    let transaction = eventpipe_service::span!(
+        "transaction",
+        db.system.name = "postgresql",
+        rows = rows.len(),
+        stored = tracing::field::Empty,
+    );
     let written = eventpipe_store::store_batch(
         &worker.pool,
         rows,
         worker.config.dedup_window,
         detection.as_mut().map(|d| d as &mut dyn WithinBatch),
     )
+    .instrument(transaction.clone())
     .await;
     let (stored, refused) = match written {
         Ok(stored) => (stored, Vec::new()),
         Err(StoreError::Refused(reason)) => {
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
+            transaction.set_status(Status::error(format!("refused: {reason}")));
             let within = detection.as_mut().map(|d| d as &mut dyn WithinBatch);
+            let one_by_one = eventpipe_service::span!("transaction per row", rows = rows.len());
             eventpipe_store::store_each(&worker.pool, rows, worker.config.dedup_window, within)
+                .instrument(one_by_one)
                 .await?
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            transaction.set_status(Status::error(e.to_string()));
+            return Err(e);
+        }
     };
+    transaction.record("stored", stored.inserted);
+    drop(transaction);
     drop(detection);
     let metrics = &worker.metrics;
     if let (Some((detector, _)), Some(staged)) = (detector.as_deref_mut(), staged) {
@@ -273,9 +447,24 @@ async fn store_rows(
         }
     }
     if !stored.anomalies.is_empty() {
+        let raised_by: std::collections::HashMap<_, _> = rows
+            .iter()
+            .zip(traces)
+            .filter_map(|(r, t)| Some((r.event_id, t.as_ref()?)))
+            .collect();
+        let traces = stored
+            .anomalies
+            .iter()
+            .map(|a| raised_by.get(&a.event_id).map(|t| (*t).clone()))
+            .collect();
+        let publication = Publication {
+            anomalies: stored.anomalies,
+            traces,
+            batch: telemetry::span_context(&Span::current()),
+        };
         // Publication waits for Kafka; the next batch need not. A full
         // queue (Kafka slow) holds the pipeline back rather than memory.
-        let _ = worker.publications.send(stored.anomalies).await;
+        let _ = worker.publications.send(publication).await;
     }
     Ok(refused)
 }
@@ -285,7 +474,7 @@ async fn store_rows(
 /// queued) it publishes what is left and returns.
 pub async fn publish_committed(
     worker: Arc<Worker>,
-    mut queue: mpsc::Receiver<Vec<Anomaly>>,
+    mut queue: mpsc::Receiver<Publication>,
     mut done: watch::Receiver<bool>,
 ) {
     loop {
@@ -298,22 +487,41 @@ pub async fn publish_committed(
             }
         };
         match next {
-            Some(anomalies) => publish(&worker, &anomalies).await,
+            Some(publication) => publish_traced(&worker, &publication).await,
             None => return,
         }
     }
-    while let Ok(anomalies) = queue.try_recv() {
-        publish(&worker, &anomalies).await;
+    while let Ok(publication) = queue.try_recv() {
+        publish_traced(&worker, &publication).await;
     }
 }
 
-/// Puts stored anomalies on the topic and records that they are there. A
-/// failure leaves them for [`sweep_unpublished`]: at least once, never lost.
-async fn publish(worker: &Worker, anomalies: &[Anomaly]) {
+/// [`publish`] in a span, child of the batch that stored the anomalies.
+async fn publish_traced(worker: &Worker, publication: &Publication) {
+    let span = eventpipe_service::span!(
+        parent: None,
+        "publish anomalies",
+        otel.kind = "producer",
+        messaging.destination.name = worker.config.anomalies_topic.as_str(),
+        messaging.batch.message_count = publication.anomalies.len(),
+    );
+    if publication.batch.is_valid() {
+        let _ = span.set_parent(telemetry::remote_parent(publication.batch.clone()));
+    }
+    publish(worker, &publication.anomalies, &publication.traces)
+        .instrument(span)
+        .await;
+}
+
+/// Puts stored anomalies on the topic, each with the trace context of the
+/// event that raised it (`traces`, when known), and records that they are
+/// there. A failure leaves them for [`sweep_unpublished`]: at least once,
+/// never lost.
+async fn publish(worker: &Worker, anomalies: &[Anomaly], traces: &[Option<TraceHeaders>]) {
     if anomalies.is_empty() {
         return;
     }
-    let published = match worker.source.publish_anomalies(anomalies).await {
+    let published = match worker.source.publish_anomalies(anomalies, traces).await {
         Ok(()) => {
             let ids: Vec<uuid::Uuid> = anomalies.iter().map(|a| a.anomaly_id).collect();
             anomalies::mark_published(&worker.pool, &ids)
@@ -323,6 +531,7 @@ async fn publish(worker: &Worker, anomalies: &[Anomaly]) {
         Err(e) => Err(e.to_string()),
     };
     if let Err(error) = published {
+        Span::current().set_status(Status::error(error.clone()));
         worker.metrics.anomaly_publish_failures.inc();
         tracing::warn!(%error, anomalies = anomalies.len(), "anomalies stored but not yet published; the sweep retries");
     }
@@ -346,7 +555,7 @@ pub async fn sweep_unpublished(worker: Arc<Worker>) {
                     anomalies = left.len(),
                     "publishing anomalies left unpublished"
                 );
-                publish(&worker, &left).await;
+                publish(&worker, &left, &[]).await;
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "unpublished anomalies could not be read"),

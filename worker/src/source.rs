@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use eventpipe_contract::kafka;
 use eventpipe_service::kafka as kafka_client;
+use eventpipe_service::telemetry::{self, TraceHeaders};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -320,30 +321,52 @@ impl Source {
             .map_err(|(e, _)| e)
     }
 
-    /// Publishes `anomalies` to the anomalies topic, keyed by user, and
-    /// waits until Kafka acknowledged every one.
-    pub async fn publish_anomalies(&self, anomalies: &[Anomaly]) -> Result<(), KafkaError> {
+    /// Publishes `anomalies` to the anomalies topic, keyed by user, each
+    /// with the trace context of the event that raised it (`traces`, in
+    /// the same order; shorter when unknown), and waits until Kafka
+    /// acknowledged every one.
+    pub async fn publish_anomalies(
+        &self,
+        anomalies: &[Anomaly],
+        traces: &[Option<TraceHeaders>],
+    ) -> Result<(), KafkaError> {
         let values: Vec<Vec<u8>> = anomalies
             .iter()
             .map(|a| serde_json::to_vec(a).unwrap_or_default())
             .collect();
-        let sends = anomalies.iter().zip(&values).map(|(a, value)| {
-            let headers = OwnedHeaders::new_with_capacity(2)
-                .insert(Header {
-                    key: kafka::HEADER_SCHEMA_VERSION,
-                    value: Some(kafka::SCHEMA_VERSION),
-                })
-                .insert(Header {
-                    key: kafka::HEADER_CONTENT_TYPE,
-                    value: Some("application/json"),
-                });
-            let record = FutureRecord::to(&self.anomalies_topic)
-                .key(a.user_id.as_bytes())
-                .payload(value.as_slice())
-                .headers(headers);
-            self.producer
-                .send(record, Timeout::After(Duration::from_secs(10)))
-        });
+        let sends = anomalies
+            .iter()
+            .zip(&values)
+            .enumerate()
+            .map(|(i, (a, value))| {
+                let mut headers = OwnedHeaders::new_with_capacity(4)
+                    .insert(Header {
+                        key: kafka::HEADER_SCHEMA_VERSION,
+                        value: Some(kafka::SCHEMA_VERSION),
+                    })
+                    .insert(Header {
+                        key: kafka::HEADER_CONTENT_TYPE,
+                        value: Some("application/json"),
+                    });
+                if let Some(Some(trace)) = traces.get(i) {
+                    headers = headers.insert(Header {
+                        key: telemetry::TRACEPARENT,
+                        value: Some(&trace.traceparent),
+                    });
+                    if let Some(state) = &trace.tracestate {
+                        headers = headers.insert(Header {
+                            key: telemetry::TRACESTATE,
+                            value: Some(state),
+                        });
+                    }
+                }
+                let record = FutureRecord::to(&self.anomalies_topic)
+                    .key(a.user_id.as_bytes())
+                    .payload(value.as_slice())
+                    .headers(headers);
+                self.producer
+                    .send(record, Timeout::After(Duration::from_secs(10)))
+            });
         for sent in futures::future::join_all(sends).await {
             sent.map_err(|(e, _)| e)?;
         }
@@ -411,10 +434,22 @@ impl Received {
 
     /// The schema version header, if present.
     pub fn schema_version(&self) -> Option<&[u8]> {
-        self.0.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == kafka::HEADER_SCHEMA_VERSION)
-                .and_then(|h| h.value)
+        self.header(kafka::HEADER_SCHEMA_VERSION)
+    }
+
+    /// The W3C trace context the API put on the message, as it came
+    /// (checked only by [`TraceHeaders::context`]).
+    pub fn trace(&self) -> Option<TraceHeaders> {
+        let text = |name| self.header(name).and_then(|v| std::str::from_utf8(v).ok());
+        Some(TraceHeaders {
+            traceparent: text(telemetry::TRACEPARENT)?.to_owned(),
+            tracestate: text(telemetry::TRACESTATE).map(str::to_owned),
         })
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .headers()
+            .and_then(|hs| hs.iter().find(|h| h.key == name).and_then(|h| h.value))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use eventpipe_anomaly::{Anomaly, Detector};
+use eventpipe_anomaly::Detector;
 use eventpipe_query::ReadSide;
 use eventpipe_query::db::Analytics;
 use eventpipe_store::DbPool;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::config::WorkerConfig;
 use crate::dead_letters::DlqWatermarks;
 use crate::metrics::Metrics;
+use crate::pipeline::Publication;
 use crate::source::Source;
 
 /// Committed batches whose anomalies may wait for publication at once.
@@ -41,9 +42,9 @@ pub struct Worker {
     /// the revocation count its state was built under.
     pub detector: Option<tokio::sync::Mutex<(Detector, u64)>>,
     /// Committed anomalies on their way to the topic.
-    pub publications: mpsc::Sender<Vec<Anomaly>>,
+    pub publications: mpsc::Sender<Publication>,
     /// The other end, taken by the publishing task.
-    pub(crate) publications_queue: std::sync::Mutex<Option<mpsc::Receiver<Vec<Anomaly>>>>,
+    pub(crate) publications_queue: std::sync::Mutex<Option<mpsc::Receiver<Publication>>>,
 }
 
 /// Connects everything, failing with a message naming the variable to fix

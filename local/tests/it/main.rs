@@ -7,3 +7,4 @@ mod compose;
 mod configuration;
 mod layout;
 mod superset;
+mod tracing;

@@ -1,7 +1,9 @@
 //! Per-request bookkeeping every route gets: the request id (the client's
 //! `X-Request-Id` when it is sane, else a UUIDv7), put in the request's
 //! extensions for handlers (the API carries it to Kafka) and echoed on the
-//! response; and the request count and latency by route, method and status.
+//! response; the request count and latency by route, method and status;
+//! and, when traces are exported, the request's server span, continuing
+//! the client's W3C `traceparent` when it sent one.
 
 use std::time::Instant;
 
@@ -11,7 +13,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::telemetry::{self, OpenTelemetrySpanExt, TraceHeaders};
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -73,6 +78,42 @@ fn client_request_id(value: &HeaderValue) -> Option<String> {
     sane.then(|| s.to_owned())
 }
 
+/// Routes scraped or probed every few seconds: not traced.
+const UNTRACED: &[&str] = &["/metrics", "/health", "/ready", "unmatched"];
+
+/// The request's server span (disabled when traces are not exported or
+/// the route is a probe), child of the client's `traceparent` if any.
+fn server_span(request: &Request, route: &str, id: &str) -> tracing::Span {
+    if !telemetry::enabled() || UNTRACED.contains(&route) {
+        return tracing::Span::none();
+    }
+    let method = request.method().as_str();
+    let span = crate::span!(
+        "request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        request.id = id,
+    );
+    if let Some(parent) = client_context(request.headers()) {
+        let _ = span.set_parent(telemetry::remote_parent(parent));
+    }
+    span
+}
+
+/// The span context of the client's `traceparent`/`tracestate` headers,
+/// if they are well-formed.
+pub fn client_context(headers: &axum::http::HeaderMap) -> Option<telemetry::SpanContext> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    TraceHeaders::parse(
+        header(telemetry::TRACEPARENT)?,
+        header(telemetry::TRACESTATE),
+    )
+}
+
 /// Middleware: request id in, metrics and request id out. Install with
 /// `axum::middleware::from_fn_with_state(metrics, observe)`.
 pub async fn observe(
@@ -92,11 +133,16 @@ pub async fn observe(
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = request.method().clone();
+    let span = server_span(&request, &route, &id);
     request.extensions_mut().insert(RequestId(id.clone()));
 
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
 
     let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     let labels = [route.as_str(), method.as_str(), status.as_str()];
     metrics.requests.with_label_values(&labels).inc();
     metrics

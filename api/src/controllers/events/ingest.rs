@@ -10,7 +10,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use eventpipe_service::telemetry::{self, OpenTelemetrySpanExt, Status, TraceHeaders};
 use serde::{Deserialize, Serialize};
+use tracing::{Instrument, Span};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ use crate::error::{AppError, bad_request, too_large};
 use crate::intake;
 use crate::sink::{FailureKind, SendError};
 use crate::state::AppState;
-use eventpipe_service::http::observe::RequestId;
+use eventpipe_service::http::observe::{RequestId, client_context};
 
 /// Query parameters of `POST /events`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -129,25 +131,68 @@ pub async fn ingest_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
+    let result = ingest(&app, &request_id, query, &headers, body).await;
+    if let Err(error) = &result {
+        rejected(&Span::current(), error);
+    }
+    result
+}
+
+/// Records on `span` (when it is exported) why the request was refused.
+fn rejected(span: &Span, error: &AppError) {
+    if span.is_disabled() {
+        return;
+    }
+    span.set_attribute("eventpipe.rejection.reason", error.reason());
+    span.set_attribute("eventpipe.rejection.detail", error.trace_detail());
+}
+
+/// Runs a step of the request in its own span, which records a failure.
+fn step<T>(span: Span, run: impl FnOnce() -> Result<T, AppError>) -> Result<T, AppError> {
+    let result = span.in_scope(run);
+    if let Err(error) = &result
+        && !span.is_disabled()
+    {
+        rejected(&span, error);
+        span.set_status(Status::error(error.trace_detail()));
+    }
+    result
+}
+
+async fn ingest(
+    app: &AppState,
+    request_id: &RequestId,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
     let received_at = Utc::now();
-    let key = app.keys.authenticate(&headers)?;
+    let key = app.keys.authenticate(headers)?;
     let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| bad_request(format!("invalid query string: {e}")))?;
-    let format = intake::format_of(&headers)?;
+    let format = intake::format_of(headers)?;
     let limits = &app.config.limits;
-    let body = to_bytes(body, limits.max_body_bytes).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
-            too_large(format!(
-                "request body exceeds {} bytes, the limit",
-                limits.max_body_bytes
-            ))
-        } else {
-            bad_request(format!("could not read the request body: {e}"))
-        }
+    let decoding = eventpipe_service::span!("decode");
+    let body = to_bytes(body, limits.max_body_bytes)
+        .instrument(decoding.clone())
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                too_large(format!(
+                    "request body exceeds {} bytes, the limit",
+                    limits.max_body_bytes
+                ))
+            } else {
+                bad_request(format!("could not read the request body: {e}"))
+            }
+        });
+    let body = step(decoding.clone(), || body)?;
+    let body = step(decoding.clone(), || intake::decode(headers, &body, limits))?;
+    let events = step(decoding, || {
+        intake::split(format, intake::text(&body)?, limits)
     })?;
-    let body = intake::decode(&headers, &body, limits)?;
-    let events = intake::split(format, intake::text(&body)?, limits)?;
 
     let metrics = &app.metrics;
     metrics.events_received.inc_by(events.len() as u64);
@@ -158,10 +203,17 @@ pub async fn ingest_events(
             .inc_by(events.len() as u64);
         error
     };
-    let records = intake::validate(&events, received_at, &app.config.rules).map_err(reject)?;
-    app.limiter
-        .take(key, records.len())
-        .map_err(|retry_after| reject(AppError::RateLimited { retry_after }))?;
+    let validating = eventpipe_service::span!("validate", events = events.len());
+    let records = step(validating, || {
+        intake::validate(&events, received_at, &app.config.rules)
+    })
+    .map_err(reject)?;
+    step(eventpipe_service::span!("rate_limit"), || {
+        app.limiter
+            .take(key, records.len())
+            .map_err(|retry_after| AppError::RateLimited { retry_after })
+    })
+    .map_err(reject)?;
 
     if params.dry_run {
         let results = records
@@ -183,8 +235,30 @@ pub async fn ingest_events(
         return Ok((StatusCode::OK, Json(receipt)).into_response());
     }
 
+    let producing = eventpipe_service::span!(
+        "produce",
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.destination.name = app.config.kafka.events_topic.as_str(),
+        messaging.batch.message_count = records.len(),
+    );
+    // The context each message carries: the produce span's when traces are
+    // exported, else the client's own, passed on untouched.
+    let trace = if telemetry::enabled() {
+        if let [only] = records.as_slice() {
+            producing.set_attribute("eventpipe.event_id", only.event_id.to_string());
+        }
+        TraceHeaders::of(&telemetry::span_context(&producing))
+    } else {
+        client_context(headers).and_then(|context| TraceHeaders::of(&context))
+    };
     let started = Instant::now();
-    let sent = app.sink.send(&records, &request_id.0).await;
+    let sent = app
+        .sink
+        .send(&records, &request_id.0, trace.as_ref())
+        .instrument(producing.clone())
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = match sent {
         Ok(delivered) => {
@@ -211,9 +285,19 @@ pub async fn ingest_events(
                 "Kafka did not acknowledge every event"
             );
             let timeout = app.config.kafka.message_timeout;
-            return Err(reject(produce_failure(&failure, records.len(), timeout)));
+            let error = reject(produce_failure(&failure, records.len(), timeout));
+            producing.set_status(Status::error(error.trace_detail()));
+            return Err(error);
         }
     };
+    if let ([only], false) = (delivered.as_slice(), producing.is_disabled()) {
+        producing.set_attribute(
+            "messaging.destination.partition.id",
+            only.partition.to_string(),
+        );
+        producing.set_attribute("messaging.kafka.offset", only.offset);
+    }
+    drop(producing);
     metrics.events_accepted.inc_by(delivered.len() as u64);
     metrics.count_accepted(records.iter().map(|r| r.event_type.as_ref()));
     let results = records

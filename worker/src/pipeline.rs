@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, Span};
 
-use crate::state::Worker;
+use crate::state::{Publication, Worker};
 use eventpipe_anomaly::Anomaly;
 use eventpipe_store::{NewEvent, StoreError, WithinBatch, anomalies};
 
@@ -100,14 +100,6 @@ fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
         poison,
         revocations,
     }
-}
-
-/// Committed anomalies on their way to the topic, with the trace context
-/// of the event that raised each (same order) and of the batch.
-pub struct Publication {
-    anomalies: Vec<Anomaly>,
-    traces: Vec<Option<TraceHeaders>>,
-    batch: SpanContext,
 }
 
 /// The most links a batch span records (the SDK's default limit).

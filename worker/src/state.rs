@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use eventpipe_anomaly::Detector;
+use eventpipe_anomaly::{Anomaly, Detector};
 use eventpipe_query::ReadSide;
 use eventpipe_query::db::Analytics;
+use eventpipe_service::telemetry::{SpanContext, TraceHeaders};
 use eventpipe_store::DbPool;
 use tokio::sync::mpsc;
 
 use crate::config::WorkerConfig;
 use crate::dead_letters::DlqWatermarks;
 use crate::metrics::Metrics;
-use crate::pipeline::Publication;
 use crate::source::Source;
 
 /// Committed batches whose anomalies may wait for publication at once.
@@ -92,4 +92,15 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         database_up: AtomicBool::new(database_up),
         kafka_up: AtomicBool::new(false),
     }))
+}
+
+/// Committed anomalies on their way to the topic, with the trace context
+/// of the event that raised each (same order) and of the batch.
+pub struct Publication {
+    /// The anomalies, as stored.
+    pub anomalies: Vec<Anomaly>,
+    /// The context of the event that raised each (same order), if it had one.
+    pub traces: Vec<Option<TraceHeaders>>,
+    /// The span of the batch that stored them (invalid when not traced).
+    pub batch: SpanContext,
 }

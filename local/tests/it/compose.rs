@@ -71,6 +71,8 @@ fn the_stack_has_every_service_in_order() {
         "grafana",
         "superset-init",
         "superset",
+        "otel-collector",
+        "jaeger",
     ] {
         assert!(services.contains(needed), "no service {needed}");
     }
@@ -93,6 +95,8 @@ fn the_stack_has_every_service_in_order() {
                     target["restart"], "no",
                     "{name} waits for {dep} to finish; it must be a one-shot"
                 ),
+                // Images without a shell to probe with (the collector, Jaeger).
+                "service_started" => {}
                 other => panic!("{name} -> {dep}: condition {other}"),
             }
         }
@@ -176,8 +180,15 @@ fn services_get_only_variables_they_read() {
     let read = |vars: &[eventpipe_service::settings::Var]| -> BTreeSet<&'static str> {
         vars.iter().map(|v| v.name).collect()
     };
-    let api_vars = read(eventpipe_api::config::VARS);
-    let worker_vars = read(eventpipe_worker::config::VARS);
+    let tracing_vars = read(eventpipe_service::telemetry::VARS);
+    let api_vars: BTreeSet<_> = read(eventpipe_api::config::VARS)
+        .union(&tracing_vars)
+        .copied()
+        .collect();
+    let worker_vars: BTreeSet<_> = read(eventpipe_worker::config::VARS)
+        .union(&tracing_vars)
+        .copied()
+        .collect();
     // RUST_LOG is read by the tracing set-up both share.
     for (name, known) in [
         ("api", &api_vars),
@@ -320,4 +331,88 @@ fn topics_are_created_with_the_contract_names_and_partitions() {
         api.iter()
             .any(|(k, v)| k == "KAFKA_CREATE_TOPICS" && v == "false")
     );
+}
+
+/// Traces go from both services to the collector's OTLP/HTTP port, through
+/// a pipeline made of components the file defines, to Jaeger's OTLP port;
+/// Grafana reads Jaeger where compose runs it.
+#[test]
+fn traces_flow_from_the_services_through_the_collector_to_jaeger() {
+    let compose = compose();
+    let collector = yaml("deploy/otel/collector.yaml");
+    let http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        .as_str()
+        .unwrap();
+    let port = http.rsplit(':').next().unwrap();
+    for svc in ["api", "worker"] {
+        let env = environment(service(&compose, svc));
+        let endpoint = env
+            .iter()
+            .find(|(k, _)| k == "OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{svc} exports no traces"));
+        assert_eq!(endpoint, format!("http://otel-collector:{port}"), "{svc}");
+        // The value must be one the services accept.
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.replace("${OTEL_TRACES_SAMPLER_ARG:-0.1}", "0.1"))
+        };
+        let export = eventpipe_service::telemetry::export_settings(lookup, svc).unwrap();
+        assert!(export.is_some(), "{svc}: tracing is off");
+        assert!(
+            service(&compose, svc)["depends_on"]
+                .get("otel-collector")
+                .is_some()
+        );
+    }
+    let pipeline = &collector["service"]["pipelines"]["traces"];
+    for (kind, list) in [
+        ("receivers", "receivers"),
+        ("processors", "processors"),
+        ("exporters", "exporters"),
+    ] {
+        for name in pipeline[list].as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            assert!(
+                collector[kind].get(name).is_some(),
+                "the traces pipeline uses {kind} {name}, which the file does not define"
+            );
+        }
+    }
+    for extension in collector["service"]["extensions"].as_array().unwrap() {
+        assert!(
+            collector["extensions"]
+                .get(extension.as_str().unwrap())
+                .is_some()
+        );
+    }
+    let exporter = pipeline["exporters"][0].as_str().unwrap();
+    assert_eq!(
+        collector["exporters"][exporter]["endpoint"], "jaeger:4317",
+        "the collector forwards to Jaeger's OTLP/gRPC port"
+    );
+    let mounted = service(&compose, "otel-collector")["volumes"][0]
+        .as_str()
+        .unwrap();
+    let config = service(&compose, "otel-collector")["command"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        mounted,
+        format!(
+            "./deploy/otel/collector.yaml:{}:ro",
+            config.strip_prefix("--config=").unwrap()
+        )
+    );
+    let jaeger_ports = service(&compose, "jaeger")["ports"].as_array().unwrap();
+    assert!(jaeger_ports.iter().any(|p| p == "16686:16686"));
+    let datasources = yaml("deploy/grafana/provisioning/datasources/eventpipe.yml");
+    let jaeger = datasources["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "jaeger")
+        .expect("a Jaeger datasource");
+    assert_eq!(jaeger["url"], "http://jaeger:16686");
 }

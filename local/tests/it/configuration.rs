@@ -47,6 +47,7 @@ fn every_variable_has_a_row_with_the_code_s_default() {
     let mut problems = Vec::new();
     check(eventpipe_api::config::VARS, &rows, &mut problems);
     check(eventpipe_worker::config::VARS, &rows, &mut problems);
+    check(eventpipe_service::telemetry::VARS, &rows, &mut problems);
     assert!(
         problems.is_empty(),
         "docs/CONFIGURATION.md disagrees with the code:\n{}",

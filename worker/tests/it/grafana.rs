@@ -77,6 +77,65 @@ fn targets() -> Vec<(String, String, Value)> {
     all
 }
 
+/// Every latency panel links to a Jaeger search (through the provisioned
+/// datasource) for spans the code makes: a span name the service's code
+/// passes to `span!`, or the `METHOD /route` of a request span for a route
+/// the service's OpenAPI document has.
+#[test]
+fn latency_panels_link_to_traces_the_services_make() {
+    let (_, dashboard) = dashboards()
+        .into_iter()
+        .find(|(p, _)| p.ends_with("pipeline-operations.json"))
+        .unwrap();
+    let source = |dir: &str| -> String {
+        let mut files = Vec::new();
+        for d in [dir, "service/src"] {
+            files.extend(files_under(&repo().join(d)));
+        }
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    let mut linked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap_or("");
+        let links = panel["links"].as_array().cloned().unwrap_or_default();
+        if !title.to_lowercase().contains("latency") {
+            continue;
+        }
+        assert_eq!(links.len(), 1, "{title}: no link to traces");
+        let url = links[0]["url"].as_str().unwrap();
+        let query = url.strip_prefix("/explore?").unwrap();
+        let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+        let panes = &params.iter().find(|(k, _)| k == "panes").unwrap().1;
+        let panes: Value = serde_json::from_str(panes).unwrap_or_else(|e| panic!("{title}: {e}"));
+        assert_eq!(panes["a"]["range"]["from"], "${__from}", "{title}");
+        let pane = &panes["a"];
+        assert_eq!(pane["datasource"], "eventpipe-jaeger", "{title}");
+        let query = &pane["queries"][0];
+        let operation = query["operation"].as_str().unwrap();
+        let (dir, openapi) = match query["service"].as_str().unwrap() {
+            "eventpipe-api" => ("api/src", "openapi/api.json"),
+            "eventpipe-worker" => ("worker/src", "openapi/worker.json"),
+            other => panic!("{title}: service {other} is neither binary's default name"),
+        };
+        let made = match operation.split_once(' ') {
+            Some((method, route)) if method.chars().all(|c| c.is_ascii_uppercase()) => {
+                let doc: Value =
+                    serde_json::from_str(&std::fs::read_to_string(repo().join(openapi)).unwrap())
+                        .unwrap();
+                doc["paths"][route].get(method.to_lowercase()).is_some()
+            }
+            _ => source(dir).contains(&format!("\"{operation}\",")),
+        };
+        assert!(made, "{title}: no {operation:?} span is made in {dir}");
+        linked += 1;
+    }
+    assert!(linked >= 5, "{linked} latency panels");
+}
+
 #[test]
 fn every_file_parses_and_every_panel_names_a_provisioned_datasource() {
     let files = grafana_files();
@@ -87,7 +146,7 @@ fn every_file_parses_and_every_panel_names_a_provisioned_datasource() {
         .flat_map(|d| d.as_array().unwrap().clone())
         .map(|d| d["uid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(provisioned.len(), 3, "{provisioned:?}");
+    assert_eq!(provisioned.len(), 4, "{provisioned:?}");
     let mut uids = BTreeSet::new();
     for (path, dashboard) in dashboards() {
         assert!(uids.insert(dashboard["uid"].as_str().unwrap().to_owned()));

@@ -5,10 +5,18 @@
 //! one machine at one time. The load is `eventpipe-load`'s (its closed-model
 //! executor and its event mix), so these figures and the load tool's agree.
 //!
+//! Then the cost of tracing: the same API phases with traces off (no
+//! endpoint), sampled at 1 % and at 100 %, each in its own process (the
+//! tracing set-up is per process, as in production) started by this one,
+//! exporting over real OTLP/HTTP to a receiver here that counts the spans.
+//! The modes take turns, `BENCH_TRACING_ROUNDS` times, so drift on a noisy
+//! machine spreads over all of them.
+//!
 //! Run: `cargo bench -p eventpipe-api --bench ingest`
 //! (`BENCH_SECS`, default 10 per phase; `BENCH_CONNECTIONS`, default 32;
 //! `BENCH_SINGLE_CONNECTIONS`, default 256;
-//! `BENCH_RAW_MESSAGES`, default 1000000.)
+//! `BENCH_RAW_MESSAGES`, default 1000000; `BENCH_TRACING_ROUNDS`, default 2,
+//! 0 to skip the tracing phases.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -26,6 +34,7 @@ use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_load::config::Options;
 use eventpipe_load::{Exit, metrics};
 use eventpipe_sample::mix::Shape;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -143,21 +152,186 @@ fn raw_produce(bootstrap: &str, values: &[(String, Vec<u8>)], n: usize) -> Durat
     elapsed
 }
 
+/// Set in a child process: run only the API phases, with the tracing the
+/// `OTEL_*` variables ask for, and print one `RESULT` line.
+const CHILD: &str = "BENCH_TRACING_CHILD";
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run());
+    if std::env::var_os(CHILD).is_some() {
+        runtime.block_on(child());
+    } else {
+        runtime.block_on(run());
+    }
+}
+
+struct Phases {
+    secs: u64,
+    connections: usize,
+    single_connections: usize,
+}
+
+impl Phases {
+    fn from_env() -> Self {
+        Phases {
+            secs: env_or("BENCH_SECS", 10),
+            connections: env_or("BENCH_CONNECTIONS", 32),
+            // One event per request is latency-bound (each waits for Kafka's
+            // acknowledgement, linger included), so it takes more clients in flight.
+            single_connections: env_or("BENCH_SINGLE_CONNECTIONS", 256),
+        }
+    }
+
+    /// Serves the API on `bootstrap` and drives it with batches of 100,
+    /// then single events: (batch requests/s, batch events/s, singles/s).
+    async fn drive_api(&self, bootstrap: &str) -> (f64, f64, f64) {
+        let env: HashMap<&str, String> = HashMap::from([
+            ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
+            ("KAFKA_EVENTS_TOPIC", TOPIC.to_owned()),
+        ]);
+        let config = ApiConfig::from_lookup(|name| env.get(name).cloned()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(eventpipe_api::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        // Wait for readiness.
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (batch_requests, batch_rate) = drive(addr, 100, self.connections, self.secs).await;
+        let (single_rate, _) = drive(addr, 1, self.single_connections, self.secs).await;
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        (batch_requests, batch_rate, single_rate)
+    }
+}
+
+/// A tracing phase in its own process: its own embedded Kafka, tracing as
+/// the environment says, through the services' own set-up.
+async fn child() {
+    let telemetry = eventpipe_service::telemetry::init("eventpipe-api").unwrap();
+    let kafka = EmbeddedKafka::start(1).unwrap();
+    kafka.create_topic(TOPIC, 6).unwrap();
+    let (_, batch_rate, single_rate) = Phases::from_env()
+        .drive_api(&kafka.bootstrap_servers())
+        .await;
+    telemetry.shutdown();
+    println!("RESULT {batch_rate} {single_rate}");
+}
+
+/// Counts the spans OTLP/HTTP requests carry.
+async fn count_spans(
+    axum::extract::State(spans): axum::extract::State<Arc<AtomicU64>>,
+    body: bytes::Bytes,
+) -> axum::http::StatusCode {
+    use prost::Message;
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    let n: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    spans.fetch_add(n as u64, Ordering::Relaxed);
+    axum::http::StatusCode::OK
+}
+
+/// Runs each tracing mode in a child process, `rounds` times in turn;
+/// prints the rates and the spans exported.
+async fn tracing_cost(rounds: usize) {
+    let spans = Arc::new(AtomicU64::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(count_spans))
+        .with_state(spans.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let modes: [(&str, Option<&str>); 3] = [
+        ("off (no endpoint)", None),
+        ("1 % sampled", Some("0.01")),
+        ("100 % sampled", Some("1")),
+    ];
+    // Per mode: (batch events/s, singles/s, spans) of each round.
+    let mut results: Vec<Vec<(f64, f64, u64)>> = vec![Vec::new(); modes.len()];
+    for round in 0..rounds {
+        for (i, (name, ratio)) in modes.iter().enumerate() {
+            let before = spans.load(Ordering::Relaxed);
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command.env(CHILD, "1").env("RUST_LOG", "warn");
+            for var in eventpipe_service::telemetry::VARS {
+                command.env_remove(var.name);
+            }
+            if let Some(ratio) = ratio {
+                command
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                    .env("OTEL_TRACES_SAMPLER_ARG", ratio);
+            }
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let line = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("RESULT "))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name}: no result\n{stdout}\n{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    )
+                });
+            let mut rates = line.split(' ').map(|v| v.parse::<f64>().unwrap());
+            let (batch, single) = (rates.next().unwrap(), rates.next().unwrap());
+            let exported = spans.load(Ordering::Relaxed) - before;
+            eprintln!(
+                "  round {}: {name:<18} {batch:>9.0} events/s in batches, {single:>7.0} singles/s, {exported} spans",
+                round + 1
+            );
+            results[i].push((batch, single, exported));
+        }
+    }
+    let mean = |xs: &[(f64, f64, u64)], f: fn(&(f64, f64, u64)) -> f64| {
+        xs.iter().map(f).sum::<f64>() / xs.len() as f64
+    };
+    let (off_batch, off_single) = (
+        mean(&results[0], |r| r.0),
+        mean(&results[0], |r| r.1),
+    );
+    println!("  tracing cost (mean of {rounds} round(s), each mode in its own process, taking turns):");
+    println!(
+        "  {:<20}{:>16}{:>10}{:>14}{:>10}{:>16}",
+        "", "batches (ev/s)", "vs off", "singles (/s)", "vs off", "spans exported"
+    );
+    for ((name, _), runs) in modes.iter().zip(&results) {
+        let batch = mean(runs, |r| r.0);
+        let single = mean(runs, |r| r.1);
+        let exported: u64 = runs.iter().map(|r| r.2).sum();
+        println!(
+            "  {name:<20}{batch:>16.0}{:>9.1}%{single:>14.0}{:>9.1}%{exported:>16}",
+            100.0 * (batch / off_batch - 1.0),
+            100.0 * (single / off_single - 1.0),
+        );
+    }
+    println!();
 }
 
 async fn run() {
-    let secs: u64 = env_or("BENCH_SECS", 10);
-    let connections: usize = env_or("BENCH_CONNECTIONS", 32);
-    // One event per request is latency-bound (each waits for Kafka's
-    // acknowledgement, linger included), so it takes more clients in flight.
-    let single_connections: usize = env_or("BENCH_SINGLE_CONNECTIONS", 256);
+    let phases = Phases::from_env();
+    let (secs, connections, single_connections) =
+        (phases.secs, phases.connections, phases.single_connections);
     let raw_messages: usize = env_or("BENCH_RAW_MESSAGES", 1_000_000);
+    let tracing_rounds: usize = env_or("BENCH_TRACING_ROUNDS", 2);
     let kafka = EmbeddedKafka::start(1).unwrap();
     kafka.create_topic(TOPIC, 6).unwrap();
     let bootstrap = kafka.bootstrap_servers();
@@ -183,29 +357,8 @@ async fn run() {
     };
     let raw_rate = raw_messages as f64 / raw_elapsed.as_secs_f64();
 
-    let env: HashMap<&str, String> = HashMap::from([
-        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.clone()),
-        ("KAFKA_EVENTS_TOPIC", TOPIC.to_owned()),
-    ]);
-    let config = ApiConfig::from_lookup(|name| env.get(name).cloned()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(eventpipe_api::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    // Wait for readiness.
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
-    let (batch_requests, batch_rate) = drive(addr, 100, connections, secs).await;
-    let (single_rate, _) = drive(addr, 1, single_connections, secs).await;
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    let (batch_requests, batch_rate, single_rate) = phases.drive_api(&bootstrap).await;
+    drop(kafka);
 
     println!();
     println!(
@@ -225,4 +378,7 @@ async fn run() {
         100.0 * batch_rate / raw_rate
     );
     println!();
+    if tracing_rounds > 0 {
+        tracing_cost(tracing_rounds).await;
+    }
 }

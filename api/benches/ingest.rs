@@ -304,11 +304,10 @@ async fn tracing_cost(rounds: usize) {
     let mean = |xs: &[(f64, f64, u64)], f: fn(&(f64, f64, u64)) -> f64| {
         xs.iter().map(f).sum::<f64>() / xs.len() as f64
     };
-    let (off_batch, off_single) = (
-        mean(&results[0], |r| r.0),
-        mean(&results[0], |r| r.1),
+    let (off_batch, off_single) = (mean(&results[0], |r| r.0), mean(&results[0], |r| r.1));
+    println!(
+        "  tracing cost (mean of {rounds} round(s), each mode in its own process, taking turns):"
     );
-    println!("  tracing cost (mean of {rounds} round(s), each mode in its own process, taking turns):");
     println!(
         "  {:<20}{:>16}{:>10}{:>14}{:>10}{:>16}",
         "", "batches (ev/s)", "vs off", "singles (/s)", "vs off", "spans exported"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
 use eventpipe_service::kafka as kafka_client;
-use eventpipe_service::telemetry::{self, TraceHeaders};
+use eventpipe_service::telemetry::TraceHeaders;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -304,7 +304,7 @@ impl EventSink {
             value.clear();
             // Serializing a record into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut value, event);
-            let mut headers = OwnedHeaders::new_with_capacity(5)
+            let headers = OwnedHeaders::new_with_capacity(5)
                 .insert(Header {
                     key: kafka::HEADER_SCHEMA_VERSION,
                     value: Some(kafka::SCHEMA_VERSION),
@@ -317,18 +317,7 @@ impl EventSink {
                     key: kafka::HEADER_CONTENT_TYPE,
                     value: Some("application/json"),
                 });
-            if let Some(trace) = trace {
-                headers = headers.insert(Header {
-                    key: telemetry::TRACEPARENT,
-                    value: Some(&trace.traceparent),
-                });
-                if let Some(state) = &trace.tracestate {
-                    headers = headers.insert(Header {
-                        key: telemetry::TRACESTATE,
-                        value: Some(state),
-                    });
-                }
-            }
+            let headers = kafka_client::with_trace(headers, trace);
             let pending = Box::new(Pending {
                 acks: acks.clone(),
                 index,

@@ -4,6 +4,27 @@
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::telemetry::{TRACEPARENT, TRACESTATE, TraceHeaders};
+
+/// `headers` plus the W3C trace context headers of `trace`, when given.
+pub fn with_trace(headers: OwnedHeaders, trace: Option<&TraceHeaders>) -> OwnedHeaders {
+    let Some(trace) = trace else {
+        return headers;
+    };
+    let headers = headers.insert(Header {
+        key: TRACEPARENT,
+        value: Some(&trace.traceparent),
+    });
+    match &trace.tracestate {
+        Some(state) => headers.insert(Header {
+            key: TRACESTATE,
+            value: Some(state),
+        }),
+        None => headers,
+    }
+}
 
 /// Settings every eventpipe client starts from: the brokers, a client id,
 /// no topic auto-creation (topics are created on purpose with their

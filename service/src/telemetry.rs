@@ -310,7 +310,12 @@ fn install(tracer: Option<opentelemetry_sdk::trace::SdkTracer>) -> bool {
     let otel = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
+            // Names say where a span is from; thread and source attributes
+            // would only add bytes to every span.
             .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_target(false)
             .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
                 meta.target().starts_with("eventpipe") && *meta.level() <= tracing::Level::INFO
             }))

@@ -339,7 +339,7 @@ impl Source {
             .zip(&values)
             .enumerate()
             .map(|(i, (a, value))| {
-                let mut headers = OwnedHeaders::new_with_capacity(4)
+                let headers = OwnedHeaders::new_with_capacity(4)
                     .insert(Header {
                         key: kafka::HEADER_SCHEMA_VERSION,
                         value: Some(kafka::SCHEMA_VERSION),
@@ -348,18 +348,8 @@ impl Source {
                         key: kafka::HEADER_CONTENT_TYPE,
                         value: Some("application/json"),
                     });
-                if let Some(Some(trace)) = traces.get(i) {
-                    headers = headers.insert(Header {
-                        key: telemetry::TRACEPARENT,
-                        value: Some(&trace.traceparent),
-                    });
-                    if let Some(state) = &trace.tracestate {
-                        headers = headers.insert(Header {
-                            key: telemetry::TRACESTATE,
-                            value: Some(state),
-                        });
-                    }
-                }
+                let headers =
+                    kafka_client::with_trace(headers, traces.get(i).and_then(Option::as_ref));
                 let record = FutureRecord::to(&self.anomalies_topic)
                     .key(a.user_id.as_bytes())
                     .payload(value.as_slice())

@@ -22,6 +22,22 @@ pub const HEADER_REQUEST_ID: &str = "eventpipe-request-id";
 /// Header naming the value's media type.
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 
+/// Header on a DLQ message naming why it is there (`not_json`,
+/// `invalid_event`, `unsupported_schema`, `refused_by_database`).
+pub const HEADER_DLQ_REASON: &str = "eventpipe-dlq-reason";
+/// Header on a DLQ message with the full error text.
+pub const HEADER_DLQ_ERROR: &str = "eventpipe-dlq-error";
+/// Header on a DLQ message naming the topic it was read from.
+pub const HEADER_DLQ_SOURCE_TOPIC: &str = "eventpipe-dlq-source-topic";
+/// Header on a DLQ message naming the partition it was read from.
+pub const HEADER_DLQ_SOURCE_PARTITION: &str = "eventpipe-dlq-source-partition";
+/// Header on a DLQ message naming the offset it was read from.
+pub const HEADER_DLQ_SOURCE_OFFSET: &str = "eventpipe-dlq-source-offset";
+/// Header on a message `eventpipe dlq redrive` put back on the events
+/// topic: the DLQ message it came from, `topic/partition/offset`. The
+/// worker keeps it if the message fails again, so the next redrive knows.
+pub const HEADER_REDRIVEN_FROM: &str = "eventpipe-redriven-from";
+
 /// The wire format version this crate implements; sent in
 /// [`HEADER_SCHEMA_VERSION`].
 pub const SCHEMA_VERSION: &str = "1";

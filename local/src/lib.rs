@@ -4,6 +4,8 @@
 //! worker. The `eventpipe` binary runs it until Ctrl-C; the load generator's
 //! tests start one per test with their own database and ports.
 
+pub mod ops;
+
 use std::net::SocketAddr;
 
 use anyhow::Context;

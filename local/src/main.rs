@@ -4,8 +4,11 @@
 //! `KAFKA_BOOTSTRAP_SERVERS` names a real one, creates and migrates the
 //! PostgreSQL database when needed, then runs the ingestion API and the
 //! worker, and prints where everything is. Ctrl-C stops both cleanly.
+//! `eventpipe status`, `db-stats`, `topics` and `dlq` are the operators'
+//! commands ([`eventpipe_local::ops`]).
 
 use eventpipe_api::config::help as api_config_help;
+use eventpipe_local::ops::{self, LocalRun};
 use eventpipe_local::{EMBEDDED_TOPICS, Pipeline};
 use eventpipe_worker::config::{self as worker_config, redact_url};
 
@@ -15,17 +18,39 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args()
-        .nth(1)
-        .is_some_and(|a| a == "-h" || a == "--help")
-    {
-        print_help();
-        return Ok(());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            print_help();
+            return Ok(());
+        }
+        Some(command) if ops::COMMANDS.contains(&command) => {
+            if args.iter().any(|a| a == "-h" || a == "--help") {
+                print!("{}", ops::help());
+                return Ok(());
+            }
+            eventpipe_service::telemetry::init_command_logging();
+            let status = ops::run(&args).await?;
+            std::process::exit(status);
+        }
+        Some(other) => anyhow::bail!("unknown command {other:?}; see --help"),
+        None => {}
     }
     let telemetry = eventpipe_service::telemetry::init("eventpipe")?;
 
     let pipeline = Pipeline::start(|name| std::env::var(name).ok()).await?;
     let (api, worker) = (pipeline.api, pipeline.worker);
+    let recorded = LocalRun {
+        pid: std::process::id(),
+        api: format!("http://{api}"),
+        worker: format!("http://{worker}"),
+        database_url: pipeline.database_url.clone(),
+        bootstrap: pipeline.bootstrap.clone(),
+    }
+    .record();
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "the operations commands will not find this run without variables");
+    }
     let kind = if pipeline.kafka_is_embedded() {
         "embedded"
     } else {
@@ -44,10 +69,14 @@ async fn main() -> anyhow::Result<()> {
     println!("  PostgreSQL   {}", redact_url(&pipeline.database_url));
     println!("  Kafka        {} ({kind})", pipeline.bootstrap);
     println!("  Load it      cargo run --release -p eventpipe-load -- --help");
+    println!(
+        "  Inspect it   cargo run --release -- status   (also db-stats, topics, dlq list; --help)"
+    );
     println!("  Stop with Ctrl-C.");
     println!();
 
     eventpipe_service::shutdown_signal().await;
+    LocalRun::forget();
     let stopped = pipeline.stop().await;
     telemetry.shutdown();
     stopped
@@ -57,6 +86,9 @@ fn print_help() {
     println!(
         "eventpipe: runs the pipeline locally: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the API and the worker.\n"
     );
+    println!("Usage: eventpipe [COMMAND]  (no command: run the pipeline)\n");
+    print!("{}", ops::help());
+    println!();
     println!("API:");
     print!("{}", api_config_help());
     println!("\nWorker:");

@@ -292,7 +292,7 @@ pub fn init(default_service: &str) -> anyhow::Result<Telemetry> {
     let export = export_settings(|name| std::env::var(name).ok(), default_service)?;
     let provider = export.map(build_provider).transpose()?;
     let tracer = provider.as_ref().map(|p| p.tracer("eventpipe"));
-    if install(tracer) && provider.is_some() {
+    if install(tracer, Logs::Service) && provider.is_some() {
         ENABLED.store(true, Ordering::Relaxed);
         tracing::info!("exporting traces over OTLP");
     }
@@ -301,12 +301,27 @@ pub fn init(default_service: &str) -> anyhow::Result<Telemetry> {
 
 /// Sets up logging only (`RUST_LOG`, `LOG_FORMAT`): for one-off commands.
 pub fn init_logging() {
-    install(None);
+    install(None, Logs::Service);
+}
+
+/// Logging for commands whose output is read by people or scripts: to
+/// standard error, warnings and errors only unless `RUST_LOG` says more.
+pub fn init_command_logging() {
+    install(None, Logs::Command);
+}
+
+/// Where logs go and what is logged by default.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Logs {
+    /// Standard output, `info`.
+    Service,
+    /// Standard error, `warn`.
+    Command,
 }
 
 /// Installs the log layer and, with a tracer, the span layer; false when a
 /// subscriber was installed before (tests, the local launcher), which is kept.
-fn install(tracer: Option<opentelemetry_sdk::trace::SdkTracer>) -> bool {
+fn install(tracer: Option<opentelemetry_sdk::trace::SdkTracer>, logs: Logs) -> bool {
     let otel = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -321,15 +336,30 @@ fn install(tracer: Option<opentelemetry_sdk::trace::SdkTracer>) -> bool {
             }))
     });
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = if json {
-        tracing_subscriber::fmt::layer()
+    let default = if logs == Logs::Command {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let to_stderr = logs == Logs::Command;
+    let fmt = match (json, to_stderr) {
+        (true, false) => tracing_subscriber::fmt::layer()
             .json()
             .map_event_format(WithTraceIds)
             .with_filter(filter)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer().with_filter(filter).boxed()
+            .boxed(),
+        (true, true) => tracing_subscriber::fmt::layer()
+            .json()
+            .map_event_format(WithTraceIds)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        (false, false) => tracing_subscriber::fmt::layer().with_filter(filter).boxed(),
+        (false, true) => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(fmt)

@@ -88,9 +88,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dlq_redrives (dlq_topic, dlq_partition, dlq_offset) {
+        dlq_topic -> Text,
+        dlq_partition -> Int4,
+        dlq_offset -> Int8,
+        reason -> Text,
+        event_id -> Nullable<Uuid>,
+        to_topic -> Text,
+        to_partition -> Int4,
+        to_offset -> Int8,
+        redriven_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     anomalies,
     anomaly_outbox,
+    dlq_redrives,
     event_counts_5min,
     event_counts_hour,
     event_counts_minute,

@@ -25,16 +25,10 @@ use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
 use eventpipe_anomaly::Anomaly;
 
-/// Header naming why a message went to the DLQ (`not_json`, `invalid_event`, `refused_by_database`).
-pub const HEADER_DLQ_REASON: &str = "eventpipe-dlq-reason";
-/// Header with the full error text.
-pub const HEADER_DLQ_ERROR: &str = "eventpipe-dlq-error";
-/// Header naming the topic the message was read from.
-pub const HEADER_DLQ_SOURCE_TOPIC: &str = "eventpipe-dlq-source-topic";
-/// Header naming the partition the message was read from.
-pub const HEADER_DLQ_SOURCE_PARTITION: &str = "eventpipe-dlq-source-partition";
-/// Header naming the offset the message was read from.
-pub const HEADER_DLQ_SOURCE_OFFSET: &str = "eventpipe-dlq-source-offset";
+pub use eventpipe_contract::kafka::{
+    HEADER_DLQ_ERROR, HEADER_DLQ_REASON, HEADER_DLQ_SOURCE_OFFSET, HEADER_DLQ_SOURCE_PARTITION,
+    HEADER_DLQ_SOURCE_TOPIC,
+};
 
 /// Logs librdkafka and rebalances through `tracing`; turns statistics into
 /// the consumer-lag gauge; remembers where each assigned partition should

@@ -6,5 +6,6 @@
 mod compose;
 mod configuration;
 mod layout;
+mod ops;
 mod superset;
 mod tracing;

@@ -260,7 +260,7 @@ fn mark(ok: bool) -> &'static str {
 }
 
 fn service_line(out: &mut String, name: &str, s: &Service) {
-    let _ = write!(out, "{name:<11}{:<32}", s.url);
+    let _ = write!(out, "{name:<11}{}  ", s.url);
     match (&s.health.error, &s.ready.error) {
         (Some(e), _) | (None, Some(e)) => {
             let _ = writeln!(out, "DOWN: {e}");
@@ -281,7 +281,7 @@ fn service_line(out: &mut String, name: &str, s: &Service) {
             if !s.ready.ok
                 && let Some(body) = &s.ready.body
             {
-                let _ = writeln!(out, "{:<43}{body}", "");
+                let _ = writeln!(out, "{:<11}{body}", "");
             }
         }
     }
@@ -300,13 +300,13 @@ impl Report for Status {
         let mut out = String::new();
         service_line(&mut out, "API", &self.api);
         service_line(&mut out, "worker", &self.worker);
-        let _ = write!(out, "{:<11}{:<32}", "PostgreSQL", self.database.url);
+        let _ = write!(out, "{:<11}{}  ", "PostgreSQL", self.database.url);
         let _ = match &self.database.error {
             None => writeln!(out, "reachable, migrated"),
             Some(e) => writeln!(out, "{}", e.replace('\n', " ")),
         };
         let bootstrap = self.kafka.bootstrap.as_deref().unwrap_or("(not set)");
-        let _ = write!(out, "{:<11}{bootstrap:<32}", "Kafka");
+        let _ = write!(out, "{:<11}{bootstrap}  ", "Kafka");
         let _ = match &self.kafka.error {
             None => writeln!(out, "reachable"),
             Some(e) => writeln!(out, "DOWN: {e}"),

@@ -416,3 +416,56 @@ fn traces_flow_from_the_services_through_the_collector_to_jaeger() {
         .expect("a Jaeger datasource");
     assert_eq!(jaeger["url"], "http://jaeger:16686");
 }
+
+/// The Makefile has the targets users expect, `make help` lists each, and
+/// each is a thin call of a command that exists: a script of the
+/// repository, a package of the workspace, a scenario file, or docker
+/// compose (checked above to be a valid stack).
+#[test]
+fn the_makefile_lists_its_targets_and_each_calls_a_real_command() {
+    let make = |args: &[&str]| {
+        let output = std::process::Command::new("make")
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .expect("make runs");
+        assert!(output.status.success(), "make {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let help = make(&["help"]);
+    let members = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    for target in ["up", "down", "logs", "status", "test", "bench", "load", "run"] {
+        assert!(
+            help.contains(&format!("make {target} ")),
+            "make help does not list {target}:\n{help}"
+        );
+        let commands = make(&["-n", target, "STACK=compose"]);
+        for word in commands.split_whitespace() {
+            if let Some(script) = word.strip_prefix("scripts/") {
+                assert!(repo().join("scripts").join(script).is_file(), "{target}: {word}");
+            }
+            if word.ends_with(".toml") {
+                assert!(repo().join(word).is_file(), "{target}: {word}");
+            }
+        }
+        let mut words = commands.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "-p" {
+                let package = words.next().unwrap();
+                let dir = package.trim_start_matches("eventpipe-");
+                assert!(members.contains(&format!("\"{dir}\"")), "{target}: {package}");
+            }
+        }
+        assert!(
+            commands.contains("docker compose")
+                || commands.contains("cargo run")
+                || commands.contains("scripts/"),
+            "{target}: {commands}"
+        );
+    }
+    let status = make(&["-n", "status", "STACK=compose"]);
+    assert!(status.contains("KAFKA_BOOTSTRAP_SERVERS=localhost:29092"));
+    let compose = compose();
+    let kafka = service(&compose, "kafka");
+    assert!(kafka["ports"][0].as_str().unwrap().starts_with("29092:"));
+}

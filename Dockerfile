@@ -2,6 +2,7 @@
 # eventpipe's images, from one build of the workspace:
 #   docker build --target api    -t eventpipe-api .
 #   docker build --target worker -t eventpipe-worker .
+#   docker build --target load   -t eventpipe-load .   (the load generator; compose's emitter)
 # Dependencies stay compiled between builds in BuildKit cache mounts (the
 # cargo registry and the target directory), so a source change rebuilds
 # only the workspace's own crates; both images share the one build stage.
@@ -12,8 +13,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p eventpipe-api -p eventpipe-worker \
- && cp target/release/eventpipe-api target/release/eventpipe-worker /usr/local/bin/
+    cargo build --release --locked -p eventpipe-api -p eventpipe-worker -p eventpipe-load \
+ && cp target/release/eventpipe-api target/release/eventpipe-worker target/release/eventpipe-load /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
 # libssl3: librdkafka's TLS; curl: the health checks.
@@ -38,3 +39,8 @@ EXPOSE 8081
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=6 \
     CMD curl -fsS http://127.0.0.1:8081/health || exit 1
 ENTRYPOINT ["eventpipe-worker"]
+
+FROM runtime AS load
+COPY --from=build /usr/local/bin/eventpipe-load /usr/local/bin/eventpipe-load
+COPY load/scenarios /usr/local/share/eventpipe/scenarios
+ENTRYPOINT ["eventpipe-load"]

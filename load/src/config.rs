@@ -195,6 +195,13 @@ pub struct Options {
     /// Runtime worker threads. [default: the machine's cores]
     #[arg(long, env = "LOAD_THREADS")]
     pub threads: Option<usize>,
+
+    /// Run the test again and again until interrupted, each round with
+    /// its own summary and thresholds (memory stays that of one round); an
+    /// unreachable API is waited for. For sample traffic that never stops.
+    #[arg(long, env = "LOAD_FOREVER")]
+    #[serde(skip)]
+    pub forever: bool,
 }
 
 /// A threshold in a scenario file: a string, or k6's object form.
@@ -344,6 +351,8 @@ pub struct Config {
     pub calibrate: bool,
     /// Runtime threads.
     pub threads: usize,
+    /// Repeat until interrupted.
+    pub forever: bool,
 }
 
 impl Options {
@@ -380,6 +389,7 @@ impl Options {
                 no_progress: self.no_progress,
                 no_summary: self.no_summary,
                 calibrate: self.calibrate,
+                forever: self.forever,
             } };
         }
         pick!(
@@ -619,6 +629,7 @@ impl Options {
             summary: !self.no_summary,
             calibrate: calibrating,
             threads,
+            forever: self.forever,
         })
     }
 }

@@ -325,6 +325,40 @@ fn describe_target(config: &Config, url: &str) -> String {
     )
 }
 
+/// Runs `config` round after round until `interrupt` resolves (`--forever`):
+/// each round is a whole test with its summary; a round that cannot start
+/// (the API unreachable) is retried after a pause. Returns the round the
+/// interrupt cut short (`None` if it came while waiting to retry).
+pub async fn run_forever(
+    config: Config,
+    interrupt: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<Finished>> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        interrupt.await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    for round in 1u64.. {
+        match run(config.clone(), wait(stopped.clone())).await {
+            Ok(finished) if finished.exit == Exit::Interrupted || *stopped.borrow() => {
+                return Ok(Some(finished));
+            }
+            Ok(finished) => eprintln!("round {round} ended: {:?}; next round", finished.exit),
+            Err(e) => {
+                eprintln!("round {round} could not run: {e:#}; trying again in 5 s");
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    () = wait(stopped.clone()) => return Ok(None),
+                }
+            }
+        }
+    }
+    unreachable!("the rounds never run out")
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn interrupted() {
     let ctrl_c = tokio::signal::ctrl_c();

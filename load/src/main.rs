@@ -44,8 +44,16 @@ fn main() -> ExitCode {
     let interrupt = async {
         eventpipe_load::interrupted().await;
     };
-    match runtime.block_on(eventpipe_load::run(config, interrupt)) {
-        Ok(finished) => code(finished.exit),
+    let ran = if config.forever {
+        runtime.block_on(eventpipe_load::run_forever(config, interrupt))
+    } else {
+        runtime
+            .block_on(eventpipe_load::run(config, interrupt))
+            .map(Some)
+    };
+    match ran {
+        Ok(Some(finished)) => code(finished.exit),
+        Ok(None) => code(Exit::Interrupted),
         Err(e) if e.downcast_ref::<InvalidConfig>().is_some() => {
             eprintln!("{e}");
             code(Exit::InvalidConfig)

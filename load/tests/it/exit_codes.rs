@@ -182,3 +182,59 @@ fn an_interrupt_exits_105_with_a_summary() {
     assert_eq!(output.status.code(), Some(105), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("cut short: interrupted"));
 }
+
+/// `--forever` runs round after round (each its own test) until
+/// interrupted, then exits 105 like any interrupted run.
+#[test]
+fn forever_runs_round_after_round_until_interrupted() {
+    let _machine = crate::shared_blocking();
+    let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
+        .args([
+            "--calibrate",
+            "--forever",
+            "--duration",
+            "1s",
+            "--vus",
+            "1",
+            "--no-progress",
+            "--no-summary",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(105), "{said}");
+    assert!(said.contains("round 1 ended: Passed; next round"), "{said}");
+    assert!(said.contains("round 2 ended: Passed; next round"), "{said}");
+}
+
+/// The compose stack's emitter: its scenario resolves with the flags
+/// docker-compose.yml gives it (the compose tests check the rest).
+#[test]
+fn the_emitter_scenario_resolves_with_the_compose_flags() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/emitter.toml");
+    let config = eventpipe_load::config::Options::from_args([
+        "--scenario",
+        scenario,
+        "--forever",
+        "--no-progress",
+        "--url",
+        "http://api:8080",
+        "--rate",
+        "5",
+    ])
+    .unwrap()
+    .resolve()
+    .unwrap();
+    assert!(config.forever);
+    assert!(config.audit.is_none(), "nothing may pile up between rounds");
+    assert!(config.describe().contains("constant-arrival-rate"));
+}

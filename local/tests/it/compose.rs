@@ -73,6 +73,7 @@ fn the_stack_has_every_service_in_order() {
         "superset",
         "otel-collector",
         "jaeger",
+        "emitter",
     ] {
         assert!(services.contains(needed), "no service {needed}");
     }
@@ -434,7 +435,9 @@ fn the_makefile_lists_its_targets_and_each_calls_a_real_command() {
     };
     let help = make(&["help"]);
     let members = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    for target in ["up", "down", "logs", "status", "test", "bench", "load", "run"] {
+    for target in [
+        "up", "down", "logs", "status", "test", "bench", "load", "run",
+    ] {
         assert!(
             help.contains(&format!("make {target} ")),
             "make help does not list {target}:\n{help}"
@@ -442,7 +445,10 @@ fn the_makefile_lists_its_targets_and_each_calls_a_real_command() {
         let commands = make(&["-n", target, "STACK=compose"]);
         for word in commands.split_whitespace() {
             if let Some(script) = word.strip_prefix("scripts/") {
-                assert!(repo().join("scripts").join(script).is_file(), "{target}: {word}");
+                assert!(
+                    repo().join("scripts").join(script).is_file(),
+                    "{target}: {word}"
+                );
             }
             if word.ends_with(".toml") {
                 assert!(repo().join(word).is_file(), "{target}: {word}");
@@ -453,7 +459,10 @@ fn the_makefile_lists_its_targets_and_each_calls_a_real_command() {
             if word == "-p" {
                 let package = words.next().unwrap();
                 let dir = package.trim_start_matches("eventpipe-");
-                assert!(members.contains(&format!("\"{dir}\"")), "{target}: {package}");
+                assert!(
+                    members.contains(&format!("\"{dir}\"")),
+                    "{target}: {package}"
+                );
             }
         }
         assert!(
@@ -468,4 +477,38 @@ fn the_makefile_lists_its_targets_and_each_calls_a_real_command() {
     let compose = compose();
     let kafka = service(&compose, "kafka");
     assert!(kafka["ports"][0].as_str().unwrap().starts_with("29092:"));
+}
+
+/// The emitter runs the load generator's image with the emitter scenario
+/// the image holds, forever, against the API where compose runs it, and
+/// EMITTER_RATE=0 turns it off without a restart loop.
+#[test]
+fn the_emitter_sends_sample_traffic_to_the_api() {
+    let compose = compose();
+    let emitter = service(&compose, "emitter");
+    assert_eq!(emitter["build"]["target"], "load");
+    let script = emitter["command"][0].as_str().unwrap();
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY load/scenarios /usr/local/share/eventpipe/scenarios"));
+    assert!(dockerfile.contains("target/release/eventpipe-load"));
+    assert!(script.contains("--scenario /usr/local/share/eventpipe/scenarios/emitter.toml"));
+    assert!(repo().join("load/scenarios/emitter.toml").is_file());
+    assert!(script.contains("--forever"));
+    let api_port = environment(service(&compose, "api"))
+        .into_iter()
+        .find(|(k, _)| k == "API_ADDR")
+        .map(|(_, v)| v.rsplit(':').next().unwrap().to_owned())
+        .unwrap();
+    assert!(
+        script.contains(&format!("--url http://api:{api_port}")),
+        "{script}"
+    );
+    assert!(script.contains("\"$${EMITTER_RATE}\" = 0") && script.contains("exit 0"));
+    assert_eq!(emitter["restart"], "on-failure");
+    assert!(emitter["depends_on"]["api"].is_object());
+    assert!(
+        environment(emitter)
+            .iter()
+            .any(|(k, v)| k == "EMITTER_RATE" && v == "${EMITTER_RATE:-5}")
+    );
 }

@@ -74,6 +74,8 @@ fn the_stack_has_every_service_in_order() {
         "otel-collector",
         "jaeger",
         "emitter",
+        "proxy",
+        "kafka-ui",
     ] {
         assert!(services.contains(needed), "no service {needed}");
     }
@@ -225,8 +227,27 @@ fn ports_targets_and_datasources_agree() {
     };
     assert_eq!(env_of("api", "API_ADDR"), "0.0.0.0:8080");
     assert_eq!(env_of("worker", "WORKER_ADDR"), "0.0.0.0:8081");
-    assert!(published("api").contains(&"8080".to_owned()));
-    assert!(published("worker").contains(&"8081".to_owned()));
+    // The api and the worker scale, so they publish no host port: the
+    // proxy does, and spreads requests over every replica it resolves.
+    for (svc, port) in [("api", "8080"), ("worker", "8081")] {
+        let s = service(&compose, svc);
+        assert!(s.get("ports").is_none(), "{svc} publishes a host port: it cannot scale");
+        assert!(s["expose"].as_array().unwrap().iter().any(|p| p == port));
+        assert!(published("proxy").contains(&port.to_owned()), "proxy does not publish {port}");
+    }
+    let nginx = std::fs::read_to_string(repo().join("deploy/proxy/nginx.conf")).unwrap();
+    assert!(nginx.contains("resolver 127.0.0.11"), "the proxy must resolve per request");
+    for (var, svc, port) in [("$api", "api", "8080"), ("$worker", "worker", "8081")] {
+        assert!(nginx.contains(&format!("listen {port};")));
+        assert!(nginx.contains(&format!("set {var} {svc};")));
+        assert!(nginx.contains(&format!("proxy_pass http://{var}:{port};")));
+    }
+    assert!(
+        service(&compose, "proxy")["volumes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("./deploy/proxy/nginx.conf:/etc/nginx/nginx.conf")
+    );
     assert!(published("prometheus").contains(&"9090".to_owned()));
     assert!(published("grafana").contains(&"3000".to_owned()));
     assert!(published("superset").contains(&"8088".to_owned()));
@@ -238,24 +259,36 @@ fn ports_targets_and_datasources_agree() {
     );
     assert_eq!(env_of("kafka", "KAFKA_PROCESS_ROLES"), "broker,controller");
 
-    // Prometheus scrapes the services where compose runs them.
+    // Prometheus finds every replica of the services by DNS.
     let prometheus = yaml("deploy/prometheus/prometheus.yml");
-    let targets: BTreeSet<String> = prometheus["scrape_configs"]
+    let discovered: BTreeSet<String> = prometheus["scrape_configs"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|job| {
-            job["static_configs"][0]["targets"]
+        .filter_map(|job| job["dns_sd_configs"].as_array())
+        .flatten()
+        .flat_map(|sd| {
+            let port = sd["port"].as_i64().unwrap();
+            assert_eq!(sd["type"], "A");
+            sd["names"]
                 .as_array()
                 .unwrap()
-                .clone()
+                .iter()
+                .map(move |n| format!("{}:{port}", n.as_str().unwrap()))
         })
-        .map(|t| t.as_str().unwrap().to_owned())
         .collect();
     assert!(
-        targets.contains("api:8080") && targets.contains("worker:8081"),
-        "{targets:?}"
+        discovered.contains("api:8080") && discovered.contains("worker:8081"),
+        "{discovered:?}"
     );
+
+    // Kafka UI reads the stack's Kafka on its in-network listener.
+    let ui = environment(service(&compose, "kafka-ui"));
+    assert!(
+        ui.iter()
+            .any(|(k, v)| k == "KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS" && v == "kafka:9092")
+    );
+    assert!(published("kafka-ui").contains(&"8080".to_owned()));
 
     // Grafana's datasources point at compose services, with the variables
     // compose gives Grafana.

@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::{Report, Target};
+use super::context::{Report, Target};
 
 /// One table or partition.
 #[derive(Debug, Serialize, diesel::QueryableByName)]

@@ -28,8 +28,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
+use super::context::{Flags, Report, Target};
 use super::kafka::{Kafka, headers};
-use super::{Flags, Report, Target};
 
 /// How many messages `dlq list` shows unless `--limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;

@@ -12,7 +12,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::Target;
+use super::context::Target;
 
 /// One partition as the brokers report it.
 #[derive(Debug, Clone, Serialize)]

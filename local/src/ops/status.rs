@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::context::{Report, Target};
 use super::kafka::Kafka;
-use super::{Report, Target};
 
 /// One HTTP probe.
 #[derive(Debug, Serialize)]

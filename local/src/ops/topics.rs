@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::context::{Report, Target};
 use super::kafka::{Kafka, Topic};
-use super::{Report, Target};
 
 /// The cluster's topics.
 #[derive(Debug, Serialize)]

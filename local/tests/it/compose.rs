@@ -231,12 +231,21 @@ fn ports_targets_and_datasources_agree() {
     // proxy does, and spreads requests over every replica it resolves.
     for (svc, port) in [("api", "8080"), ("worker", "8081")] {
         let s = service(&compose, svc);
-        assert!(s.get("ports").is_none(), "{svc} publishes a host port: it cannot scale");
+        assert!(
+            s.get("ports").is_none(),
+            "{svc} publishes a host port: it cannot scale"
+        );
         assert!(s["expose"].as_array().unwrap().iter().any(|p| p == port));
-        assert!(published("proxy").contains(&port.to_owned()), "proxy does not publish {port}");
+        assert!(
+            published("proxy").contains(&port.to_owned()),
+            "proxy does not publish {port}"
+        );
     }
     let nginx = std::fs::read_to_string(repo().join("deploy/proxy/nginx.conf")).unwrap();
-    assert!(nginx.contains("resolver 127.0.0.11"), "the proxy must resolve per request");
+    assert!(
+        nginx.contains("resolver 127.0.0.11"),
+        "the proxy must resolve per request"
+    );
     for (var, svc, port) in [("$api", "api", "8080"), ("$worker", "worker", "8081")] {
         assert!(nginx.contains(&format!("listen {port};")));
         assert!(nginx.contains(&format!("set {var} {svc};")));

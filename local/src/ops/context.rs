@@ -1,0 +1,340 @@
+//! What every command shares: where the pipeline's parts are ([`Target`],
+//! from the variables or the local run's record, [`LocalRun`]), the
+//! command line ([`Flags`]) and printing ([`Report`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use eventpipe_service::settings::{ConfigError, Env, Var, var};
+use eventpipe_worker::config::redact_url;
+use serde::{Deserialize, Serialize};
+
+/// The variables the commands read.
+pub const VARS: &[Var] = &[
+    var(
+        "EVENTPIPE_API_URL",
+        Some("http://127.0.0.1:8080"),
+        "the API's base URL (default: the local run's, if one is running)",
+    ),
+    var(
+        "EVENTPIPE_WORKER_URL",
+        Some("http://127.0.0.1:8081"),
+        "the worker's base URL (default: the local run's, if one is running)",
+    ),
+    var(
+        "DATABASE_URL",
+        Some("postgres://postgres@127.0.0.1:5432/eventpipe"),
+        "PostgreSQL connection URL (default: the local run's, if one is running)",
+    ),
+    var(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        None,
+        "brokers, host:port[,host:port] (default: the local run's embedded cluster)",
+    ),
+    var(
+        "KAFKA_CONFIG",
+        None,
+        "extra librdkafka properties, key=value;key=value (TLS, SASL)",
+    ),
+    var("KAFKA_EVENTS_TOPIC", Some("events"), "the events topic"),
+    var(
+        "KAFKA_DLQ_TOPIC",
+        Some("events.dlq"),
+        "the dead-letter topic",
+    ),
+    var(
+        "KAFKA_ANOMALIES_TOPIC",
+        Some("anomalies"),
+        "the anomalies topic",
+    ),
+    var(
+        "KAFKA_GROUP_ID",
+        Some("eventpipe-worker"),
+        "the workers' consumer group, whose offsets and lag `status` shows",
+    ),
+    var(
+        "KAFKA_CONNECT_TIMEOUT_MS",
+        Some("5000"),
+        "how long to wait for Kafka and the services",
+    ),
+];
+
+/// Where the pipeline's parts are.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The API's base URL.
+    pub api: String,
+    /// The worker's base URL.
+    pub worker: String,
+    /// PostgreSQL.
+    pub database_url: String,
+    /// Kafka, when known.
+    pub bootstrap: Option<String>,
+    /// `KAFKA_CONFIG`.
+    pub kafka_extra: Vec<(String, String)>,
+    /// `KAFKA_EVENTS_TOPIC`.
+    pub events_topic: String,
+    /// `KAFKA_DLQ_TOPIC`.
+    pub dlq_topic: String,
+    /// `KAFKA_ANOMALIES_TOPIC`.
+    pub anomalies_topic: String,
+    /// `KAFKA_GROUP_ID`.
+    pub group_id: String,
+    /// `KAFKA_CONNECT_TIMEOUT_MS`.
+    pub timeout: Duration,
+}
+
+impl Target {
+    /// Reads [`VARS`] through `lookup`, falling back to `local` (the local
+    /// run's record) for what is unset.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        local: Option<LocalRun>,
+    ) -> Result<Self, ConfigError> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let env = Env::new(VARS, &lookup);
+        let or_local = |name: &'static str, local: Option<String>| -> Result<String, ConfigError> {
+            match (set(name), local) {
+                (None, Some(value)) => Ok(value),
+                _ => env.required(name),
+            }
+        };
+        let local = local.as_ref();
+        Ok(Target {
+            api: or_local("EVENTPIPE_API_URL", local.map(|l| l.api.clone()))?,
+            worker: or_local("EVENTPIPE_WORKER_URL", local.map(|l| l.worker.clone()))?,
+            database_url: or_local("DATABASE_URL", local.map(|l| l.database_url.clone()))?,
+            bootstrap: set("KAFKA_BOOTSTRAP_SERVERS")
+                .or_else(|| local.map(|l| l.bootstrap.clone())),
+            kafka_extra: env.key_values("KAFKA_CONFIG")?,
+            events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
+            dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
+            anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
+            group_id: env.required("KAFKA_GROUP_ID")?,
+            timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
+        })
+    }
+
+    /// The database URL without its password, for messages.
+    pub fn database(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
+    /// Kafka's address, or an error saying how to give it.
+    pub fn bootstrap(&self) -> anyhow::Result<&str> {
+        self.bootstrap.as_deref().context(
+            "no Kafka to ask: set KAFKA_BOOTSTRAP_SERVERS (or start the local run, `eventpipe`, whose embedded cluster is used when it is unset)",
+        )
+    }
+}
+
+/// Where a running local pipeline's parts are, recorded while it runs so
+/// the commands find it without variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalRun {
+    /// The local run's process id.
+    pub pid: u32,
+    /// The API's base URL.
+    pub api: String,
+    /// The worker's base URL.
+    pub worker: String,
+    /// The database it uses.
+    pub database_url: String,
+    /// Its Kafka.
+    pub bootstrap: String,
+}
+
+impl LocalRun {
+    /// Where the record is kept.
+    pub fn path() -> PathBuf {
+        std::env::temp_dir().join("eventpipe-local-run.json")
+    }
+
+    /// Records this run (readable by its user only: the database URL may
+    /// hold a password).
+    pub fn record(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Self::path();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(serde_json::to_string(self)?.as_bytes())?;
+        Ok(())
+    }
+
+    /// Removes the record if it is this process's.
+    pub fn forget() {
+        if Self::running().is_some_and(|run| run.pid == std::process::id()) {
+            let _ = std::fs::remove_file(Self::path());
+        }
+    }
+
+    /// The record of a local run still running, if any.
+    pub fn running() -> Option<LocalRun> {
+        let text = std::fs::read_to_string(Self::path()).ok()?;
+        let run: LocalRun = serde_json::from_str(&text).ok()?;
+        let alive = PathBuf::from(format!("/proc/{}", run.pid)).exists();
+        alive.then_some(run)
+    }
+}
+
+/// The command line of one command, once parsed.
+#[derive(Debug, Default)]
+pub struct Flags {
+    /// `--json`.
+    pub json: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--exact`.
+    pub exact: bool,
+    /// `--include-redriven`.
+    pub include_redriven: bool,
+    /// `--reason R`.
+    pub reason: Option<String>,
+    /// `--limit N`.
+    pub limit: Option<usize>,
+    /// `--offset P:O`, repeatable.
+    pub offsets: Vec<(i32, i64)>,
+    /// What is not a flag.
+    pub words: Vec<String>,
+}
+
+impl Flags {
+    /// Parses `args`, refusing flags `allowed` does not list.
+    pub fn parse(args: &[String], allowed: &[&str]) -> anyhow::Result<Self> {
+        let mut flags = Flags::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            if !name.starts_with("--") {
+                flags.words.push(arg.clone());
+                continue;
+            }
+            anyhow::ensure!(
+                allowed.contains(&name),
+                "unknown option {name}; this command takes {}",
+                allowed.join(", ")
+            );
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .with_context(|| format!("{name} needs a value"))
+            };
+            match name {
+                "--json" => flags.json = true,
+                "--dry-run" => flags.dry_run = true,
+                "--exact" => flags.exact = true,
+                "--include-redriven" => flags.include_redriven = true,
+                "--reason" => flags.reason = Some(value()?),
+                "--limit" => {
+                    let text = value()?;
+                    flags.limit =
+                        Some(text.parse().with_context(|| {
+                            format!("--limit takes a whole number, not {text:?}")
+                        })?);
+                }
+                "--offset" => {
+                    let text = value()?;
+                    let parsed = text
+                        .split_once(':')
+                        .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
+                    flags.offsets.push(parsed.with_context(|| {
+                        format!("--offset takes PARTITION:OFFSET, e.g. 0:42, not {text:?}")
+                    })?);
+                }
+                _ => unreachable!("every allowed flag is handled"),
+            }
+        }
+        Ok(flags)
+    }
+}
+
+/// What a command found, printable both ways.
+pub trait Report: Serialize {
+    /// The summary for people.
+    fn human(&self) -> String;
+    /// False when something is down or wrong (the exit status is then 1).
+    fn ok(&self) -> bool {
+        true
+    }
+}
+
+/// Prints `report` as asked; the exit status it calls for.
+pub fn print(report: &impl Report, json: bool) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn flags_are_parsed_and_a_bad_one_is_named() {
+        let flags = Flags::parse(
+            &words(&[
+                "--reason",
+                "not_json",
+                "--offset=0:42",
+                "--offset",
+                "1:7",
+                "--dry-run",
+            ]),
+            &["--reason", "--offset", "--dry-run"],
+        )
+        .unwrap();
+        assert_eq!(flags.reason.as_deref(), Some("not_json"));
+        assert_eq!(flags.offsets, vec![(0, 42), (1, 7)]);
+        assert!(flags.dry_run);
+        let error = Flags::parse(&words(&["--offset", "seven"]), &["--offset"]).unwrap_err();
+        assert!(error.to_string().contains("PARTITION:OFFSET"), "{error}");
+        let error = Flags::parse(&words(&["--force"]), &["--json"]).unwrap_err();
+        assert!(error.to_string().contains("--force"), "{error}");
+        let error = Flags::parse(&words(&["--limit"]), &["--limit"]).unwrap_err();
+        assert!(error.to_string().contains("needs a value"), "{error}");
+    }
+
+    #[test]
+    fn a_variable_wins_over_the_local_run_which_wins_over_the_default() {
+        let local = LocalRun {
+            pid: 1,
+            api: "http://127.0.0.1:40001".to_owned(),
+            worker: "http://127.0.0.1:40002".to_owned(),
+            database_url: "postgres://postgres@127.0.0.1:5432/local".to_owned(),
+            bootstrap: "127.0.0.1:40003".to_owned(),
+        };
+        let vars = |name: &str| (name == "EVENTPIPE_API_URL").then(|| "http://api:8080".to_owned());
+        let target = Target::from_lookup(vars, Some(local)).unwrap();
+        assert_eq!(target.api, "http://api:8080");
+        assert_eq!(target.worker, "http://127.0.0.1:40002");
+        assert_eq!(target.bootstrap.as_deref(), Some("127.0.0.1:40003"));
+        let target = Target::from_lookup(|_| None, None).unwrap();
+        assert_eq!(target.worker, "http://127.0.0.1:8081");
+        assert!(
+            target
+                .bootstrap()
+                .unwrap_err()
+                .to_string()
+                .contains("KAFKA_BOOTSTRAP_SERVERS")
+        );
+    }
+}

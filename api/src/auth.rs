@@ -38,6 +38,17 @@ impl ApiKeys {
         self.digests.len().max(1)
     }
 
+    /// The first 16 hex digits of the SHA-256 of the key the request
+    /// carries (to tell keys apart in kept records without keeping them);
+    /// `None` when the API is open or there is no key.
+    pub fn key_hash_prefix(&self, headers: &HeaderMap) -> Option<String> {
+        if !self.required() {
+            return None;
+        }
+        let token = bearer(headers)?;
+        Some(hex::encode(&Sha256::digest(token.as_bytes())[..8]))
+    }
+
     /// Identifies the key a request carries, or says why it is refused.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<KeyId, AppError> {
         if !self.required() {
@@ -48,20 +59,11 @@ impl ApiKeys {
                 "missing API key: send `Authorization: Bearer <key>`".to_owned(),
             ));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::Unauthorized(
-                    "malformed Authorization header: expected `Bearer <key>`".to_owned(),
-                )
-            })?;
+        let token = bearer_value(value).ok_or_else(|| {
+            AppError::Unauthorized(
+                "malformed Authorization header: expected `Bearer <key>`".to_owned(),
+            )
+        })?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Look at every digest whatever matches, so timing reveals nothing.
         let mut found = subtle::Choice::from(0);
@@ -128,4 +130,21 @@ mod tests {
         let open = ApiKeys::new(&KeyDigests::default());
         assert_eq!(auth(&open, None), Ok(KeyId(0)));
     }
+}
+
+/// The key of an `Authorization: Bearer <key>` header, if well-formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    bearer_value(headers.get(header::AUTHORIZATION)?)
+}
+
+fn bearer_value(value: &axum::http::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }

@@ -72,6 +72,16 @@ pub const VARS: &[Var] = &[
         "producer queue size; when full, requests get 503",
     ),
     var(
+        "API_INVALID_TOPIC",
+        None,
+        "keep each rejected (422) event with its errors on this topic, for debugging (unset: off)",
+    ),
+    var(
+        "API_INVALID_QUEUE_MAX_MESSAGES",
+        Some("10000"),
+        "rejected events waiting for Kafka at most; beyond, they are dropped and counted",
+    ),
+    var(
         "KAFKA_CONFIG",
         None,
         "extra librdkafka properties, key=value;key=value (e.g. security.protocol=SASL_SSL;sasl.mechanism=PLAIN)",
@@ -163,6 +173,18 @@ pub struct KafkaConfig {
     /// `KAFKA_CONFIG`: extra librdkafka properties. May hold credentials, so
     /// `Debug` shows only the keys.
     pub extra: Vec<(String, String)>,
+    /// `API_INVALID_TOPIC` and `API_INVALID_QUEUE_MAX_MESSAGES`: where
+    /// rejected events are kept, if anywhere.
+    pub invalid: Option<InvalidTopic>,
+}
+
+/// Where rejected events are kept for debugging.
+#[derive(Debug, Clone)]
+pub struct InvalidTopic {
+    /// The topic.
+    pub topic: String,
+    /// The most rejected events waiting for Kafka.
+    pub queue_max_messages: u32,
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -294,6 +316,13 @@ impl ApiConfig {
                 compression: env.required("KAFKA_COMPRESSION")?,
                 queue_max_messages: env.positive("KAFKA_QUEUE_MAX_MESSAGES")?,
                 extra: env.key_values("KAFKA_CONFIG")?,
+                invalid: match env.optional::<String>("API_INVALID_TOPIC")? {
+                    Some(topic) => Some(InvalidTopic {
+                        topic,
+                        queue_max_messages: env.positive("API_INVALID_QUEUE_MAX_MESSAGES")?,
+                    }),
+                    None => None,
+                },
             },
             limits,
             rules: Rules {

@@ -56,6 +56,19 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+/// The `detail` of an invalid-events problem.
+pub fn invalid_detail(errors: &[EventError]) -> String {
+    let events = errors
+        .iter()
+        .map(|e| e.index)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    format!(
+        "{events} event(s) invalid ({} error(s)); nothing was accepted",
+        errors.len()
+    )
+}
+
 /// One invalid field of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct EventError {
@@ -154,6 +167,11 @@ impl AppError {
         }
     }
 
+    /// The problem `type` URI this error answers with.
+    pub fn problem_type(&self) -> String {
+        problem_type(self.kind().0)
+    }
+
     fn into_problem(self) -> (Problem, Option<Duration>) {
         let status = self.status().as_u16();
         let (slug, title) = self.kind();
@@ -162,18 +180,7 @@ impl AppError {
             | AppError::Unauthorized(d)
             | AppError::TooLarge(d)
             | AppError::UnsupportedMediaType(d) => (d, Vec::new(), None),
-            AppError::Invalid(errors) => {
-                let events = errors
-                    .iter()
-                    .map(|e| e.index)
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len();
-                let detail = format!(
-                    "{events} event(s) invalid ({} error(s)); nothing was accepted",
-                    errors.len()
-                );
-                (detail, errors, None)
-            }
+            AppError::Invalid(errors) => (invalid_detail(&errors), errors, None),
             AppError::RateLimited { retry_after } => (
                 format!(
                     "this API key's event rate is exceeded; retry after {} s",

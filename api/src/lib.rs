@@ -19,6 +19,7 @@ pub mod config;
 pub mod controllers;
 pub mod error;
 pub mod intake;
+pub mod invalid;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
@@ -80,6 +81,10 @@ pub async fn serve(
     // Wait for the abort, so the clients it holds close before we return.
     let _ = probe.await;
     state.sink.flush(grace).await?;
+    if let Some(invalid) = &state.invalid {
+        // Best effort: rejected events never hold a shutdown up for long.
+        invalid.flush(std::time::Duration::from_secs(1)).await;
+    }
     tracing::info!("producer flushed; bye");
     Ok(())
 }

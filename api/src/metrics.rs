@@ -31,6 +31,11 @@ pub const KAFKA_PRODUCER_QUEUE_MAX_MESSAGES: &str =
     "eventpipe_api_kafka_producer_queue_max_messages";
 /// 1 when the last broker probe succeeded.
 pub const KAFKA_READY: &str = "eventpipe_api_kafka_ready";
+/// Rejected events Kafka acknowledged on `API_INVALID_TOPIC`.
+pub const INVALID_EVENTS_KEPT_TOTAL: &str = "eventpipe_api_invalid_events_kept_total";
+/// Rejected events not kept on `API_INVALID_TOPIC`, by reason
+/// (`queue_full`, `not_acknowledged`).
+pub const INVALID_EVENTS_DROPPED_TOTAL: &str = "eventpipe_api_invalid_events_dropped_total";
 
 /// The `type` label of accepted events of a type that is not known.
 pub const OTHER_TYPE: &str = "other";
@@ -63,6 +68,10 @@ pub struct Metrics {
     pub producer_queue_max: IntGauge,
     /// See [`KAFKA_READY`].
     pub kafka_ready: IntGauge,
+    /// See [`INVALID_EVENTS_KEPT_TOTAL`].
+    pub invalid_kept: IntCounter,
+    /// See [`INVALID_EVENTS_DROPPED_TOTAL`].
+    pub invalid_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -114,6 +123,17 @@ impl Metrics {
                 "Most messages the producer queue holds (KAFKA_QUEUE_MAX_MESSAGES)",
             )?,
             kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
+            invalid_kept: IntCounter::new(
+                INVALID_EVENTS_KEPT_TOTAL,
+                "Rejected events kept on API_INVALID_TOPIC",
+            )?,
+            invalid_dropped: IntCounterVec::new(
+                Opts::new(
+                    INVALID_EVENTS_DROPPED_TOTAL,
+                    "Rejected events not kept on API_INVALID_TOPIC, by reason",
+                ),
+                &["reason"],
+            )?,
             registry,
         };
         let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -126,6 +146,8 @@ impl Metrics {
             Box::new(metrics.producer_queue.clone()),
             Box::new(metrics.producer_queue_max.clone()),
             Box::new(metrics.kafka_ready.clone()),
+            Box::new(metrics.invalid_kept.clone()),
+            Box::new(metrics.invalid_dropped.clone()),
         ];
         // Every type's series exists from the start, at 0.
         for kind in eventpipe_contract::KNOWN_TYPES.iter().chain(&[OTHER_TYPE]) {

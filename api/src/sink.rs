@@ -154,7 +154,8 @@ pub struct EventSink {
     topic: String,
 }
 
-fn client_config(config: &KafkaConfig) -> ClientConfig {
+/// The settings every API client starts from.
+pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     kafka_client::client_config(&config.bootstrap_servers, "eventpipe-api", &config.extra)
 }
 
@@ -190,46 +191,80 @@ impl EventSink {
     /// it, creates it (if allowed) and checks again. Fails when Kafka cannot
     /// be reached within a few seconds or the topic cannot be had.
     pub async fn ensure_topic(&self, config: &KafkaConfig) -> anyhow::Result<()> {
+        let partitions = self
+            .ensure_named(
+                config,
+                &self.topic,
+                config.events_partitions,
+                "KAFKA_EVENTS_TOPIC",
+            )
+            .await?;
+        if i32::try_from(partitions).ok() != Some(config.events_partitions) {
+            tracing::warn!(
+                topic = %self.topic,
+                partitions,
+                configured = config.events_partitions,
+                "topic exists with a different partition count than KAFKA_EVENTS_PARTITIONS"
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes sure `topic` (named by variable `var`) exists, creating it
+    /// with `partitions` when the broker does not know it and creating is
+    /// allowed; its partition count.
+    pub async fn ensure_named(
+        &self,
+        config: &KafkaConfig,
+        topic: &str,
+        partitions: i32,
+        var: &str,
+    ) -> anyhow::Result<usize> {
         let unreachable = || {
             format!(
                 "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
                 config.bootstrap_servers
             )
         };
-        let mut partitions = self
-            .partition_count(config.connect_timeout)
+        let mut found = self
+            .partition_count(topic, config.connect_timeout)
             .await
             .with_context(unreachable)?;
-        if partitions == 0 && config.create_topics {
-            self.create_topic(config).await?;
-            partitions = self
-                .partition_count(config.connect_timeout)
-                .await
-                .with_context(unreachable)?;
+        if found == 0 && config.create_topics {
+            self.create_topic(config, topic, partitions).await?;
+            // A new topic takes a moment to show in the brokers' metadata.
+            let deadline = std::time::Instant::now() + config.connect_timeout;
+            loop {
+                found = self
+                    .partition_count(topic, config.connect_timeout)
+                    .await
+                    .with_context(unreachable)?;
+                if found > 0 || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        match partitions {
-            0 => bail!(
-                "topic {:?} does not exist and could not be created (KAFKA_EVENTS_TOPIC, KAFKA_CREATE_TOPICS)",
-                self.topic
-            ),
-            n if i32::try_from(n).ok() != Some(config.events_partitions) => tracing::warn!(
-                topic = %self.topic,
-                partitions = n,
-                configured = config.events_partitions,
-                "topic exists with a different partition count than KAFKA_EVENTS_PARTITIONS"
-            ),
-            _ => {}
+        if found == 0 {
+            bail!(
+                "topic {topic:?} does not exist and could not be created ({var}, KAFKA_CREATE_TOPICS)"
+            );
         }
-        Ok(())
+        Ok(found)
     }
 
-    async fn create_topic(&self, config: &KafkaConfig) -> anyhow::Result<()> {
+    async fn create_topic(
+        &self,
+        config: &KafkaConfig,
+        name: &str,
+        partitions: i32,
+    ) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = client_config(config)
             .create()
             .context("creating the Kafka admin client")?;
         let topic = NewTopic::new(
-            &config.events_topic,
-            config.events_partitions,
+            name,
+            partitions,
             TopicReplication::Fixed(config.replication_factor),
         );
         let options = AdminOptions::new().request_timeout(Some(config.connect_timeout));
@@ -252,27 +287,27 @@ impl EventSink {
         Ok(())
     }
 
-    /// Number of partitions the broker reports for the events topic (0 when
-    /// it does not know the topic); an error when no broker answers.
-    async fn partition_count(&self, timeout: Duration) -> anyhow::Result<usize> {
+    /// Number of partitions the broker reports for `topic` (0 when it
+    /// does not know the topic); an error when no broker answers.
+    async fn partition_count(&self, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
         let producer = self.producer.clone();
-        let topic = self.topic.clone();
+        let name = topic.to_owned();
         let metadata = tokio::task::spawn_blocking(move || {
             producer
                 .client()
-                .fetch_metadata(Some(&topic), Timeout::After(timeout))
+                .fetch_metadata(Some(&name), Timeout::After(timeout))
         })
         .await??;
         Ok(metadata
             .topics()
             .iter()
-            .find(|t| t.name() == self.topic && t.error().is_none())
+            .find(|t| t.name() == topic && t.error().is_none())
             .map_or(0, |t| t.partitions().len()))
     }
 
     /// True when a broker answers a metadata request for the events topic.
     pub async fn probe(&self, timeout: Duration) -> bool {
-        matches!(self.partition_count(timeout).await, Ok(n) if n > 0)
+        matches!(self.partition_count(&self.topic, timeout).await, Ok(n) if n > 0)
     }
 
     /// Messages enqueued but not yet acknowledged.

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::auth::ApiKeys;
 use crate::config::ApiConfig;
+use crate::invalid::InvalidSink;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::sink::EventSink;
@@ -18,6 +19,8 @@ pub struct App {
     pub config: ApiConfig,
     /// The Kafka producer.
     pub sink: EventSink,
+    /// Where rejected events are kept (`API_INVALID_TOPIC`), if anywhere.
+    pub invalid: Option<InvalidSink>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Accepted API keys.
@@ -47,6 +50,14 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
     let metrics = Metrics::new().context("registering metrics")?;
     let sink = EventSink::new(&config.kafka)?;
     sink.ensure_topic(&config.kafka).await?;
+    let invalid = match &config.kafka.invalid {
+        Some(invalid) => {
+            sink.ensure_named(&config.kafka, &invalid.topic, 1, "API_INVALID_TOPIC")
+                .await?;
+            Some(InvalidSink::new(&config.kafka, invalid, &metrics)?)
+        }
+        None => None,
+    };
     let keys = ApiKeys::new(&config.api_keys);
     if !keys.required() {
         tracing::warn!(
@@ -58,6 +69,7 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
     Ok(AppState(Arc::new(App {
         config,
         sink,
+        invalid,
         metrics,
         keys,
         limiter,

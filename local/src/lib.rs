@@ -156,5 +156,8 @@ fn start_embedded_kafka(setting: impl Fn(&str) -> Option<String>) -> anyhow::Res
         let name = setting(name_var).unwrap_or_else(|| name.to_owned());
         kafka.create_topic(&name, partitions)?;
     }
+    if let Some(invalid) = setting("API_INVALID_TOPIC").filter(|t| !t.trim().is_empty()) {
+        kafka.create_topic(&invalid, 1)?;
+    }
     Ok(kafka)
 }

@@ -6,6 +6,7 @@
 mod access;
 mod broker_failure;
 mod ingest;
+mod invalid;
 mod openapi;
 mod rejections;
 mod shutdown;

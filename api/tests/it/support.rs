@@ -44,6 +44,11 @@ impl TestApi {
     pub async fn start_with(vars: &[(&str, &str)]) -> Self {
         let kafka = EmbeddedKafka::start(1).unwrap();
         kafka.create_topic(TOPIC, PARTITIONS).unwrap();
+        // The mock cluster does not take CreateTopics: make the topic for
+        // rejected events here when a test asks for one.
+        if let Some((_, topic)) = vars.iter().find(|(k, _)| *k == "API_INVALID_TOPIC") {
+            kafka.create_topic(topic, 1).unwrap();
+        }
         let mut env: HashMap<String, String> = HashMap::from([
             (
                 "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
@@ -62,15 +67,29 @@ impl TestApi {
         let server = tokio::spawn(eventpipe_api::serve(config, listener, async {
             let _ = stopped.await;
         }));
-        let api = TestApi {
+        let mut api = TestApi {
             base,
             kafka,
             http: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
         };
-        api.wait_ready(Duration::from_secs(20)).await;
-        api
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while api.server.as_ref().is_some_and(|s| !s.is_finished()) && Instant::now() < deadline {
+            if let Ok(r) = api.http.get(api.url("/ready")).send().await
+                && r.status() == 200
+            {
+                return api;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Say why the server stopped, if it did.
+        if let Some(server) = api.server.take()
+            && server.is_finished()
+        {
+            panic!("the API stopped at start-up: {:?}", server.await.unwrap());
+        }
+        panic!("API not ready within 20s");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -184,6 +203,38 @@ impl TestApi {
             });
         }
         out
+    }
+
+    /// The values of the first `n` messages of one-partition `topic`,
+    /// waiting for them.
+    pub fn read_values(&self, topic: &str, n: usize) -> Vec<serde_json::Value> {
+        let consumer = self.consumer();
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&assignment).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {n} messages",
+                out.len()
+            );
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let m = message.unwrap();
+                out.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Messages one-partition `topic` holds (0 when it does not exist).
+    pub fn held(&self, topic: &str) -> i64 {
+        self.consumer()
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .map_or(0, |(low, high)| high - low)
     }
 
     /// Signals shutdown and waits for the server to finish.

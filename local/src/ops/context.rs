@@ -49,6 +49,11 @@ pub const VARS: &[Var] = &[
         "the anomalies topic",
     ),
     var(
+        "API_INVALID_TOPIC",
+        None,
+        "the topic the API keeps rejected events on, for `invalid list`",
+    ),
+    var(
         "KAFKA_GROUP_ID",
         Some("eventpipe-worker"),
         "the workers' consumer group, whose offsets and lag `status` shows",
@@ -79,6 +84,8 @@ pub struct Target {
     pub dlq_topic: String,
     /// `KAFKA_ANOMALIES_TOPIC`.
     pub anomalies_topic: String,
+    /// `API_INVALID_TOPIC`.
+    pub invalid_topic: Option<String>,
     /// `KAFKA_GROUP_ID`.
     pub group_id: String,
     /// `KAFKA_CONNECT_TIMEOUT_MS`.
@@ -111,6 +118,7 @@ impl Target {
             events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
             dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
             anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
+            invalid_topic: env.optional("API_INVALID_TOPIC")?,
             group_id: env.required("KAFKA_GROUP_ID")?,
             timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
         })

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 mod context;
 pub mod db_stats;
 pub mod dlq;
+pub mod invalid;
 mod kafka;
 pub mod status;
 pub mod topics;
@@ -21,7 +22,7 @@ pub mod topics;
 pub use context::{Flags, LocalRun, Report, Target, VARS, print};
 
 /// The commands' names, for the binary to tell them from its own flags.
-pub const COMMANDS: &[&str] = &["status", "db-stats", "topics", "dlq"];
+pub const COMMANDS: &[&str] = &["status", "db-stats", "topics", "dlq", "invalid"];
 
 /// `--help` for the commands.
 pub fn help() -> String {
@@ -37,7 +38,8 @@ pub fn help() -> String {
          \x20 dlq redrive [--reason R] [--offset P:O ...] [--dry-run] [--include-redriven]\n\
          \x20                             put DLQ messages back on the events topic once their cause is fixed; each\n\
          \x20                             message is redriven once (recorded in PostgreSQL); one that fails again\n\
-         \x20                             returns to the DLQ and is left there unless --include-redriven\n\n",
+         \x20                             returns to the DLQ and is left there unless --include-redriven\n\
+         \x20 invalid list [--limit N]    the rejected events the API kept on API_INVALID_TOPIC (the last 20 unless --limit)\n\n",
     );
     out.push_str(&eventpipe_service::settings::help(VARS));
     out
@@ -90,6 +92,14 @@ pub async fn run(args: &[String]) -> anyhow::Result<i32> {
                 }
                 other => anyhow::bail!("dlq takes `list` or `redrive`, not {other:?}"),
             }
+        }
+        "invalid" => {
+            let (sub, rest) = rest
+                .split_first()
+                .context("invalid takes `list`; see --help")?;
+            anyhow::ensure!(sub == "list", "invalid takes `list`, not {sub:?}");
+            let flags = Flags::parse(rest, &["--json", "--limit"])?;
+            print(&invalid::list(&target, &flags)?, flags.json)
         }
         other => anyhow::bail!("unknown command {other:?}; see --help"),
     }

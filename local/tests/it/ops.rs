@@ -37,16 +37,27 @@ impl Ran {
 
 impl Ops {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&str, &str)]) -> Self {
         let db = ScratchDatabase::create(SERVER, "eventpipe_ops")
             .await
             .unwrap();
         let url = db.url.clone();
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let pipeline = Pipeline::start(move |name| match name {
             "DATABASE_URL" => Some(url.clone()),
             "API_ADDR" | "WORKER_ADDR" => Some("127.0.0.1:0".to_owned()),
             "WORKER_BATCH_WAIT_MS" => Some("20".to_owned()),
             "KAFKA_LINGER_MS" => Some("1".to_owned()),
-            _ => None,
+            other => extra
+                .iter()
+                .find(|(k, _)| k == other)
+                .map(|(_, v)| v.clone()),
         })
         .await
         .unwrap();
@@ -433,6 +444,55 @@ async fn a_fixed_message_is_stored_once_and_a_broken_one_returns_to_the_dlq_once
         ops.count("SELECT count(*)::bigint AS n FROM dlq_redrives")
             .await,
         2
+    );
+}
+
+/// With `API_INVALID_TOPIC` set, `invalid list` shows what the API kept of
+/// a rejected request; without it, the command says which variable to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_list_shows_the_rejected_events_kept() {
+    let ops = Ops::start_with(&[("API_INVALID_TOPIC", "events.invalid")]).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/events", ops.pipeline.api))
+        .json(&json!([purchase("u1", 5.0), purchase("u2", -3.0)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let list_json = || {
+        ops.run_with(
+            &["invalid", "list", "--json"],
+            &[("API_INVALID_TOPIC", "events.invalid")],
+        )
+    };
+    // Kept in the background, after the answer.
+    ops.wait_until("the rejected event kept", || async {
+        list_json().json()["held"] == 1
+    })
+    .await;
+    let kept = list_json();
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+    let list = kept.json();
+    assert_eq!(list["events"][0]["index"], 1);
+    assert_eq!(list["events"][0]["event"]["user_id"], "u2");
+    assert_eq!(list["events"][0]["errors"][0]["pointer"], "/payload/amount");
+    let human = ops.run_with(
+        &["invalid", "list"],
+        &[("API_INVALID_TOPIC", "events.invalid")],
+    );
+    assert!(
+        human
+            .stdout
+            .contains("/payload/amount: must be a number >= 0"),
+        "{}",
+        human.stdout
+    );
+    let unset = ops.run(&["invalid", "list"]);
+    assert_ne!(unset.code, 0);
+    assert!(
+        unset.stderr.contains("API_INVALID_TOPIC"),
+        "{}",
+        unset.stderr
     );
 }
 

@@ -17,8 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::docs;
-use crate::error::{AppError, bad_request, too_large};
+use crate::error::{AppError, bad_request, invalid_detail, too_large};
 use crate::intake;
+use crate::invalid::Rejected;
 use crate::sink::{FailureKind, SendError};
 use crate::state::AppState;
 use eventpipe_service::http::observe::{RequestId, client_context};
@@ -204,10 +205,22 @@ async fn ingest(
         error
     };
     let validating = eventpipe_service::span!("validate", events = events.len());
-    let records = step(validating, || {
+    let validated = step(validating, || {
         intake::validate(&events, received_at, &app.config.rules)
-    })
-    .map_err(reject)?;
+    });
+    if let (Err(error @ AppError::Invalid(errors)), Some(invalid)) = (&validated, &app.invalid) {
+        let key_hash = app.keys.key_hash_prefix(headers);
+        invalid.keep(&Rejected {
+            events: &events,
+            errors,
+            problem_type: &error.problem_type(),
+            detail: &invalid_detail(errors),
+            received_at,
+            request_id: &request_id.0,
+            key_sha256_prefix: key_hash.as_deref(),
+        });
+    }
+    let records = validated.map_err(reject)?;
     step(eventpipe_service::span!("rate_limit"), || {
         app.limiter
             .take(key, records.len())

@@ -81,6 +81,23 @@ impl ApiKeys {
     }
 }
 
+/// The key of an `Authorization: Bearer <key>` header, if well-formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    bearer_value(headers.get(header::AUTHORIZATION)?)
+}
+
+fn bearer_value(value: &axum::http::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -130,21 +147,4 @@ mod tests {
         let open = ApiKeys::new(&KeyDigests::default());
         assert_eq!(auth(&open, None), Ok(KeyId(0)));
     }
-}
-
-/// The key of an `Authorization: Bearer <key>` header, if well-formed.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    bearer_value(headers.get(header::AUTHORIZATION)?)
-}
-
-fn bearer_value(value: &axum::http::HeaderValue) -> Option<&str> {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }

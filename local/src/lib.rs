@@ -5,6 +5,7 @@
 //! tests start one per test with their own database and ports.
 
 pub mod ops;
+pub mod postgres;
 
 use std::net::SocketAddr;
 
@@ -55,6 +56,7 @@ pub struct Pipeline {
     /// The Kafka bootstrap servers both services use.
     pub bootstrap: String,
     embedded: Option<EmbeddedKafka>,
+    postgres: Option<postgres::PrivatePostgres>,
     stop: watch::Sender<bool>,
     services: JoinHandle<anyhow::Result<()>>,
 }
@@ -73,8 +75,17 @@ impl Pipeline {
             None => external.unwrap_or_default(),
         };
         let is_embedded = embedded.is_some();
+        // No DATABASE_URL and nothing at the default address: a private server.
+        let private = match setting("DATABASE_URL").filter(|s| !s.trim().is_empty()) {
+            None if !postgres::answers(postgres::DEFAULT_ADDRESS) => Some(
+                postgres::PrivatePostgres::start(&postgres::default_data_dir())?,
+            ),
+            _ => None,
+        };
+        let private_url = private.as_ref().map(|p| p.url("eventpipe"));
         let lookup = |name: &str| match name {
             "KAFKA_BOOTSTRAP_SERVERS" => Some(bootstrap.clone()),
+            "DATABASE_URL" if private_url.is_some() => private_url.clone(),
             // The embedded cluster was created with its topics already.
             "KAFKA_CREATE_TOPICS" if is_embedded => Some("false".to_owned()),
             _ => setting(name),
@@ -115,9 +126,15 @@ impl Pipeline {
             database_url,
             bootstrap,
             embedded,
+            postgres: private,
             stop,
             services,
         })
+    }
+
+    /// The private PostgreSQL this run started, if it did.
+    pub fn private_postgres(&self) -> Option<&postgres::PrivatePostgres> {
+        self.postgres.as_ref()
     }
 
     /// Whether Kafka is the in-process mock cluster.
@@ -132,6 +149,7 @@ impl Pipeline {
         let _ = self.stop.send(true);
         let result = self.services.await;
         drop(self.embedded);
+        drop(self.postgres);
         result.context("the services panicked")?
     }
 }

@@ -66,7 +66,15 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  Analytics    http://{worker}/api/v1/analytics/counts/total (Swagger UI http://{worker}/docs)"
     );
-    println!("  PostgreSQL   {}", redact_url(&pipeline.database_url));
+    match pipeline.private_postgres() {
+        Some(private) => println!(
+            "  PostgreSQL   {} (private: nothing answered at {}; data in {}, stopped with the run)",
+            redact_url(&pipeline.database_url),
+            eventpipe_local::postgres::DEFAULT_ADDRESS,
+            private.data_dir().display()
+        ),
+        None => println!("  PostgreSQL   {}", redact_url(&pipeline.database_url)),
+    }
     println!("  Kafka        {} ({kind})", pipeline.bootstrap);
     println!("  Load it      cargo run --release -p eventpipe-load -- --help");
     println!(

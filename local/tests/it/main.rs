@@ -8,5 +8,6 @@ mod compose;
 mod configuration;
 mod layout;
 mod ops;
+mod postgres;
 mod superset;
 mod tracing;

@@ -137,6 +137,11 @@ pub const VARS: &[Var] = &[
         "events a key may send at once (default: the larger of the rate and API_MAX_BATCH_EVENTS)",
     ),
     var(
+        "API_MAX_IN_FLIGHT_EVENTS",
+        Some("10000"),
+        "events a replica may have waiting for Kafka's acknowledgement; a request beyond it gets 503 at once",
+    ),
+    var(
         "API_SHUTDOWN_GRACE_SECS",
         Some("10"),
         "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take",
@@ -264,6 +269,8 @@ pub struct ApiConfig {
     pub rate_limit: Option<RateLimit>,
     /// `API_SHUTDOWN_GRACE_SECS`, default 10.
     pub shutdown_grace: Duration,
+    /// `API_MAX_IN_FLIGHT_EVENTS`, default 10000.
+    pub max_in_flight_events: usize,
     /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
     pub http: HttpTimeouts,
 }
@@ -332,6 +339,7 @@ impl ApiConfig {
             api_keys: api_keys(&env)?,
             rate_limit,
             shutdown_grace: Duration::from_secs(env.required("API_SHUTDOWN_GRACE_SECS")?),
+            max_in_flight_events: env.positive("API_MAX_IN_FLIGHT_EVENTS")?,
             http: HttpTimeouts::from_env(&env)?,
         })
     }

@@ -51,6 +51,16 @@ pub enum AppError {
         /// How long a client should wait before retrying.
         retry_after: Duration,
     },
+    /// Too many events already wait for Kafka's acknowledgement
+    /// (`API_MAX_IN_FLIGHT_EVENTS`): the request is refused at once, rather
+    /// than queued behind them.
+    #[error("overloaded")]
+    Overloaded {
+        /// The limit.
+        limit: usize,
+        /// How long a client should wait before retrying.
+        retry_after: Duration,
+    },
     /// A bug or an unexpected failure; logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -125,7 +135,9 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } | AppError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -142,6 +154,7 @@ impl AppError {
             AppError::Invalid(_) => ("invalid-events", "Invalid events"),
             AppError::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            AppError::Overloaded { .. } => ("overloaded", "Overloaded"),
             AppError::Internal(_) => ("internal", "Internal server error"),
         }
     }
@@ -193,6 +206,15 @@ impl AppError {
                 detail,
                 retry_after,
             } => (detail, Vec::new(), Some(retry_after)),
+            AppError::Overloaded { limit, retry_after } => (
+                format!(
+                    "the API already has {limit} events waiting for Kafka's acknowledgement, its limit \
+                     (API_MAX_IN_FLIGHT_EVENTS); nothing of this request was produced; retry after {} s",
+                    retry_secs(retry_after)
+                ),
+                Vec::new(),
+                Some(retry_after),
+            ),
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "request failed");
                 (

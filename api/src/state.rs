@@ -2,12 +2,14 @@
 //! it (Kafka, keys, rate limits, metrics).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::auth::ApiKeys;
 use crate::config::ApiConfig;
+use crate::error::AppError;
 use crate::invalid::InvalidSink;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -31,6 +33,41 @@ pub struct App {
     pub kafka_up: AtomicBool,
     /// Set once shutdown began: `/ready` turns 503 so traffic moves away.
     pub draining: AtomicBool,
+    /// Events handed to the producer and not yet answered for.
+    pub in_flight: AtomicUsize,
+}
+
+/// Events counted in [`App::in_flight`] until dropped.
+pub struct Admitted<'a> {
+    count: &'a AtomicUsize,
+    events: usize,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.events, Ordering::AcqRel);
+    }
+}
+
+impl App {
+    /// Counts `events` as in flight, or refuses them when that would pass
+    /// `API_MAX_IN_FLIGHT_EVENTS` (a request alone is always let through,
+    /// so the limit is never below one request).
+    pub fn admit(&self, events: usize) -> Result<Admitted<'_>, AppError> {
+        let limit = self.config.max_in_flight_events;
+        let before = self.in_flight.fetch_add(events, Ordering::AcqRel);
+        if before > 0 && before + events > limit {
+            self.in_flight.fetch_sub(events, Ordering::AcqRel);
+            return Err(AppError::Overloaded {
+                limit,
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        Ok(Admitted {
+            count: &self.in_flight,
+            events,
+        })
+    }
 }
 
 /// Handler state: the shared [`App`].
@@ -75,5 +112,6 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         limiter,
         kafka_up: AtomicBool::new(true),
         draining: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
     })))
 }

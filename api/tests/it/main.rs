@@ -8,6 +8,7 @@ mod broker_failure;
 mod ingest;
 mod invalid;
 mod openapi;
+mod overload;
 mod rejections;
 mod shutdown;
 mod startup;

@@ -117,7 +117,8 @@ pub struct Receipt {
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
             example = json!(docs::example_problem(429))),
-        (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out). \
+        (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out), \
+                                      or the replica already has API_MAX_IN_FLIGHT_EVENTS events waiting for Kafka (`overloaded`: nothing was produced). \
                                       Retrying with the same event ids is safe.",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
@@ -248,6 +249,7 @@ async fn ingest(
         return Ok((StatusCode::OK, Json(receipt)).into_response());
     }
 
+    let admitted = app.admit(records.len()).map_err(reject)?;
     let producing = eventpipe_service::span!(
         "produce",
         otel.kind = "producer",
@@ -311,6 +313,7 @@ async fn ingest(
         producing.set_attribute("messaging.kafka.offset", only.offset);
     }
     drop(producing);
+    drop(admitted);
     metrics.events_accepted.inc_by(delivered.len() as u64);
     metrics.count_accepted(records.iter().map(|r| r.event_type.as_ref()));
     let results = records

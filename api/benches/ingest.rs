@@ -1,25 +1,33 @@
-//! Ingestion benchmark: events/s the API accepts (202, Kafka acknowledged)
-//! for batches of 100 and for single events, against an embedded Kafka, and
-//! in the same run the raw rdkafka produce rate for the same messages with
-//! the same producer settings, so the API's overhead is a ratio measured on
-//! one machine at one time. The load is `eventpipe-load`'s (its closed-model
-//! executor and its event mix), so these figures and the load tool's agree.
+//! Ingestion benchmark: what the API sustains, how fast it answers, and
+//! what it costs, against an embedded Kafka, in one run:
 //!
-//! Then the cost of tracing: the same API phases with traces off (no
-//! endpoint), sampled at 1 % and at 100 %, each in its own process (the
-//! tracing set-up is per process, as in production) started by this one,
-//! exporting over real OTLP/HTTP to a receiver here that counts the spans.
-//! The modes take turns, `BENCH_TRACING_ROUNDS` times, so drift on a noisy
-//! machine spreads over all of them.
+//! 1. the raw rdkafka produce rate for the exact messages the API would
+//!    produce, with the API's producer settings (the ceiling to compare to);
+//! 2. the API in a process of its own (as deployed; its RSS is read from
+//!    /proc) driven by `eventpipe-load`'s closed model: single events at 1,
+//!    32 and 256 connections, batches of 100 at 32, each phase printing
+//!    requests/s, events/s, p50, p99 and p99.9 and the API's RSS after it
+//!    (closed model: each connection sends when its answer came, so the
+//!    latency is what a client waits; nothing is omitted);
+//! 3. overload: single events open-model (constant arrival rate, latency
+//!    from each request's intended start, so coordinated omission is
+//!    corrected) at twice what the 256-connection phase sustained: how much
+//!    is accepted, how much refused with 503, the accepted requests' p99
+//!    (the API's own histogram) and the API's peak RSS;
+//! 4. the cost of tracing: batches and singles with traces off, sampled at
+//!    1 % and at 100 %, each mode an API process of its own exporting over
+//!    OTLP/HTTP to a receiver here that counts the spans, the modes taking
+//!    turns `BENCH_TRACING_ROUNDS` times.
 //!
 //! Run: `cargo bench -p eventpipe-api --bench ingest`
-//! (`BENCH_SECS`, default 10 per phase; `BENCH_CONNECTIONS`, default 32;
-//! `BENCH_SINGLE_CONNECTIONS`, default 256;
-//! `BENCH_RAW_MESSAGES`, default 1000000; `BENCH_TRACING_ROUNDS`, default 2,
-//! 0 to skip the tracing phases.)
+//! (`BENCH_SECS`, default 10 per phase; `BENCH_RAW_MESSAGES`, default
+//! 1000000; `BENCH_TRACING_ROUNDS`, default 2, 0 skips the tracing phases;
+//! `BENCH_API_ENV`, extra `KEY=VALUE;...` for the API processes, e.g.
+//! `KAFKA_LINGER_MS=5` to compare producer settings.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +36,6 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use eventpipe_api::config::ApiConfig;
 use eventpipe_contract::{Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_load::config::Options;
@@ -43,6 +50,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 const TOPIC: &str = "events";
 
+/// Set in the API's process: serve, print the address, run until killed.
+const CHILD: &str = "BENCH_API_CHILD";
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -50,12 +60,20 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Drives the API at `addr` with `eventpipe-load`'s closed model: `vus`
+/// What one closed-model phase measured.
+struct Phase {
+    requests: f64,
+    events: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+/// Drives the API at `url` with `eventpipe-load`'s closed model: `vus`
 /// keep-alive connections sending `batch`-event requests for `secs`.
-/// Returns (requests/s, events accepted/s).
-async fn drive(addr: std::net::SocketAddr, batch: usize, vus: usize, secs: u64) -> (f64, f64) {
+async fn drive(url: &str, batch: usize, vus: usize, secs: u64) -> Phase {
     let config = Options::from_args([
-        format!("--url=http://{addr}"),
+        format!("--url={url}"),
         "--executor=constant-vus".to_owned(),
         format!("--vus={vus}"),
         format!("--duration={secs}s"),
@@ -76,10 +94,115 @@ async fn drive(addr: std::net::SocketAddr, batch: usize, vus: usize, secs: u64) 
         "some requests were not accepted"
     );
     let s = &finished.snapshot;
-    (
-        s.aggregate(metrics::HTTP_REQS, "rate").unwrap(),
-        s.aggregate(metrics::EVENTS_ACCEPTED, "rate").unwrap(),
-    )
+    let duration = |p: &str| s.aggregate(metrics::HTTP_REQ_DURATION, p).unwrap();
+    Phase {
+        requests: s.aggregate(metrics::HTTP_REQS, "rate").unwrap(),
+        events: s.aggregate(metrics::EVENTS_ACCEPTED, "rate").unwrap(),
+        p50: duration("p(50)"),
+        p99: duration("p(99)"),
+        p999: duration("p(99.9)"),
+    }
+}
+
+/// The API in a process of its own.
+struct ApiProcess {
+    child: Child,
+    url: String,
+}
+
+impl ApiProcess {
+    /// Starts this benchmark's binary as the API on `bootstrap`, with
+    /// `env` on top of the defaults and `BENCH_API_ENV`.
+    fn start(bootstrap: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .env(CHILD, "1")
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("KAFKA_EVENTS_TOPIC", TOPIC)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped());
+        for var in eventpipe_service::telemetry::VARS {
+            command.env_remove(var.name);
+        }
+        let extra = std::env::var("BENCH_API_ENV").unwrap_or_default();
+        for pair in extra.split(';').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair.split_once('=').expect("BENCH_API_ENV: KEY=VALUE;...");
+            command.env(k.trim(), v.trim());
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("the API process ended").unwrap();
+            if let Some(addr) = line.strip_prefix("LISTENING ") {
+                break format!("http://{addr}");
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ApiProcess { child, url }
+    }
+
+    /// (resident, peak resident) memory in MiB, from /proc.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+
+    /// The API's own `/metrics` text.
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then wait: the API flushes and exits.
+    fn stop(self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        // Drop waits.
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        // Stopped, or the benchmark panicked: never leave it running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(200));
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The API process: serves until killed, exporting traces when the
+/// `OTEL_*` variables ask.
+async fn child() {
+    let telemetry = eventpipe_service::telemetry::init("eventpipe-api").unwrap();
+    let config = eventpipe_api::config::ApiConfig::from_env().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("LISTENING {}", listener.local_addr().unwrap());
+    eventpipe_api::serve(config, listener, eventpipe_service::shutdown_signal())
+        .await
+        .unwrap();
+    telemetry.shutdown();
 }
 
 /// Counts failed deliveries; the cheapest possible delivery handling.
@@ -152,9 +275,69 @@ fn raw_produce(bootstrap: &str, values: &[(String, Vec<u8>)], n: usize) -> Durat
     elapsed
 }
 
-/// Set in a child process: run only the API phases, with the tracing the
-/// `OTEL_*` variables ask for, and print one `RESULT` line.
-const CHILD: &str = "BENCH_TRACING_CHILD";
+/// The 99th percentile of accepted (202) requests from the API's own
+/// latency histogram: the upper bound of the bucket it falls in, in ms.
+fn accepted_p99_ms(metrics: &str) -> f64 {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines() {
+        if !line.starts_with("eventpipe_api_http_request_duration_seconds_bucket")
+            || !line.contains("route=\"/events\"")
+            || !line.contains("status=\"202\"")
+        {
+            continue;
+        }
+        let le = line
+            .split("le=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap()
+        };
+        buckets.push((le, count));
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= 0.99 * total)
+        .map_or(f64::NAN, |(le, _)| le * 1000.0)
+}
+
+/// Open-model overload: single events at `rate` requests/s for `secs`.
+/// Returns (accepted/s, refused/s, overall p99 ms, share refused).
+async fn overload(url: &str, rate: f64, secs: u64) -> (f64, f64, f64, f64) {
+    let config = Options::from_args([
+        format!("--url={url}"),
+        "--executor=constant-arrival-rate".to_owned(),
+        format!("--rate={}", rate.round()),
+        format!("--duration={secs}s"),
+        "--pre-allocated-vus=512".to_owned(),
+        "--max-vus=4096".to_owned(),
+        "--timeout=10s".to_owned(),
+        "--batch-size=1".to_owned(),
+        "--success-status=202,503".to_owned(),
+        "--no-progress".to_owned(),
+        "--no-summary".to_owned(),
+    ])
+    .unwrap()
+    .resolve()
+    .unwrap();
+    let finished = eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap();
+    let s = &finished.snapshot;
+    let requests = s.aggregate(metrics::HTTP_REQS, "rate").unwrap();
+    let accepted = s.aggregate(metrics::EVENTS_ACCEPTED, "rate").unwrap();
+    let p99 = s.aggregate(metrics::HTTP_REQ_DURATION, "p(99)").unwrap();
+    let refused = (requests - accepted).max(0.0);
+    (accepted, refused, p99, refused / requests.max(1.0))
+}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -166,65 +349,6 @@ fn main() {
     } else {
         runtime.block_on(run());
     }
-}
-
-struct Phases {
-    secs: u64,
-    connections: usize,
-    single_connections: usize,
-}
-
-impl Phases {
-    fn from_env() -> Self {
-        Phases {
-            secs: env_or("BENCH_SECS", 10),
-            connections: env_or("BENCH_CONNECTIONS", 32),
-            // One event per request is latency-bound (each waits for Kafka's
-            // acknowledgement, linger included), so it takes more clients in flight.
-            single_connections: env_or("BENCH_SINGLE_CONNECTIONS", 256),
-        }
-    }
-
-    /// Serves the API on `bootstrap` and drives it with batches of 100,
-    /// then single events: (batch requests/s, batch events/s, singles/s).
-    async fn drive_api(&self, bootstrap: &str) -> (f64, f64, f64) {
-        let env: HashMap<&str, String> = HashMap::from([
-            ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
-            ("KAFKA_EVENTS_TOPIC", TOPIC.to_owned()),
-        ]);
-        let config = ApiConfig::from_lookup(|name| env.get(name).cloned()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(eventpipe_api::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        // Wait for readiness.
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let (batch_requests, batch_rate) = drive(addr, 100, self.connections, self.secs).await;
-        let (single_rate, _) = drive(addr, 1, self.single_connections, self.secs).await;
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
-        (batch_requests, batch_rate, single_rate)
-    }
-}
-
-/// A tracing phase in its own process: its own embedded Kafka, tracing as
-/// the environment says, through the services' own set-up.
-async fn child() {
-    let telemetry = eventpipe_service::telemetry::init("eventpipe-api").unwrap();
-    let kafka = EmbeddedKafka::start(1).unwrap();
-    kafka.create_topic(TOPIC, 6).unwrap();
-    let (_, batch_rate, single_rate) = Phases::from_env()
-        .drive_api(&kafka.bootstrap_servers())
-        .await;
-    telemetry.shutdown();
-    println!("RESULT {batch_rate} {single_rate}");
 }
 
 /// Counts the spans OTLP/HTTP requests carry.
@@ -246,9 +370,9 @@ async fn count_spans(
     axum::http::StatusCode::OK
 }
 
-/// Runs each tracing mode in a child process, `rounds` times in turn;
+/// Each tracing mode in an API process of its own, `rounds` times in turn;
 /// prints the rates and the spans exported.
-async fn tracing_cost(rounds: usize) {
+async fn tracing_cost(bootstrap: &str, secs: u64, rounds: usize) {
     let spans = Arc::new(AtomicU64::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -266,33 +390,18 @@ async fn tracing_cost(rounds: usize) {
     for round in 0..rounds {
         for (i, (name, ratio)) in modes.iter().enumerate() {
             let before = spans.load(Ordering::Relaxed);
-            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-            command.env(CHILD, "1").env("RUST_LOG", "warn");
-            for var in eventpipe_service::telemetry::VARS {
-                command.env_remove(var.name);
-            }
-            if let Some(ratio) = ratio {
-                command
-                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-                    .env("OTEL_TRACES_SAMPLER_ARG", ratio);
-            }
-            let output = tokio::task::spawn_blocking(move || command.output())
-                .await
-                .unwrap()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let line = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("RESULT "))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{name}: no result\n{stdout}\n{}",
-                        String::from_utf8_lossy(&output.stderr)
-                    )
-                });
-            let mut rates = line.split(' ').map(|v| v.parse::<f64>().unwrap());
-            let (batch, single) = (rates.next().unwrap(), rates.next().unwrap());
+            let env: Vec<(&str, &str)> = match ratio {
+                Some(ratio) => vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", ratio),
+                ],
+                None => Vec::new(),
+            };
+            let api = ApiProcess::start(bootstrap, &env);
+            let batch = drive(&api.url, 100, 32, secs).await.events;
+            let single = drive(&api.url, 1, 256, secs).await.requests;
+            api.stop();
             let exported = spans.load(Ordering::Relaxed) - before;
             eprintln!(
                 "  round {}: {name:<18} {batch:>9.0} events/s in batches, {single:>7.0} singles/s, {exported} spans",
@@ -306,7 +415,7 @@ async fn tracing_cost(rounds: usize) {
     };
     let (off_batch, off_single) = (mean(&results[0], |r| r.0), mean(&results[0], |r| r.1));
     println!(
-        "  tracing cost (mean of {rounds} round(s), each mode in its own process, taking turns):"
+        "  tracing cost (mean of {rounds} round(s), each mode an API process of its own, taking turns):"
     );
     println!(
         "  {:<20}{:>16}{:>10}{:>14}{:>10}{:>16}",
@@ -326,9 +435,7 @@ async fn tracing_cost(rounds: usize) {
 }
 
 async fn run() {
-    let phases = Phases::from_env();
-    let (secs, connections, single_connections) =
-        (phases.secs, phases.connections, phases.single_connections);
+    let secs: u64 = env_or("BENCH_SECS", 10);
     let raw_messages: usize = env_or("BENCH_RAW_MESSAGES", 1_000_000);
     let tracing_rounds: usize = env_or("BENCH_TRACING_ROUNDS", 2);
     let kafka = EmbeddedKafka::start(1).unwrap();
@@ -346,7 +453,6 @@ async fn run() {
             (record.user_id.to_string(), record.to_json())
         })
         .collect();
-
     let raw_elapsed = {
         let bootstrap = bootstrap.clone();
         let values = values.clone();
@@ -356,28 +462,64 @@ async fn run() {
     };
     let raw_rate = raw_messages as f64 / raw_elapsed.as_secs_f64();
 
-    let (batch_requests, batch_rate, single_rate) = phases.drive_api(&bootstrap).await;
-    drop(kafka);
-
     println!();
     println!(
-        "eventpipe ingest benchmark ({} cores; {connections} connections for batches, {single_connections} for singles; {secs} s per phase)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "eventpipe ingest benchmark ({} cores; {secs} s per phase; the API in a process of its own{})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::var("BENCH_API_ENV")
+            .map(|e| format!(", with {e}"))
+            .unwrap_or_default()
     );
     println!(
         "  raw rdkafka produce (acks=all, idempotent, lz4)  {raw_rate:>10.0} msg/s   ({raw_messages} messages)"
     );
     println!(
-        "  API, batches of 100                              {batch_rate:>10.0} events/s ({:.0} req/s)",
-        batch_requests
+        "  {:<30}{:>10}{:>11}{:>9}{:>9}{:>10}{:>9}",
+        "phase (closed model)", "req/s", "events/s", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB"
     );
-    println!("  API, single events                               {single_rate:>10.0} req/s");
+    let api = ApiProcess::start(&bootstrap, &[]);
+    let mut batch_rate = 0.0;
+    let mut sustained = 0.0;
+    for (name, batch, vus) in [
+        ("single events, 1 connection", 1, 1),
+        ("single events, 32 connections", 1, 32),
+        ("single events, 256 connections", 1, 256),
+        ("batches of 100, 32 connections", 100, 32),
+    ] {
+        let phase = drive(&api.url, batch, vus, secs).await;
+        let (rss, _) = api.rss_mib();
+        println!(
+            "  {name:<30}{:>10.0}{:>11.0}{:>9.2}{:>9.2}{:>10.2}{rss:>9.0}",
+            phase.requests, phase.events, phase.p50, phase.p99, phase.p999
+        );
+        if vus == 256 {
+            sustained = phase.requests;
+        }
+        if batch == 100 {
+            batch_rate = phase.events;
+        }
+    }
     println!(
         "  API batches / raw produce                        {:>10.1} %",
         100.0 * batch_rate / raw_rate
     );
+    api.stop();
+
+    // Overload, on a fresh API so its peak memory is this phase's.
+    let api = ApiProcess::start(&bootstrap, &[]);
+    let rate = 2.0 * sustained;
+    let (accepted, refused, p99, share) = overload(&api.url, rate, secs).await;
+    let accepted_p99 = accepted_p99_ms(&api.metrics().await);
+    let (_, peak) = api.rss_mib();
+    api.stop();
+    println!("  overload: single events open-model at {rate:.0}/s (twice the 256-connection rate)");
+    println!(
+        "    accepted {accepted:.0}/s, refused with 503 {refused:.0}/s ({:.0} %); p99 of all answers {p99:.1} ms, \
+         of accepted ones <= {accepted_p99} ms (API histogram bucket); API peak RSS {peak:.0} MiB",
+        100.0 * share
+    );
     println!();
     if tracing_rounds > 0 {
-        tracing_cost(tracing_rounds).await;
+        tracing_cost(&bootstrap, secs, tracing_rounds).await;
     }
 }

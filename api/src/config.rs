@@ -58,8 +58,8 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "KAFKA_LINGER_MS",
-        Some("5"),
-        "producer linger.ms: how long to wait to fill a batch",
+        Some("0"),
+        "producer linger.ms: how long to wait to fill a batch (0: send at once; under load batches fill while earlier ones are in flight)",
     ),
     var(
         "KAFKA_COMPRESSION",
@@ -135,6 +135,11 @@ pub const VARS: &[Var] = &[
         "API_RATE_LIMIT_BURST",
         None,
         "events a key may send at once (default: the larger of the rate and API_MAX_BATCH_EVENTS)",
+    ),
+    var(
+        "API_MAX_IN_FLIGHT_REQUESTS",
+        Some("1024"),
+        "POST /events requests a replica serves at once; one beyond it gets 503 at once",
     ),
     var(
         "API_MAX_IN_FLIGHT_EVENTS",
@@ -271,6 +276,8 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// `API_MAX_IN_FLIGHT_EVENTS`, default 10000.
     pub max_in_flight_events: usize,
+    /// `API_MAX_IN_FLIGHT_REQUESTS`, default 1024.
+    pub max_in_flight_requests: usize,
     /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
     pub http: HttpTimeouts,
 }
@@ -340,6 +347,7 @@ impl ApiConfig {
             rate_limit,
             shutdown_grace: Duration::from_secs(env.required("API_SHUTDOWN_GRACE_SECS")?),
             max_in_flight_events: env.positive("API_MAX_IN_FLIGHT_EVENTS")?,
+            max_in_flight_requests: env.positive("API_MAX_IN_FLIGHT_REQUESTS")?,
             http: HttpTimeouts::from_env(&env)?,
         })
     }

@@ -51,13 +51,13 @@ pub enum AppError {
         /// How long a client should wait before retrying.
         retry_after: Duration,
     },
-    /// Too many events already wait for Kafka's acknowledgement
-    /// (`API_MAX_IN_FLIGHT_EVENTS`): the request is refused at once, rather
-    /// than queued behind them.
+    /// The replica is at one of its limits (`API_MAX_IN_FLIGHT_REQUESTS`,
+    /// `API_MAX_IN_FLIGHT_EVENTS`): the request is refused at once, rather
+    /// than queued behind the others, and nothing of it is produced.
     #[error("overloaded")]
     Overloaded {
-        /// The limit.
-        limit: usize,
+        /// What is at its limit, and the variable setting it.
+        detail: String,
         /// How long a client should wait before retrying.
         retry_after: Duration,
     },
@@ -206,10 +206,12 @@ impl AppError {
                 detail,
                 retry_after,
             } => (detail, Vec::new(), Some(retry_after)),
-            AppError::Overloaded { limit, retry_after } => (
+            AppError::Overloaded {
+                detail,
+                retry_after,
+            } => (
                 format!(
-                    "the API already has {limit} events waiting for Kafka's acknowledgement, its limit \
-                     (API_MAX_IN_FLIGHT_EVENTS); nothing of this request was produced; retry after {} s",
+                    "{detail}; nothing of this request was produced; retry after {} s",
                     retry_secs(retry_after)
                 ),
                 Vec::new(),

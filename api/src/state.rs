@@ -35,6 +35,8 @@ pub struct App {
     pub draining: AtomicBool,
     /// Events handed to the producer and not yet answered for.
     pub in_flight: AtomicUsize,
+    /// `POST /events` requests being served.
+    pub requests: AtomicUsize,
 }
 
 /// Events counted in [`App::in_flight`] until dropped.
@@ -50,24 +52,48 @@ impl Drop for Admitted<'_> {
 }
 
 impl App {
+    /// Counts one more request being served, or refuses it when
+    /// `API_MAX_IN_FLIGHT_REQUESTS` are: with the CPU saturated, requests
+    /// would otherwise wait their turn and every answer slow down.
+    pub fn enter(&self) -> Result<Admitted<'_>, AppError> {
+        let limit = self.config.max_in_flight_requests;
+        count_in(&self.requests, 1, limit, || {
+            format!(
+                "the API is already serving {limit} requests, its limit (API_MAX_IN_FLIGHT_REQUESTS)"
+            )
+        })
+    }
+
     /// Counts `events` as in flight, or refuses them when that would pass
     /// `API_MAX_IN_FLIGHT_EVENTS` (a request alone is always let through,
     /// so the limit is never below one request).
     pub fn admit(&self, events: usize) -> Result<Admitted<'_>, AppError> {
         let limit = self.config.max_in_flight_events;
-        let before = self.in_flight.fetch_add(events, Ordering::AcqRel);
-        if before > 0 && before + events > limit {
-            self.in_flight.fetch_sub(events, Ordering::AcqRel);
-            return Err(AppError::Overloaded {
-                limit,
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        Ok(Admitted {
-            count: &self.in_flight,
-            events,
+        count_in(&self.in_flight, events, limit, || {
+            format!(
+                "the API already has {limit} events waiting for Kafka's acknowledgement, its limit (API_MAX_IN_FLIGHT_EVENTS)"
+            )
         })
     }
+}
+
+/// Adds `n` to `count` unless that passes `limit` (with something already
+/// counted); the guard takes it off again.
+fn count_in<'a>(
+    count: &'a AtomicUsize,
+    n: usize,
+    limit: usize,
+    detail: impl FnOnce() -> String,
+) -> Result<Admitted<'a>, AppError> {
+    let before = count.fetch_add(n, Ordering::AcqRel);
+    if before > 0 && before + n > limit {
+        count.fetch_sub(n, Ordering::AcqRel);
+        return Err(AppError::Overloaded {
+            detail: detail(),
+            retry_after: Duration::from_secs(1),
+        });
+    }
+    Ok(Admitted { count, events: n })
 }
 
 /// Handler state: the shared [`App`].
@@ -113,5 +139,6 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         kafka_up: AtomicBool::new(true),
         draining: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
+        requests: AtomicUsize::new(0),
     })))
 }

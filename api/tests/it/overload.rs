@@ -88,3 +88,42 @@ async fn requests_beyond_the_in_flight_limit_get_503_at_once_and_produce_nothing
         "{metrics}"
     );
 }
+
+/// The same for requests: beyond `API_MAX_IN_FLIGHT_REQUESTS` being served,
+/// one more is refused at once, before its body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_get_503_at_once() {
+    let api = TestApi::start_with(&[
+        ("API_MAX_IN_FLIGHT_REQUESTS", "2"),
+        ("KAFKA_LINGER_MS", "1000"),
+    ])
+    .await;
+    let requests: Vec<(Vec<String>, serde_json::Value)> = (0..5).map(|_| batch(1)).collect();
+    let answers = futures::future::join_all(requests.iter().map(|(_, body)| async {
+        let sent = Instant::now();
+        let response = api.post_json(body).await;
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        (status, answer, sent.elapsed())
+    }))
+    .await;
+    let refused: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    assert_eq!(
+        answers.iter().filter(|a| a.0 == 202).count(),
+        2,
+        "{answers:?}"
+    );
+    assert_eq!(refused.len(), 3, "{answers:?}");
+    for (_, problem, took) in refused {
+        assert_eq!(problem["type"], "urn:eventpipe:problem:overloaded");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("API_MAX_IN_FLIGHT_REQUESTS")
+        );
+        assert!(*took < Duration::from_millis(700), "a 503 took {took:?}");
+    }
+    assert_eq!(api.read_topic(2).len(), 2);
+    assert_eq!(api.topic_message_count(), 2);
+}

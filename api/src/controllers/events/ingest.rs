@@ -118,7 +118,7 @@ pub struct Receipt {
             headers(("Retry-After" = u64, description = "Seconds to wait")),
             example = json!(docs::example_problem(429))),
         (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out), \
-                                      or the replica already has API_MAX_IN_FLIGHT_EVENTS events waiting for Kafka (`overloaded`: nothing was produced). \
+                                      or the replica is at API_MAX_IN_FLIGHT_REQUESTS requests or API_MAX_IN_FLIGHT_EVENTS events waiting for Kafka (`overloaded`: refused at once, nothing produced). \
                                       Retrying with the same event ids is safe.",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
@@ -168,6 +168,8 @@ async fn ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
+    // Refused before its events are known: counted only as a 503 request.
+    let _serving = app.enter()?;
     let received_at = Utc::now();
     let key = app.keys.authenticate(headers)?;
     let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))

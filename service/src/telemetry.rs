@@ -88,6 +88,15 @@ pub const VARS: &[Var] = &[
 /// Set by [`init`] when traces are exported; read by [`span!`](crate::span).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// The configured sampler, for deciding before a span is made.
+static SAMPLER: std::sync::OnceLock<Sampler> = std::sync::OnceLock::new();
+
+thread_local! {
+    /// Set while a span already decided as sampled is started, so the
+    /// SDK's sampler keeps it rather than deciding again.
+    static DECIDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// True when spans are exported (an OTLP endpoint is configured).
 #[inline]
 pub fn enabled() -> bool {
@@ -96,7 +105,8 @@ pub fn enabled() -> bool {
 
 /// An INFO span when traces are exported, else [`tracing::Span::none`]
 /// (which costs nothing to enter, record into or drop). Same arguments as
-/// [`tracing::info_span!`].
+/// [`tracing::info_span!`]. For the root of a trace; steps within one use
+/// [`child_span!`](crate::child_span).
 #[macro_export]
 macro_rules! span {
     ($($arg:tt)+) => {
@@ -106,6 +116,69 @@ macro_rules! span {
             ::tracing::Span::none()
         }
     };
+}
+
+/// A span for a step of the current span's work, made only when the
+/// current span is exported: a request or batch the sampler left out
+/// makes no spans at all, so sampling at 1 % costs 1 % of the spans.
+#[macro_export]
+macro_rules! child_span {
+    ($($arg:tt)+) => {
+        if $crate::telemetry::enabled() && !::tracing::Span::current().is_none() {
+            ::tracing::info_span!($($arg)+)
+        } else {
+            ::tracing::Span::none()
+        }
+    };
+}
+
+/// Whether a request with the client's context `parent` (if any) is to be
+/// traced, asked of the configured sampler before any span is made: a
+/// request left out then costs no span at all. Start the request's span
+/// with [`decided`].
+pub fn trace_request(parent: Option<&SpanContext>) -> bool {
+    use opentelemetry_sdk::trace::IdGenerator;
+    if !enabled() {
+        return false;
+    }
+    let Some(sampler) = SAMPLER.get() else {
+        return true;
+    };
+    let cx = parent.map(|p| remote_parent(p.clone()));
+    let trace_id = parent.map_or_else(
+        || opentelemetry_sdk::trace::RandomIdGenerator::default().new_trace_id(),
+        SpanContext::trace_id,
+    );
+    let decision = sampler
+        .should_sample(
+            cx.as_ref(),
+            trace_id,
+            "request",
+            &SpanKind::Server,
+            &[],
+            &[],
+        )
+        .decision;
+    decision == SamplingDecision::RecordAndSample
+}
+
+/// Starts `span`, which [`trace_request`] decided to trace, as sampled.
+pub fn decided(span: tracing::Span) -> tracing::Span {
+    DECIDED.with(|d| d.set(true));
+    let _ = span_context(&span);
+    DECIDED.with(|d| d.set(false));
+    span
+}
+
+/// `span` if the sampler keeps it (deciding now), else
+/// [`tracing::Span::none`], so nothing under it is made either. Parent and
+/// links must be set before: the sampler reads them.
+pub fn sampled(span: tracing::Span) -> tracing::Span {
+    if span.is_none() || span_context(&span).is_sampled() {
+        span
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// Where and how traces are exported, from the `OTEL_*` variables.
@@ -236,7 +309,8 @@ impl ShouldSample for FollowLinks {
         links: &[Link],
     ) -> SamplingResult {
         let root = parent.is_none_or(|cx| !cx.has_active_span());
-        if root && links.iter().any(|l| l.span_context.is_sampled()) {
+        let decided = DECIDED.with(std::cell::Cell::get);
+        if decided || (root && links.iter().any(|l| l.span_context.is_sampled())) {
             return SamplingResult {
                 decision: SamplingDecision::RecordAndSample,
                 attributes: Vec::new(),
@@ -369,6 +443,7 @@ fn install(tracer: Option<opentelemetry_sdk::trace::SdkTracer>, logs: Logs) -> b
 }
 
 fn build_provider(export: Export) -> anyhow::Result<SdkTracerProvider> {
+    let _ = SAMPLER.set(export.sampler.clone());
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(export.protocol)

@@ -39,7 +39,7 @@ impl WithinBatch for Detection<'_> {
     }
 
     fn evaluate(&mut self, new_rows: Vec<&NewEvent>) -> Vec<Anomaly> {
-        let span = eventpipe_service::span!(
+        let span = eventpipe_service::child_span!(
             "evaluate rules",
             rows = new_rows.len(),
             anomalies = tracing::field::Empty,

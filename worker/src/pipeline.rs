@@ -140,7 +140,7 @@ fn batch_span(worker: &Worker, batch: &Prepared) -> Span {
         }
         span.add_link_with_attributes(context.clone(), attributes);
     }
-    span
+    telemetry::sampled(span)
 }
 
 /// Where a message was read from, as span attributes.
@@ -326,7 +326,7 @@ fn dead_letter_span(
         return Span::none();
     }
     let message = &batch.messages[i];
-    let span = eventpipe_service::span!(
+    let span = eventpipe_service::child_span!(
         "dead_letter",
         otel.kind = "producer",
         messaging.destination.name = worker.config.dlq_topic.as_str(),
@@ -369,7 +369,7 @@ async fn store_rows(
         detector.stage(rows.iter().map(|r| r.user_id.as_str()))
     });
     let mut detection = staged.as_mut().map(Detection::new);
-    let transaction = eventpipe_service::span!(
+    let transaction = eventpipe_service::child_span!(
         "transaction",
         db.system.name = "postgresql",
         rows = rows.len(),
@@ -389,7 +389,8 @@ async fn store_rows(
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
             transaction.set_status(Status::error(format!("refused: {reason}")));
             let within = detection.as_mut().map(|d| d as &mut dyn WithinBatch);
-            let one_by_one = eventpipe_service::span!("transaction per row", rows = rows.len());
+            let one_by_one =
+                eventpipe_service::child_span!("transaction per row", rows = rows.len());
             eventpipe_store::store_each(&worker.pool, rows, worker.config.dedup_window, within)
                 .instrument(one_by_one)
                 .await?
@@ -490,6 +491,9 @@ pub async fn publish_committed(
 
 /// [`publish`] in a span, child of the batch that stored the anomalies.
 async fn publish_traced(worker: &Worker, publication: &Publication) {
+    if !publication.batch.is_sampled() {
+        return publish(worker, &publication.anomalies, &publication.traces).await;
+    }
     let span = eventpipe_service::span!(
         parent: None,
         "publish anomalies",
@@ -497,9 +501,7 @@ async fn publish_traced(worker: &Worker, publication: &Publication) {
         messaging.destination.name = worker.config.anomalies_topic.as_str(),
         messaging.batch.message_count = publication.anomalies.len(),
     );
-    if publication.batch.is_valid() {
-        let _ = span.set_parent(telemetry::remote_parent(publication.batch.clone()));
-    }
+    let _ = span.set_parent(telemetry::remote_parent(publication.batch.clone()));
     publish(worker, &publication.anomalies, &publication.traces)
         .instrument(span)
         .await;

@@ -87,6 +87,10 @@ fn server_span(request: &Request, route: &str, id: &str) -> tracing::Span {
     if !telemetry::enabled() || UNTRACED.contains(&route) {
         return tracing::Span::none();
     }
+    let parent = client_context(request.headers());
+    if !telemetry::trace_request(parent.as_ref()) {
+        return tracing::Span::none();
+    }
     let method = request.method().as_str();
     let span = crate::span!(
         "request",
@@ -98,10 +102,10 @@ fn server_span(request: &Request, route: &str, id: &str) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         request.id = id,
     );
-    if let Some(parent) = client_context(request.headers()) {
+    if let Some(parent) = parent {
         let _ = span.set_parent(telemetry::remote_parent(parent));
     }
-    span
+    telemetry::decided(span)
 }
 
 /// The span context of the client's `traceparent`/`tracestate` headers,

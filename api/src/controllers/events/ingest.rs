@@ -176,7 +176,7 @@ async fn ingest(
         .map_err(|e| bad_request(format!("invalid query string: {e}")))?;
     let format = intake::format_of(headers)?;
     let limits = &app.config.limits;
-    let decoding = eventpipe_service::span!("decode");
+    let decoding = eventpipe_service::child_span!("decode");
     let body = to_bytes(body, limits.max_body_bytes)
         .instrument(decoding.clone())
         .await
@@ -207,7 +207,7 @@ async fn ingest(
             .inc_by(events.len() as u64);
         error
     };
-    let validating = eventpipe_service::span!("validate", events = events.len());
+    let validating = eventpipe_service::child_span!("validate", events = events.len());
     let validated = step(validating, || {
         intake::validate(&events, received_at, &app.config.rules)
     });
@@ -224,7 +224,7 @@ async fn ingest(
         });
     }
     let records = validated.map_err(reject)?;
-    step(eventpipe_service::span!("rate_limit"), || {
+    step(eventpipe_service::child_span!("rate_limit"), || {
         app.limiter
             .take(key, records.len())
             .map_err(|retry_after| AppError::RateLimited { retry_after })
@@ -252,7 +252,7 @@ async fn ingest(
     }
 
     let admitted = app.admit(records.len()).map_err(reject)?;
-    let producing = eventpipe_service::span!(
+    let producing = eventpipe_service::child_span!(
         "produce",
         otel.kind = "producer",
         messaging.system = "kafka",
@@ -260,9 +260,9 @@ async fn ingest(
         messaging.destination.name = app.config.kafka.events_topic.as_str(),
         messaging.batch.message_count = records.len(),
     );
-    // The context each message carries: the produce span's when traces are
-    // exported, else the client's own, passed on untouched.
-    let trace = if telemetry::enabled() {
+    // The context each message carries: the produce span's when this
+    // request is traced, else the client's own, passed on untouched.
+    let trace = if !producing.is_none() {
         if let [only] = records.as_slice() {
             producing.set_attribute("eventpipe.event_id", only.event_id.to_string());
         }

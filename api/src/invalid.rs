@@ -106,15 +106,7 @@ impl InvalidSink {
         invalid: &InvalidTopic,
         metrics: &Metrics,
     ) -> anyhow::Result<Self> {
-        let producer = crate::sink::client_config(kafka)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", &kafka.compression)
-            .set("linger.ms", kafka.linger_ms.to_string())
-            .set(
-                "queue.buffering.max.messages",
-                invalid.queue_max_messages.to_string(),
-            )
+        let producer = crate::sink::producer_config(kafka, invalid.queue_max_messages)
             .create_with_context(Counting {
                 kept: metrics.invalid_kept.clone(),
                 dropped: metrics.invalid_dropped.clone(),

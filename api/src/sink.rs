@@ -154,6 +154,22 @@ pub struct EventSink {
     topic: String,
 }
 
+/// The settings of every API producer: `acks=all`, idempotent, the
+/// configured compression and linger, a queue of `queue_max_messages`.
+pub(crate) fn producer_config(config: &KafkaConfig, queue_max_messages: u32) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", &config.compression)
+        .set("linger.ms", config.linger_ms.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            queue_max_messages.to_string(),
+        );
+    client
+}
+
 /// The settings every API client starts from.
 pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     kafka_client::client_config(&config.bootstrap_servers, "eventpipe-api", &config.extra)
@@ -163,19 +179,11 @@ impl EventSink {
     /// Creates the producer. Connecting happens in the background; see
     /// [`EventSink::ensure_topic`] and [`EventSink::probe`].
     pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
-        let mut client = client_config(config);
+        let mut client = producer_config(config, config.queue_max_messages);
         client
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", &config.compression)
-            .set("linger.ms", config.linger_ms.to_string())
             .set(
                 "message.timeout.ms",
                 config.message_timeout.as_millis().to_string(),
-            )
-            .set(
-                "queue.buffering.max.messages",
-                config.queue_max_messages.to_string(),
             )
             .set("queue.buffering.max.kbytes", "1048576");
         let producer = client

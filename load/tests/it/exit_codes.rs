@@ -14,6 +14,23 @@ fn load(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the binary with `args`, sends SIGINT after `wait`, returns how it ended.
+fn interrupted_after(args: &[&str], wait: Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(wait);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -166,19 +183,10 @@ fn abort_on_fail_stops_the_test_early_and_exits_99() {
 #[test]
 fn an_interrupt_exits_105_with_a_summary() {
     let _machine = crate::shared_blocking();
-    let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
-        .args(["--calibrate", "--duration", "60s", "--vus", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    let output = interrupted_after(
+        &["--calibrate", "--duration", "60s", "--vus", "4"],
+        Duration::from_millis(1500),
+    );
     assert_eq!(output.status.code(), Some(105), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("cut short: interrupted"));
 }
@@ -188,8 +196,8 @@ fn an_interrupt_exits_105_with_a_summary() {
 #[test]
 fn forever_runs_round_after_round_until_interrupted() {
     let _machine = crate::shared_blocking();
-    let child = Command::new(env!("CARGO_BIN_EXE_eventpipe-load"))
-        .args([
+    let output = interrupted_after(
+        &[
             "--calibrate",
             "--forever",
             "--duration",
@@ -198,18 +206,9 @@ fn forever_runs_round_after_round_until_interrupted() {
             "1",
             "--no-progress",
             "--no-summary",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(3500));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+        ],
+        Duration::from_millis(3500),
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(105), "{said}");
     assert!(said.contains("round 1 ended: Passed; next round"), "{said}");

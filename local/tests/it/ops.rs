@@ -95,6 +95,12 @@ impl Ops {
         self.run_with(args, &[])
     }
 
+    /// `dlq redrive --reason REASON --json`.
+    fn redrive_reason(&self, reason: &str) -> Value {
+        self.run(&["dlq", "redrive", "--reason", reason, "--json"])
+            .json()
+    }
+
     async fn post(&self, events: Value) {
         let response = reqwest::Client::new()
             .post(format!("http://{}/events", self.pipeline.api))
@@ -372,15 +378,7 @@ async fn a_fixed_message_is_stored_once_and_a_broken_one_returns_to_the_dlq_once
     // Fixed: redriven, stored once.
     ops.sql("ALTER TABLE events DROP CONSTRAINT ops_test_blocked")
         .await;
-    let redrove = ops
-        .run(&[
-            "dlq",
-            "redrive",
-            "--reason",
-            "refused_by_database",
-            "--json",
-        ])
-        .json();
+    let redrove = ops.redrive_reason("refused_by_database");
     assert_eq!(redrove["redriven"], 1);
     assert_eq!(redrove["messages"][0]["action"], "redriven");
     let stored = format!("SELECT count(*)::bigint AS n FROM events WHERE event_id = '{event_id}'");
@@ -415,15 +413,7 @@ async fn a_fixed_message_is_stored_once_and_a_broken_one_returns_to_the_dlq_once
         .map(|m| m["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["already_redriven", "failed_again"]);
-    let again = ops
-        .run(&[
-            "dlq",
-            "redrive",
-            "--reason",
-            "refused_by_database",
-            "--json",
-        ])
-        .json();
+    let again = ops.redrive_reason("refused_by_database");
     assert_eq!(again["redriven"], 0);
     assert_eq!(again["messages"][0]["action"], "already_redriven");
 

@@ -18,6 +18,11 @@ use eventpipe_worker::config::{WorkerConfig, redact_url};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The API's `linger.ms` against the embedded cluster, unless
+/// `KAFKA_LINGER_MS` says otherwise (docs/BENCHMARKS.md: with the broker
+/// in-process, 0 halved what the whole pipeline stored).
+pub const EMBEDDED_LINGER_MS: &str = "5";
+
 /// Brokers in the embedded cluster: enough for `acks=all` to mean something.
 const EMBEDDED_BROKERS: i32 = 3;
 
@@ -88,6 +93,12 @@ impl Pipeline {
             "DATABASE_URL" if private_url.is_some() => private_url.clone(),
             // The embedded cluster was created with its topics already.
             "KAFKA_CREATE_TOPICS" if is_embedded => Some("false".to_owned()),
+            // The embedded broker shares the cores with the worker: a
+            // produce request per event (linger 0, the API's default for a
+            // broker of its own) would starve the worker. Batch instead.
+            "KAFKA_LINGER_MS" if is_embedded => {
+                setting(name).or_else(|| Some(EMBEDDED_LINGER_MS.to_owned()))
+            }
             _ => setting(name),
         };
         let api_config = ApiConfig::from_lookup(lookup)?;

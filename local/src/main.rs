@@ -110,4 +110,9 @@ fn print_help() {
             println!("  {partitions_var:<32}created in the embedded cluster [{partitions}]");
         }
     }
+    println!(
+        "  {:<32}with the embedded cluster, the API's linger defaults to {} ms (the broker shares the cores)",
+        "KAFKA_LINGER_MS",
+        eventpipe_local::EMBEDDED_LINGER_MS
+    );
 }

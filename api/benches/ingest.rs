@@ -69,25 +69,34 @@ struct Phase {
     p999: f64,
 }
 
+/// Runs `eventpipe-load` against `url` with `args`, quietly, to the end.
+async fn load(url: &str, args: &[String]) -> eventpipe_load::Finished {
+    let mut all = vec![
+        format!("--url={url}"),
+        "--no-progress".to_owned(),
+        "--no-summary".to_owned(),
+    ];
+    all.extend_from_slice(args);
+    let config = Options::from_args(all).unwrap().resolve().unwrap();
+    eventpipe_load::run(config, std::future::pending())
+        .await
+        .unwrap()
+}
+
 /// Drives the API at `url` with `eventpipe-load`'s closed model: `vus`
 /// keep-alive connections sending `batch`-event requests for `secs`.
 async fn drive(url: &str, batch: usize, vus: usize, secs: u64) -> Phase {
-    let config = Options::from_args([
-        format!("--url={url}"),
-        "--executor=constant-vus".to_owned(),
-        format!("--vus={vus}"),
-        format!("--duration={secs}s"),
-        format!("--batch-size={batch}"),
-        "--threshold=http_req_failed: rate==0".to_owned(),
-        "--no-progress".to_owned(),
-        "--no-summary".to_owned(),
-    ])
-    .unwrap()
-    .resolve()
-    .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending())
-        .await
-        .unwrap();
+    let finished = load(
+        url,
+        &[
+            "--executor=constant-vus".to_owned(),
+            format!("--vus={vus}"),
+            format!("--duration={secs}s"),
+            format!("--batch-size={batch}"),
+            "--threshold=http_req_failed: rate==0".to_owned(),
+        ],
+    )
+    .await;
     assert_eq!(
         finished.exit,
         Exit::Passed,
@@ -323,25 +332,20 @@ fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
 /// against a fresh `api`. Returns (accepted/s, refused with 503/s, p99 of
 /// all answers in ms, CO-corrected), from the API's own request counts.
 async fn overload(api: &ApiProcess, rate: f64, secs: u64) -> (f64, f64, f64) {
-    let config = Options::from_args([
-        format!("--url={}", api.url),
-        "--executor=constant-arrival-rate".to_owned(),
-        format!("--rate={}", rate.round()),
-        format!("--duration={secs}s"),
-        "--pre-allocated-vus=512".to_owned(),
-        "--max-vus=4096".to_owned(),
-        "--timeout=10s".to_owned(),
-        "--batch-size=1".to_owned(),
-        "--success-status=202,503".to_owned(),
-        "--no-progress".to_owned(),
-        "--no-summary".to_owned(),
-    ])
-    .unwrap()
-    .resolve()
-    .unwrap();
-    let finished = eventpipe_load::run(config, std::future::pending())
-        .await
-        .unwrap();
+    let finished = load(
+        &api.url,
+        &[
+            "--executor=constant-arrival-rate".to_owned(),
+            format!("--rate={}", rate.round()),
+            format!("--duration={secs}s"),
+            "--pre-allocated-vus=512".to_owned(),
+            "--max-vus=4096".to_owned(),
+            "--timeout=10s".to_owned(),
+            "--batch-size=1".to_owned(),
+            "--success-status=202,503".to_owned(),
+        ],
+    )
+    .await;
     let p99 = finished
         .snapshot
         .aggregate(metrics::HTTP_REQ_DURATION, "p(99)")

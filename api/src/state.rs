@@ -39,15 +39,15 @@ pub struct App {
     pub requests: AtomicUsize,
 }
 
-/// Events counted in [`App::in_flight`] until dropped.
+/// Requests or events counted in one of [`App`]'s counters until dropped.
 pub struct Admitted<'a> {
     count: &'a AtomicUsize,
-    events: usize,
+    n: usize,
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.count.fetch_sub(self.events, Ordering::AcqRel);
+        self.count.fetch_sub(self.n, Ordering::AcqRel);
     }
 }
 
@@ -93,7 +93,7 @@ fn count_in<'a>(
             retry_after: Duration::from_secs(1),
         });
     }
-    Ok(Admitted { count, events: n })
+    Ok(Admitted { count, n })
 }
 
 /// Handler state: the shared [`App`].

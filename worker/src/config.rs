@@ -17,6 +17,12 @@ pub use eventpipe_store::partitions::Layout;
 pub use eventpipe_store::redact_url;
 pub use eventpipe_store::retention::Policy;
 
+/// Where the worker (and the operations commands) look for PostgreSQL when
+/// `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/eventpipe";
+/// The workers' consumer group when `KAFKA_GROUP_ID` is unset.
+pub const DEFAULT_GROUP_ID: &str = "eventpipe-worker";
+
 /// Every variable the worker reads, with its default.
 pub const VARS: &[Var] = &[
     var(
@@ -26,7 +32,7 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "DATABASE_URL",
-        Some("postgres://postgres@127.0.0.1:5432/eventpipe"),
+        Some(DEFAULT_DATABASE_URL),
         "PostgreSQL connection URL",
     ),
     var(
@@ -46,7 +52,7 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "KAFKA_GROUP_ID",
-        Some("eventpipe-worker"),
+        Some(DEFAULT_GROUP_ID),
         "consumer group; workers in one group share the partitions",
     ),
     var(

@@ -73,24 +73,22 @@ fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
     let mut row_messages = Vec::with_capacity(messages.len());
     let mut traces = Vec::with_capacity(messages.len());
     let mut poison = Vec::new();
+    let traced = telemetry::enabled();
+    let mut contexts = Vec::with_capacity(if traced { messages.len() } else { 0 });
     for (i, m) in messages.iter().enumerate() {
+        let trace = m.trace();
+        if traced {
+            contexts.push(trace.as_ref().and_then(TraceHeaders::context));
+        }
         match decode(m.payload(), m.schema_version(), m.partition(), m.offset()) {
             Verdict::Row(row) => {
                 rows.push(*row);
                 row_messages.push(i);
-                traces.push(m.trace());
+                traces.push(trace);
             }
             Verdict::Poison { reason, error } => poison.push((i, reason, error)),
         }
     }
-    let contexts = if telemetry::enabled() {
-        messages
-            .iter()
-            .map(|m| m.trace().and_then(|t| t.context()))
-            .collect()
-    } else {
-        Vec::new()
-    };
     Prepared {
         messages,
         rows,

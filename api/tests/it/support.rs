@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use eventpipe_api::config::ApiConfig;
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -159,13 +159,14 @@ impl TestApi {
             .unwrap()
     }
 
-    /// Reads every message on the topic from the start, expecting `n`.
-    pub fn read_topic(&self, n: usize) -> Vec<Received> {
+    /// The first `n` messages of `topic`'s `partitions` from the start,
+    /// waiting for them.
+    fn read(&self, topic: &str, partitions: i32, n: usize) -> Vec<OwnedMessage> {
         let consumer = self.consumer();
         let mut assignment = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
+        for p in 0..partitions {
             assignment
-                .add_partition_offset(TOPIC, p, Offset::Beginning)
+                .add_partition_offset(topic, p, Offset::Beginning)
                 .unwrap();
         }
         consumer.assign(&assignment).unwrap();
@@ -177,57 +178,50 @@ impl TestApi {
                 "read {} of {n} messages",
                 out.len()
             );
-            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = message.unwrap();
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Received {
-                key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
-                value: serde_json::from_slice(m.payload().unwrap()).unwrap(),
-                headers,
-                partition: m.partition(),
-                offset: m.offset(),
-            });
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                out.push(message.unwrap().detach());
+            }
         }
         out
+    }
+
+    /// Reads every message on the topic from the start, expecting `n`.
+    pub fn read_topic(&self, n: usize) -> Vec<Received> {
+        self.read(TOPIC, PARTITIONS, n)
+            .into_iter()
+            .map(|m| {
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8(h.value.unwrap_or_default().to_vec())
+                                        .unwrap(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Received {
+                    key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+                    value: serde_json::from_slice(m.payload().unwrap()).unwrap(),
+                    headers,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                }
+            })
+            .collect()
     }
 
     /// The values of the first `n` messages of one-partition `topic`,
     /// waiting for them.
     pub fn read_values(&self, topic: &str, n: usize) -> Vec<serde_json::Value> {
-        let consumer = self.consumer();
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&assignment).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut out = Vec::new();
-        while out.len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "read {} of {n} messages",
-                out.len()
-            );
-            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-                let m = message.unwrap();
-                out.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
-            }
-        }
-        out
+        self.read(topic, 1, n)
+            .iter()
+            .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+            .collect()
     }
 
     /// Messages one-partition `topic` holds (0 when it does not exist).

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use eventpipe_contract::kafka;
 use eventpipe_service::settings::{ConfigError, Env, Var, var};
-use eventpipe_worker::config::redact_url;
+use eventpipe_worker::config::{DEFAULT_DATABASE_URL, DEFAULT_GROUP_ID, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// The variables the commands read.
@@ -24,7 +25,7 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "DATABASE_URL",
-        Some("postgres://postgres@127.0.0.1:5432/eventpipe"),
+        Some(DEFAULT_DATABASE_URL),
         "PostgreSQL connection URL (default: the local run's, if one is running)",
     ),
     var(
@@ -37,15 +38,19 @@ pub const VARS: &[Var] = &[
         None,
         "extra librdkafka properties, key=value;key=value (TLS, SASL)",
     ),
-    var("KAFKA_EVENTS_TOPIC", Some("events"), "the events topic"),
+    var(
+        "KAFKA_EVENTS_TOPIC",
+        Some(kafka::EVENTS_TOPIC),
+        "the events topic",
+    ),
     var(
         "KAFKA_DLQ_TOPIC",
-        Some("events.dlq"),
+        Some(kafka::DLQ_TOPIC),
         "the dead-letter topic",
     ),
     var(
         "KAFKA_ANOMALIES_TOPIC",
-        Some("anomalies"),
+        Some(kafka::ANOMALIES_TOPIC),
         "the anomalies topic",
     ),
     var(
@@ -55,7 +60,7 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "KAFKA_GROUP_ID",
-        Some("eventpipe-worker"),
+        Some(DEFAULT_GROUP_ID),
         "the workers' consumer group, whose offsets and lag `status` shows",
     ),
     var(

@@ -29,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
 use super::context::{Flags, Report, Target};
-use super::kafka::{Kafka, headers};
+use super::kafka::{headers, read_topic};
 
 /// How many messages `dlq list` shows unless `--limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -172,26 +172,9 @@ async fn recorded(
         .collect())
 }
 
-/// Every message of the DLQ, with its redrive if recorded.
-fn read_dlq(
-    target: &Target,
-    redriven: &HashMap<(i32, i64), Redriven>,
-) -> anyhow::Result<Vec<DeadLetter>> {
-    tokio::task::block_in_place(|| {
-        let kafka = Kafka::connect(target, "eventpipe-ops")?;
-        let topic = kafka.topic(&target.dlq_topic)?.with_context(|| {
-            format!(
-                "no topic {:?} (KAFKA_DLQ_TOPIC) at {}",
-                target.dlq_topic,
-                target.bootstrap.as_deref().unwrap_or_default()
-            )
-        })?;
-        Ok(kafka
-            .messages(&topic)?
-            .iter()
-            .map(|m| DeadLetter::of(m, redriven))
-            .collect())
-    })
+/// Every message of the DLQ.
+fn read_dlq(target: &Target) -> anyhow::Result<Vec<OwnedMessage>> {
+    tokio::task::block_in_place(|| read_topic(target, &target.dlq_topic, "KAFKA_DLQ_TOPIC"))
 }
 
 /// `dlq list`.
@@ -202,7 +185,11 @@ pub async fn list(target: &Target, flags: &Flags) -> anyhow::Result<DlqList> {
         Err(_) => None,
     };
     let redrives_known = redriven.is_some();
-    let all = read_dlq(target, &redriven.unwrap_or_default())?;
+    let redriven = redriven.unwrap_or_default();
+    let all: Vec<DeadLetter> = read_dlq(target)?
+        .iter()
+        .map(|m| DeadLetter::of(m, &redriven))
+        .collect();
     let mut by_reason = BTreeMap::new();
     for m in &all {
         *by_reason.entry(m.reason.clone()).or_insert(0) += 1;
@@ -336,13 +323,7 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
     let mut conn = connect_db(target).await?;
     let redriven = recorded(&mut conn, &target.dlq_topic).await?;
     // Read the raw messages (the copies need their bytes), then describe them.
-    let raw: Vec<OwnedMessage> = tokio::task::block_in_place(|| {
-        let kafka = Kafka::connect(target, "eventpipe-ops")?;
-        let topic = kafka
-            .topic(&target.dlq_topic)?
-            .with_context(|| format!("no topic {:?} (KAFKA_DLQ_TOPIC)", target.dlq_topic))?;
-        kafka.messages(&topic)
-    })?;
+    let raw = read_dlq(target)?;
     for (p, o) in &flags.offsets {
         anyhow::ensure!(
             raw.iter().any(|m| m.partition() == *p && m.offset() == *o),

@@ -8,7 +8,7 @@ use rdkafka::message::Message;
 use serde::Serialize;
 
 use super::context::{Flags, Report, Target};
-use super::kafka::Kafka;
+use super::kafka::read_topic;
 
 /// What `invalid list` found.
 #[derive(Debug, Serialize)]
@@ -29,14 +29,7 @@ pub fn list(target: &Target, flags: &Flags) -> anyhow::Result<InvalidList> {
         "set API_INVALID_TOPIC to the topic the API keeps rejected events on (the API keeps none unless it is set there too)",
     )?;
     tokio::task::block_in_place(|| {
-        let kafka = Kafka::connect(target, "eventpipe-ops")?;
-        let found = kafka.topic(&topic)?.with_context(|| {
-            format!(
-                "no topic {topic:?} (API_INVALID_TOPIC) at {}",
-                target.bootstrap.as_deref().unwrap_or_default()
-            )
-        })?;
-        let messages = kafka.messages(&found)?;
+        let messages = read_topic(target, &topic, "API_INVALID_TOPIC")?;
         let held = messages.len();
         let limit = flags.limit.unwrap_or(20);
         let events = messages

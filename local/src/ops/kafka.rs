@@ -193,6 +193,20 @@ impl Kafka {
     }
 }
 
+/// Every message `topic` (named by variable `var`) holds, read without a
+/// consumer group; an error naming the variable when the cluster does not
+/// have the topic. Blocks (call from a blocking section).
+pub fn read_topic(target: &Target, topic: &str, var: &str) -> anyhow::Result<Vec<OwnedMessage>> {
+    let kafka = Kafka::connect(target, "eventpipe-ops")?;
+    let found = kafka.topic(topic)?.with_context(|| {
+        format!(
+            "no topic {topic:?} ({var}) at {}",
+            target.bootstrap.as_deref().unwrap_or_default()
+        )
+    })?;
+    kafka.messages(&found)
+}
+
 /// A message's headers as text, by name (the last one of a name wins).
 pub fn headers(message: &OwnedMessage) -> HashMap<String, String> {
     message

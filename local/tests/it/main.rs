@@ -11,3 +11,12 @@ mod ops;
 mod postgres;
 mod superset;
 mod tracing;
+
+/// A loopback port nothing listens on (for a moment).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -214,7 +214,7 @@ async fn status_db_stats_and_topics_describe_the_running_pipeline() {
     );
 
     // Each part down names the variable to fix, and the exit status says so.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::free_port());
     let down = ops.run_with(
         &["status", "--json"],
         &[
@@ -484,12 +484,4 @@ async fn invalid_list_shows_the_rejected_events_kept() {
         "{}",
         unset.stderr
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,14 +153,6 @@ impl Receiver {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `eventpipe` binary on its own database and ports, against `kafka`,
 /// its log lines collected.
 struct Pipeline {
@@ -177,8 +168,8 @@ impl Pipeline {
         let database = format!("eventpipe_tracing_{name}_{}", std::process::id());
         drop_database(&database);
         let (api, worker) = (
-            format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", crate::free_port()),
+            format!("127.0.0.1:{}", crate::free_port()),
         );
         let mut command = Command::new(env!("CARGO_BIN_EXE_eventpipe"));
         command

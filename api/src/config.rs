@@ -439,11 +439,21 @@ mod tests {
             ("API_KEY_SHA256", "abc"),
             ("KAFKA_CONFIG", "novalue"),
             ("API_KEYS_FILE", "/nonexistent/keys"),
+            ("API_MAX_IN_FLIGHT_EVENTS", "0"),
+            ("API_MAX_IN_FLIGHT_REQUESTS", "none"),
+            ("KAFKA_LINGER_MS", "-1"),
         ];
         for (name, value) in cases {
             let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k:9092"), (name, value)]).unwrap_err();
             assert_eq!(err.var, name, "{err}");
         }
+        let err = config(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+            ("API_INVALID_TOPIC", "events.invalid"),
+            ("API_INVALID_QUEUE_MAX_MESSAGES", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "API_INVALID_QUEUE_MAX_MESSAGES", "{err}");
     }
 
     #[test]

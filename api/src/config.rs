@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use eventpipe_contract::{Rules, kafka};
 use eventpipe_service::http::layers::{self, HttpTimeouts};
+use eventpipe_service::producer_health::{self, HealthRule};
 use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
 use sha2::{Digest, Sha256};
@@ -71,6 +72,8 @@ pub const VARS: &[Var] = &[
         Some("200000"),
         "producer queue size; when full, requests get 503",
     ),
+    producer_health::UNREADY_AFTER_VAR,
+    producer_health::REBUILD_AFTER_VAR,
     var(
         "API_INVALID_TOPIC",
         None,
@@ -174,12 +177,14 @@ pub struct KafkaConfig {
     pub connect_timeout: Duration,
     /// `KAFKA_MESSAGE_TIMEOUT_MS`, default 5000.
     pub message_timeout: Duration,
-    /// `KAFKA_LINGER_MS`, default 5.
+    /// `KAFKA_LINGER_MS`, default 0.
     pub linger_ms: u32,
     /// `KAFKA_COMPRESSION`, default lz4.
     pub compression: String,
     /// `KAFKA_QUEUE_MAX_MESSAGES`, default 200000.
     pub queue_max_messages: u32,
+    /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and `KAFKA_REBUILD_AFTER_REFUSED_SENDS`.
+    pub health: HealthRule,
     /// `KAFKA_CONFIG`: extra librdkafka properties. May hold credentials, so
     /// `Debug` shows only the keys.
     pub extra: Vec<(String, String)>,
@@ -210,6 +215,7 @@ impl fmt::Debug for KafkaConfig {
             .field("linger_ms", &self.linger_ms)
             .field("compression", &self.compression)
             .field("queue_max_messages", &self.queue_max_messages)
+            .field("health", &self.health)
             .field(
                 "extra_keys",
                 &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -329,6 +335,7 @@ impl ApiConfig {
                 linger_ms: env.required("KAFKA_LINGER_MS")?,
                 compression: env.required("KAFKA_COMPRESSION")?,
                 queue_max_messages: env.positive("KAFKA_QUEUE_MAX_MESSAGES")?,
+                health: HealthRule::from_env(&env)?,
                 extra: env.key_values("KAFKA_CONFIG")?,
                 invalid: match env.optional::<String>("API_INVALID_TOPIC")? {
                     Some(topic) => Some(InvalidTopic {
@@ -442,6 +449,8 @@ mod tests {
             ("API_MAX_IN_FLIGHT_EVENTS", "0"),
             ("API_MAX_IN_FLIGHT_REQUESTS", "none"),
             ("KAFKA_LINGER_MS", "-1"),
+            ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "0"),
+            ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "-1"),
         ];
         for (name, value) in cases {
             let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "k:9092"), (name, value)]).unwrap_err();

@@ -94,10 +94,15 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Keeps `kafka_up` current for `/ready`.
+/// Keeps `kafka_up` current for `/ready`, replaces a producer that can no
+/// longer deliver even when no request comes to notice, and forgives a run
+/// of failed sends once Kafka answers and the failures stopped (a replica
+/// out of rotation gets no requests to prove itself with).
 async fn probe_kafka(state: AppState) {
+    let mut was_failing = false;
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
+        state.sink.heal();
         let up = state.sink.probe(PROBE_INTERVAL).await;
         if up != state.kafka_up.swap(up, Ordering::Relaxed) {
             if up {
@@ -106,6 +111,22 @@ async fn probe_kafka(state: AppState) {
                 tracing::warn!("Kafka unreachable: /ready now answers 503");
             }
         }
-        state.metrics.kafka_ready.set(i64::from(up));
+        let health = state.sink.health();
+        if health.forgive_if_quiet(up) {
+            tracing::info!(
+                "no failed send for a while and Kafka answers: /ready answers 200 again"
+            );
+        }
+        let problem = health.problem();
+        match (&problem, was_failing) {
+            (Some(problem), false) => tracing::warn!(%problem, "/ready now answers 503"),
+            (None, true) => tracing::info!("the Kafka producer delivers again"),
+            _ => {}
+        }
+        was_failing = problem.is_some();
+        state
+            .metrics
+            .kafka_ready
+            .set(i64::from(up && problem.is_none()));
     }
 }

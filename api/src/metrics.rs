@@ -29,7 +29,7 @@ pub const KAFKA_PRODUCER_QUEUE_MESSAGES: &str = "eventpipe_api_kafka_producer_qu
 /// The producer queue's limit (`KAFKA_QUEUE_MAX_MESSAGES`), beside its depth.
 pub const KAFKA_PRODUCER_QUEUE_MAX_MESSAGES: &str =
     "eventpipe_api_kafka_producer_queue_max_messages";
-/// 1 when the last broker probe succeeded.
+/// 1 when the last broker probe succeeded and the producer can deliver.
 pub const KAFKA_READY: &str = "eventpipe_api_kafka_ready";
 /// Rejected events Kafka acknowledged on `API_INVALID_TOPIC`.
 pub const INVALID_EVENTS_KEPT_TOTAL: &str = "eventpipe_api_invalid_events_kept_total";
@@ -122,7 +122,10 @@ impl Metrics {
                 KAFKA_PRODUCER_QUEUE_MAX_MESSAGES,
                 "Most messages the producer queue holds (KAFKA_QUEUE_MAX_MESSAGES)",
             )?,
-            kafka_ready: IntGauge::new(KAFKA_READY, "1 when the last Kafka probe succeeded")?,
+            kafka_ready: IntGauge::new(
+                KAFKA_READY,
+                "1 when Kafka answered the last probe and the producer can deliver (what /ready reports)",
+            )?,
             invalid_kept: IntCounter::new(
                 INVALID_EVENTS_KEPT_TOTAL,
                 "Rejected events kept on API_INVALID_TOPIC",
@@ -175,6 +178,15 @@ impl Metrics {
                 .with_label_values(&[label])
                 .inc_by(n);
         }
+    }
+
+    /// Registers a collector made elsewhere (the producer's replacements
+    /// counter, which lives with the producer).
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,13 +1,18 @@
 //! The API's one door to Kafka: the idempotent `acks=all` producer that puts
 //! accepted events on the events topic, topic creation at start-up, and the
 //! broker probe behind `/ready`. Nothing else in the API imports rdkafka.
+//!
+//! The producer is replaced by a new one when it cannot deliver any more
+//! (see [`eventpipe_service::producer_health`]): requests that were waiting
+//! on the old one get 503, later ones use the new one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
 use eventpipe_service::kafka as kafka_client;
+use eventpipe_service::producer_health::{ProducerHealth, RebuildReason, SendOutcome};
 use eventpipe_service::telemetry::TraceHeaders;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -17,7 +22,9 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
 use rdkafka::util::Timeout;
 use tokio::sync::oneshot;
 
@@ -109,6 +116,9 @@ pub enum FailureKind {
     TimedOut,
     /// The broker refused the message as too large.
     TooLarge,
+    /// The producer was replaced (after a fatal error or a run of
+    /// refusals) before the message was acknowledged.
+    Replaced,
     /// Any other broker or client error.
     Broker,
 }
@@ -120,7 +130,19 @@ impl FailureKind {
             FailureKind::QueueFull => "queue_full",
             FailureKind::TimedOut => "timed_out",
             FailureKind::TooLarge => "too_large",
+            FailureKind::Replaced => "replaced",
             FailureKind::Broker => "broker",
+        }
+    }
+
+    /// What this failure says about the producer's health.
+    fn outcome(self) -> SendOutcome {
+        match self {
+            FailureKind::TimedOut => SendOutcome::TimedOut,
+            FailureKind::Broker => SendOutcome::Refused,
+            FailureKind::QueueFull | FailureKind::TooLarge | FailureKind::Replaced => {
+                SendOutcome::Local
+            }
         }
     }
 
@@ -132,6 +154,9 @@ impl FailureKind {
             }
             Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
                 FailureKind::TooLarge
+            }
+            Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight) => {
+                FailureKind::Replaced
             }
             _ => FailureKind::Broker,
         }
@@ -148,11 +173,22 @@ pub struct SendError {
 }
 
 /// Produces events to the events topic.
-#[derive(Clone)]
 pub struct EventSink {
-    producer: ThreadedProducer<AckContext>,
+    /// The producer in use; replaced when it can no longer deliver.
+    producer: RwLock<ThreadedProducer<AckContext>>,
+    /// What a replacement is built from.
+    settings: ClientConfig,
     topic: String,
+    health: ProducerHealth,
+    /// Held while a replacement is built, so concurrent failures build one.
+    rebuilding: Mutex<()>,
 }
+
+/// The name of the producer replacements counter.
+pub const PRODUCER_RECREATED_TOTAL: &str = "eventpipe_api_kafka_producer_recreated_total";
+
+/// How long a replaced producer gets to hand back its messages' fates.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The settings of every API producer: `acks=all`, idempotent, the
 /// configured compression and linger, a queue of `queue_max_messages`.
@@ -179,20 +215,77 @@ impl EventSink {
     /// Creates the producer. Connecting happens in the background; see
     /// [`EventSink::ensure_topic`] and [`EventSink::probe`].
     pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
-        let mut client = producer_config(config, config.queue_max_messages);
-        client
+        let mut settings = producer_config(config, config.queue_max_messages);
+        settings
             .set(
                 "message.timeout.ms",
                 config.message_timeout.as_millis().to_string(),
             )
             .set("queue.buffering.max.kbytes", "1048576");
-        let producer = client
+        let producer = settings
             .create_with_context(AckContext)
             .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
         Ok(EventSink {
-            producer,
+            producer: RwLock::new(producer),
+            settings,
             topic: config.events_topic.clone(),
+            health: ProducerHealth::new(config.health, PRODUCER_RECREATED_TOTAL)?,
+            rebuilding: Mutex::new(()),
         })
+    }
+
+    /// The producer in use (a cheap handle on it).
+    fn producer(&self) -> ThreadedProducer<AckContext> {
+        self.producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the producer's recent sends say about it.
+    pub fn health(&self) -> &ProducerHealth {
+        &self.health
+    }
+
+    /// Replaces the producer when its record calls for it (see
+    /// [`ProducerHealth::rebuild_due`]); why, when it did. Messages still
+    /// waiting in the old producer are purged: their requests get 503,
+    /// never 202, and a client retrying them with the same event ids is
+    /// safe.
+    pub fn heal(&self) -> Option<RebuildReason> {
+        self.health.rebuild_due()?;
+        let _building = self.rebuilding.try_lock().ok()?;
+        // Another request may have just rebuilt it.
+        let reason = self.health.rebuild_due()?;
+        let fresh: ThreadedProducer<AckContext> = match self
+            .settings
+            .create_with_context(AckContext)
+        {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::error!(%error, "could not create a new Kafka producer; keeping the old one");
+                return None;
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self
+                .producer
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            fresh,
+        );
+        self.health.rebuilt(reason);
+        tracing::warn!(
+            reason = reason.label(),
+            "replaced the Kafka producer; requests still waiting on the old one get 503"
+        );
+        // Purging and flushing block; the old producer's thread answers the
+        // waiting requests' callbacks meanwhile.
+        std::thread::spawn(move || {
+            old.purge(PurgeConfig::default().queue().inflight());
+            let _ = old.flush(Timeout::After(RETIRE_TIMEOUT));
+        });
+        Some(reason)
     }
 
     /// Makes sure the events topic exists: when the broker does not know
@@ -298,7 +391,7 @@ impl EventSink {
     /// Number of partitions the broker reports for `topic` (0 when it
     /// does not know the topic); an error when no broker answers.
     async fn partition_count(&self, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let name = topic.to_owned();
         let metadata = tokio::task::spawn_blocking(move || {
             producer
@@ -320,7 +413,7 @@ impl EventSink {
 
     /// Messages enqueued but not yet acknowledged.
     pub fn queue_depth(&self) -> i32 {
-        self.producer.in_flight_count()
+        self.producer().in_flight_count()
     }
 
     /// Produces `events` (keyed by user id, with schema-version,
@@ -328,6 +421,30 @@ impl EventSink {
     /// until Kafka acknowledged every one.
     pub async fn send(
         &self,
+        events: &[EventRecord<'_>],
+        request_id: &str,
+        trace: Option<&TraceHeaders>,
+    ) -> Result<Vec<Delivered>, SendError> {
+        let producer = self.producer();
+        let sent = self.send_with(&producer, events, request_id, trace).await;
+        match &sent {
+            Ok(_) => self.health.record(SendOutcome::Delivered, &""),
+            Err(failure) => {
+                self.health
+                    .record(failure.kind.outcome(), &failure.kind.label());
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    self.health.fatal(format!("{code}: {reason}"));
+                }
+                drop(producer);
+                self.heal();
+            }
+        }
+        sent
+    }
+
+    async fn send_with(
+        &self,
+        producer: &ThreadedProducer<AckContext>,
         events: &[EventRecord<'_>],
         request_id: &str,
         trace: Option<&TraceHeaders>,
@@ -369,7 +486,7 @@ impl EventSink {
                 .key(event.user_id.as_bytes())
                 .payload(&value)
                 .headers(headers);
-            if let Err((error, _)) = self.producer.send(record) {
+            if let Err((error, _)) = producer.send(record) {
                 // Messages never enqueued get no callback: settle them here.
                 let not_sent = events.len() - index;
                 acks.lock().outstanding -= not_sent;
@@ -399,7 +516,7 @@ impl EventSink {
 
     /// Waits up to `timeout` for every queued message to be acknowledged.
     pub async fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
             .await?
             .context("flushing the Kafka producer")

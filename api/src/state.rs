@@ -112,6 +112,9 @@ impl std::ops::Deref for AppState {
 pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
     let metrics = Metrics::new().context("registering metrics")?;
     let sink = EventSink::new(&config.kafka)?;
+    metrics
+        .register(Box::new(sink.health().rebuilt_counter()))
+        .context("registering metrics")?;
     sink.ensure_topic(&config.kafka).await?;
     let invalid = match &config.kafka.invalid {
         Some(invalid) => {

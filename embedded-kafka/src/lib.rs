@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+pub use rdkafka::types::{RDKafkaApiKey as ApiKey, RDKafkaRespErr as ResponseError};
 
 /// A running in-process cluster; stops when dropped.
 pub struct EmbeddedKafka {
@@ -67,5 +68,18 @@ impl EmbeddedKafka {
         self.cluster
             .broker_round_trip_time(id, delay)
             .with_context(|| format!("slowing broker {id}"))
+    }
+
+    /// Makes the next `errors.len()` requests of kind `api` (to any broker)
+    /// fail, in order, with these error codes: a broker refusing
+    /// produces, fencing a producer, losing a group.
+    pub fn fail_requests(&self, api: ApiKey, errors: &[ResponseError]) {
+        self.cluster.request_errors(api, errors);
+    }
+
+    /// Forgets the errors [`EmbeddedKafka::fail_requests`] queued for `api`
+    /// that have not been answered yet.
+    pub fn clear_request_errors(&self, api: ApiKey) {
+        self.cluster.clear_request_errors(api);
     }
 }

@@ -43,6 +43,7 @@ async fn broker_down_means_503_then_recovery() {
         if ready.status() == 503 {
             let body: Value = ready.json().await.unwrap();
             assert_eq!(body["kafka"], false);
+            assert!(body["reason"].as_str().is_some(), "{body}");
             break;
         }
         assert!(Instant::now() < deadline, "/ready never noticed the outage");

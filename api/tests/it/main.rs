@@ -9,6 +9,7 @@ mod ingest;
 mod invalid;
 mod openapi;
 mod overload;
+mod producer_health;
 mod rejections;
 mod shutdown;
 mod startup;

@@ -357,6 +357,9 @@ fn produce_failure(failure: &SendError, events: usize, timeout: Duration) -> App
         FailureKind::Broker => format!(
             "Kafka refused {failed} of {events} event(s); retrying with the same event ids is safe"
         ),
+        FailureKind::Replaced => format!(
+            "the Kafka producer was replaced after an error before {failed} of {events} event(s) were acknowledged; retrying with the same event ids is safe"
+        ),
     };
     AppError::Unavailable {
         detail,

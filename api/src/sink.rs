@@ -6,13 +6,15 @@
 //! (see [`eventpipe_service::producer_health`]): requests that were waiting
 //! on the old one get 503, later ones use the new one.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
 use eventpipe_service::kafka as kafka_client;
-use eventpipe_service::producer_health::{ProducerHealth, RebuildReason, SendOutcome};
+use eventpipe_service::producer_health::{
+    HealingProducer, ProducerHealth, RebuildReason, SendOutcome,
+};
 use eventpipe_service::telemetry::TraceHeaders;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -22,9 +24,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use tokio::sync::oneshot;
 
@@ -175,20 +175,12 @@ pub struct SendError {
 /// Produces events to the events topic.
 pub struct EventSink {
     /// The producer in use; replaced when it can no longer deliver.
-    producer: RwLock<ThreadedProducer<AckContext>>,
-    /// What a replacement is built from.
-    settings: ClientConfig,
+    producer: HealingProducer<ThreadedProducer<AckContext>>,
     topic: String,
-    health: ProducerHealth,
-    /// Held while a replacement is built, so concurrent failures build one.
-    rebuilding: Mutex<()>,
 }
 
 /// The name of the producer replacements counter.
 pub const PRODUCER_RECREATED_TOTAL: &str = "eventpipe_api_kafka_producer_recreated_total";
-
-/// How long a replaced producer gets to hand back its messages' fates.
-const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The settings of every API producer: `acks=all`, idempotent, the
 /// configured compression and linger, a queue of `queue_max_messages`.
@@ -222,70 +214,28 @@ impl EventSink {
                 config.message_timeout.as_millis().to_string(),
             )
             .set("queue.buffering.max.kbytes", "1048576");
-        let producer = settings
-            .create_with_context(AckContext)
-            .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
+        let producer = HealingProducer::new(
+            move || settings.create_with_context(AckContext),
+            config.health,
+            PRODUCER_RECREATED_TOTAL,
+        )
+        .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
         Ok(EventSink {
-            producer: RwLock::new(producer),
-            settings,
+            producer,
             topic: config.events_topic.clone(),
-            health: ProducerHealth::new(config.health, PRODUCER_RECREATED_TOTAL)?,
-            rebuilding: Mutex::new(()),
         })
-    }
-
-    /// The producer in use (a cheap handle on it).
-    fn producer(&self) -> ThreadedProducer<AckContext> {
-        self.producer
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 
     /// What the producer's recent sends say about it.
     pub fn health(&self) -> &ProducerHealth {
-        &self.health
+        self.producer.health()
     }
 
-    /// Replaces the producer when its record calls for it (see
-    /// [`ProducerHealth::rebuild_due`]); why, when it did. Messages still
-    /// waiting in the old producer are purged: their requests get 503,
-    /// never 202, and a client retrying them with the same event ids is
-    /// safe.
+    /// Replaces the producer when its record calls for it; why, when it
+    /// did. Requests still waiting on the old one get 503, never 202, and
+    /// a client retrying them with the same event ids is safe.
     pub fn heal(&self) -> Option<RebuildReason> {
-        self.health.rebuild_due()?;
-        let _building = self.rebuilding.try_lock().ok()?;
-        // Another request may have just rebuilt it.
-        let reason = self.health.rebuild_due()?;
-        let fresh: ThreadedProducer<AckContext> = match self
-            .settings
-            .create_with_context(AckContext)
-        {
-            Ok(fresh) => fresh,
-            Err(error) => {
-                tracing::error!(%error, "could not create a new Kafka producer; keeping the old one");
-                return None;
-            }
-        };
-        let old = std::mem::replace(
-            &mut *self
-                .producer
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            fresh,
-        );
-        self.health.rebuilt(reason);
-        tracing::warn!(
-            reason = reason.label(),
-            "replaced the Kafka producer; requests still waiting on the old one get 503"
-        );
-        // Purging and flushing block; the old producer's thread answers the
-        // waiting requests' callbacks meanwhile.
-        std::thread::spawn(move || {
-            old.purge(PurgeConfig::default().queue().inflight());
-            let _ = old.flush(Timeout::After(RETIRE_TIMEOUT));
-        });
-        Some(reason)
+        self.producer.heal()
     }
 
     /// Makes sure the events topic exists: when the broker does not know
@@ -391,7 +341,7 @@ impl EventSink {
     /// Number of partitions the broker reports for `topic` (0 when it
     /// does not know the topic); an error when no broker answers.
     async fn partition_count(&self, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
-        let producer = self.producer();
+        let producer = self.producer.get();
         let name = topic.to_owned();
         let metadata = tokio::task::spawn_blocking(move || {
             producer
@@ -413,7 +363,7 @@ impl EventSink {
 
     /// Messages enqueued but not yet acknowledged.
     pub fn queue_depth(&self) -> i32 {
-        self.producer().in_flight_count()
+        self.producer.get().in_flight_count()
     }
 
     /// Produces `events` (keyed by user id, with schema-version,
@@ -425,18 +375,13 @@ impl EventSink {
         request_id: &str,
         trace: Option<&TraceHeaders>,
     ) -> Result<Vec<Delivered>, SendError> {
-        let producer = self.producer();
+        let producer = self.producer.get();
         let sent = self.send_with(&producer, events, request_id, trace).await;
         match &sent {
-            Ok(_) => self.health.record(SendOutcome::Delivered, &""),
+            Ok(_) => self.producer.settle(producer, SendOutcome::Delivered, &""),
             Err(failure) => {
-                self.health
-                    .record(failure.kind.outcome(), &failure.kind.label());
-                if let Some((code, reason)) = producer.client().fatal_error() {
-                    self.health.fatal(format!("{code}: {reason}"));
-                }
-                drop(producer);
-                self.heal();
+                self.producer
+                    .settle(producer, failure.kind.outcome(), &failure.kind.label())
             }
         }
         sent
@@ -516,7 +461,7 @@ impl EventSink {
 
     /// Waits up to `timeout` for every queued message to be acknowledged.
     pub async fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
-        let producer = self.producer();
+        let producer = self.producer.get();
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
             .await?
             .context("flushing the Kafka producer")

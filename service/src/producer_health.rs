@@ -22,11 +22,15 @@
 //!   `KAFKA_REBUILD_AFTER_REFUSED_SENDS` sends in a row refused by a broker,
 //!   at most once per [`REBUILD_BACKOFF`].
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::util::{AsyncRuntime, Timeout};
 
 use crate::settings::{ConfigError, Env, Var, var};
 
@@ -270,6 +274,164 @@ impl ProducerHealth {
         state.refused_in_row = 0;
         self.failed_in_row.store(0, Ordering::Relaxed);
         true
+    }
+}
+
+impl SendOutcome {
+    /// What a failed send's error says about the producer.
+    pub fn of_error(error: &KafkaError) -> Self {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+                SendOutcome::TimedOut
+            }
+            Some(
+                RDKafkaErrorCode::QueueFull
+                | RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::PurgeQueue
+                | RDKafkaErrorCode::PurgeInflight,
+            ) => SendOutcome::Local,
+            _ => SendOutcome::Refused,
+        }
+    }
+}
+
+/// A producer that can be replaced: librdkafka's fatal state, and how to
+/// let it go.
+pub trait Replaceable: Clone + Send + Sync + 'static {
+    /// librdkafka's fatal error, if the producer hit one.
+    fn fatal_error(&self) -> Option<String>;
+    /// Fails what it still holds (queued and in flight: their senders hear
+    /// a purge error, never a success) and waits briefly for those answers.
+    /// Blocks.
+    fn retire(self);
+}
+
+/// How long a replaced producer gets to hand back its messages' fates.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn fatal_of<C: ClientContext>(client: &rdkafka::client::Client<C>) -> Option<String> {
+    client
+        .fatal_error()
+        .map(|(code, reason)| format!("{code}: {reason}"))
+}
+
+impl<C: ProducerContext + 'static> Replaceable for ThreadedProducer<C> {
+    fn fatal_error(&self) -> Option<String> {
+        fatal_of(self.client())
+    }
+
+    fn retire(self) {
+        self.purge(PurgeConfig::default().queue().inflight());
+        let _ = self.flush(Timeout::After(RETIRE_TIMEOUT));
+    }
+}
+
+impl<C: ClientContext + 'static, R: AsyncRuntime + Send + Sync + 'static> Replaceable
+    for FutureProducer<C, R>
+{
+    fn fatal_error(&self) -> Option<String> {
+        fatal_of(self.client())
+    }
+
+    fn retire(self) {
+        self.purge(PurgeConfig::default().queue().inflight());
+        let _ = self.flush(Timeout::After(RETIRE_TIMEOUT));
+    }
+}
+
+/// The builder of a producer's replacements.
+type Build<P> = Box<dyn Fn() -> KafkaResult<P> + Send + Sync>;
+
+/// A producer with its [`ProducerHealth`], replaced by a new one when the
+/// health record calls for it. Senders take a handle with
+/// [`HealingProducer::get`], send through it, and report with
+/// [`HealingProducer::settle`].
+pub struct HealingProducer<P: Replaceable> {
+    current: RwLock<P>,
+    build: Build<P>,
+    health: ProducerHealth,
+    /// Held while a replacement is built, so concurrent failures build one.
+    rebuilding: Mutex<()>,
+}
+
+impl<P: Replaceable> HealingProducer<P> {
+    /// Builds the first producer with `build` (which makes every
+    /// replacement too); replacements are counted in `rebuilt_metric`.
+    pub fn new(
+        build: impl Fn() -> KafkaResult<P> + Send + Sync + 'static,
+        rule: HealthRule,
+        rebuilt_metric: &str,
+    ) -> anyhow::Result<Self> {
+        let first = build()?;
+        Ok(HealingProducer {
+            current: RwLock::new(first),
+            build: Box::new(build),
+            health: ProducerHealth::new(rule, rebuilt_metric)?,
+            rebuilding: Mutex::new(()),
+        })
+    }
+
+    /// The producer in use (a cheap handle on it).
+    pub fn get(&self) -> P {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the producer's recent sends say about it.
+    pub fn health(&self) -> &ProducerHealth {
+        &self.health
+    }
+
+    /// Notes how a send through `producer` ended, with `error` describing
+    /// a failure; after a failure, replaces the producer when its record
+    /// calls for it.
+    pub fn settle(&self, producer: P, outcome: SendOutcome, error: &dyn std::fmt::Display) {
+        self.health.record(outcome, error);
+        if outcome == SendOutcome::Delivered {
+            return;
+        }
+        if let Some(fatal) = producer.fatal_error() {
+            self.health.fatal(fatal);
+        }
+        drop(producer);
+        self.heal();
+    }
+
+    /// Replaces the producer when its record calls for it (see
+    /// [`ProducerHealth::rebuild_due`]); why, when it did. What the old
+    /// one still held is purged: its senders hear a failure, never a
+    /// success, and may retry.
+    pub fn heal(&self) -> Option<RebuildReason> {
+        self.health.rebuild_due()?;
+        let _building = self.rebuilding.try_lock().ok()?;
+        // Another sender may have just replaced it.
+        let reason = self.health.rebuild_due()?;
+        let fresh = match (self.build)() {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::error!(%error, "could not create a new Kafka producer; keeping the old one");
+                return None;
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            fresh,
+        );
+        self.health.rebuilt(reason);
+        tracing::warn!(
+            reason = reason.label(),
+            "replaced the Kafka producer; sends still waiting on the old one fail and may be retried"
+        );
+        // Purging and flushing block; the old producer answers its
+        // senders meanwhile.
+        std::thread::spawn(move || old.retire());
+        Some(reason)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use eventpipe_contract::kafka;
 use eventpipe_service::http::layers::{self, HttpTimeouts};
+use eventpipe_service::producer_health::{self, HealthRule};
 use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
 
@@ -90,6 +91,18 @@ pub const VARS: &[Var] = &[
         Some("5000"),
         "cap of the backoff between attempts while PostgreSQL fails",
     ),
+    var(
+        "WORKER_STALL_AFTER_SECS",
+        Some("60"),
+        "the consumer group counts as stalled when it has lag and its committed offsets have not moved for this long (eventpipe_worker_group_stalled_seconds)",
+    ),
+    var(
+        "WORKER_REJOIN_AFTER_SECS",
+        Some("120"),
+        "a worker holding no partitions while the group is stalled is not ready; after this long it leaves and rejoins the group",
+    ),
+    producer_health::UNREADY_AFTER_VAR,
+    producer_health::REBUILD_AFTER_VAR,
     var(
         "WORKER_ANOMALIES",
         Some("true"),
@@ -217,6 +230,13 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
     pub shutdown_grace: Duration,
+    /// `WORKER_STALL_AFTER_SECS`, default 60.
+    pub stall_after: Duration,
+    /// `WORKER_REJOIN_AFTER_SECS`, default 120.
+    pub rejoin_after: Duration,
+    /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and
+    /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`, for the DLQ and anomalies producer.
+    pub producer_health: HealthRule,
     /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
     pub http: HttpTimeouts,
     /// The anomaly rules (`WORKER_RULES_FILE`, or the defaults); `None`
@@ -272,6 +292,9 @@ impl fmt::Debug for WorkerConfig {
             .field("batch_size", &self.batch_size)
             .field("batch_wait", &self.batch_wait)
             .field("retry_max", &self.retry_max)
+            .field("stall_after", &self.stall_after)
+            .field("rejoin_after", &self.rejoin_after)
+            .field("producer_health", &self.producer_health)
             .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
             .field("anomalies_topic", &self.anomalies_topic)
             .field("analytics_token_set", &self.analytics_token.is_some())
@@ -314,6 +337,9 @@ impl WorkerConfig {
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
             retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
+            stall_after: Duration::from_secs(env.positive("WORKER_STALL_AFTER_SECS")?),
+            rejoin_after: Duration::from_secs(env.positive("WORKER_REJOIN_AFTER_SECS")?),
+            producer_health: HealthRule::from_env(&env)?,
             http: HttpTimeouts::from_env(&env)?,
             rules: if env.required("WORKER_ANOMALIES")? {
                 Some(Arc::new(RuleSet::new(read_rules(

@@ -27,10 +27,12 @@ pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod progress;
 pub mod source;
 pub mod state;
 
 use config::WorkerConfig;
+use progress::GroupWatch;
 pub use state::{Worker, start};
 
 /// How often readiness re-checks PostgreSQL and Kafka (and the DLQ is counted).
@@ -119,13 +121,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// Keeps the readiness flags current, and the outbox depth.
+/// Keeps the readiness flags current, the outbox depth and the group's
+/// lag; replaces a producer that can no longer deliver; has a worker that
+/// sits idle while the group stalls rejoin it.
 async fn probe(worker: Arc<Worker>) {
+    let config = &worker.config;
+    let mut watch = GroupWatch::new(
+        config.stall_after,
+        config.rejoin_after,
+        std::time::Instant::now(),
+    );
     loop {
         let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
         worker.kafka_up.store(kafka, Ordering::Relaxed);
+        worker.source.heal_producer();
         if kafka {
             tokio::task::block_in_place(|| worker.dead_letters.refresh());
+            watch_group(&worker, &mut watch);
         }
         let database = eventpipe_store::ping(&worker.pool).await;
         worker.database_up.store(database, Ordering::Relaxed);
@@ -134,5 +146,54 @@ async fn probe(worker: Arc<Worker>) {
             worker.metrics.anomaly_outbox.set(depth);
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Reports the group's lag on every partition and whether it progresses,
+/// and acts on [`GroupWatch`]'s verdict.
+fn watch_group(worker: &Worker, watch: &mut GroupWatch) {
+    let assigned = worker.source.assigned_partitions();
+    let metrics = &worker.metrics;
+    metrics
+        .assigned_partitions
+        .set(i64::try_from(assigned).unwrap_or(i64::MAX));
+    let lags = match tokio::task::block_in_place(|| worker.source.group_lag(PROBE_INTERVAL)) {
+        Ok(lags) => lags,
+        Err(error) => {
+            tracing::debug!(%error, "could not read the group's lag");
+            return;
+        }
+    };
+    for p in &lags {
+        metrics
+            .consumer_lag
+            .with_label_values(&[&worker.config.events_topic, &p.partition.to_string()])
+            .set(p.lag);
+    }
+    let verdict = watch.observe(&lags, assigned, std::time::Instant::now());
+    metrics
+        .group_stalled
+        .set(i64::try_from(verdict.stalled_for.as_secs()).unwrap_or(i64::MAX));
+    let mut idle = worker
+        .idle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match (&verdict.idle, idle.is_some()) {
+        (Some(reason), false) => tracing::warn!(%reason, "/ready now answers 503"),
+        (None, true) => tracing::info!("the worker consumes again, or the group progresses"),
+        _ => {}
+    }
+    *idle = verdict.idle;
+    drop(idle);
+    if verdict.rejoin {
+        tracing::warn!(
+            lag = verdict.lag,
+            stalled_secs = verdict.stalled_for.as_secs(),
+            "holding no partition while the group stalls: leaving and rejoining the consumer group (WORKER_REJOIN_AFTER_SECS)"
+        );
+        metrics.group_rejoins.inc();
+        if let Err(error) = worker.source.rejoin() {
+            tracing::error!(%error, "could not rejoin the consumer group");
+        }
     }
 }

@@ -20,8 +20,17 @@ pub const BATCH_MESSAGES: &str = "eventpipe_worker_batch_messages";
 pub const DB_WRITE_DURATION_SECONDS: &str = "eventpipe_worker_db_write_duration_seconds";
 /// Batch writes that failed (each retry counts).
 pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_total";
-/// Messages behind the end of each partition (high watermark minus position).
+/// Messages behind the end of each partition of the events topic: the high
+/// watermark minus the group's committed offset, from the broker, for every
+/// partition whoever holds it (0 for an empty one).
 pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages";
+/// Partitions of the events topic this worker holds.
+pub const ASSIGNED_PARTITIONS: &str = "eventpipe_worker_assigned_partitions";
+/// How long the group has had lag without its committed offsets moving.
+pub const GROUP_STALLED_SECONDS: &str = "eventpipe_worker_group_stalled_seconds";
+/// Times this worker left and rejoined the group because it held nothing
+/// while the group stalled.
+pub const GROUP_REJOINS_TOTAL: &str = "eventpipe_worker_group_rejoins_total";
 /// From `received_at` at the API to the row's commit.
 pub const END_TO_END_LATENCY_SECONDS: &str = "eventpipe_worker_end_to_end_latency_seconds";
 /// Anomalies detected (and stored), by rule and severity.
@@ -81,6 +90,12 @@ pub struct Metrics {
     pub db_write_failures: IntCounter,
     /// See [`CONSUMER_LAG_MESSAGES`].
     pub consumer_lag: IntGaugeVec,
+    /// See [`ASSIGNED_PARTITIONS`].
+    pub assigned_partitions: IntGauge,
+    /// See [`GROUP_STALLED_SECONDS`].
+    pub group_stalled: IntGauge,
+    /// See [`GROUP_REJOINS_TOTAL`].
+    pub group_rejoins: IntCounter,
     /// See [`END_TO_END_LATENCY_SECONDS`].
     pub end_to_end: Histogram,
     /// See [`OFFSETS_SKIPPED_TOTAL`].
@@ -142,8 +157,23 @@ impl Metrics {
             )?,
             db_write_failures: IntCounter::new(DB_WRITE_FAILURES_TOTAL, "Failed batch writes")?,
             consumer_lag: IntGaugeVec::new(
-                Opts::new(CONSUMER_LAG_MESSAGES, "Messages behind the partition end"),
+                Opts::new(
+                    CONSUMER_LAG_MESSAGES,
+                    "Messages behind the partition end: high watermark minus the group's committed offset, every partition",
+                ),
                 &["topic", "partition"],
+            )?,
+            assigned_partitions: IntGauge::new(
+                ASSIGNED_PARTITIONS,
+                "Partitions of the events topic this worker holds",
+            )?,
+            group_stalled: IntGauge::new(
+                GROUP_STALLED_SECONDS,
+                "Seconds the consumer group has had lag without its committed offsets moving (0 while it progresses)",
+            )?,
+            group_rejoins: IntCounter::new(
+                GROUP_REJOINS_TOTAL,
+                "Times this worker rejoined the group because it held no partition while the group stalled",
             )?,
             end_to_end: Histogram::with_opts(
                 HistogramOpts::new(
@@ -230,6 +260,9 @@ impl Metrics {
             Box::new(metrics.db_write_duration.clone()),
             Box::new(metrics.db_write_failures.clone()),
             Box::new(metrics.consumer_lag.clone()),
+            Box::new(metrics.assigned_partitions.clone()),
+            Box::new(metrics.group_stalled.clone()),
+            Box::new(metrics.group_rejoins.clone()),
             Box::new(metrics.end_to_end.clone()),
             Box::new(metrics.offsets_skipped.clone()),
             Box::new(metrics.anomalies.clone()),
@@ -248,6 +281,15 @@ impl Metrics {
         collectors.extend(metrics.http.collectors());
         eventpipe_service::metrics::register_all(&metrics.registry, collectors)?;
         Ok(metrics)
+    }
+
+    /// Registers a collector made elsewhere (the producer's replacements
+    /// counter, which lives with the producer).
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use eventpipe_contract::kafka;
 use eventpipe_service::kafka as kafka_client;
+use eventpipe_service::producer_health::{HealingProducer, ProducerHealth, SendOutcome};
 use eventpipe_service::telemetry::{self, TraceHeaders};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -30,9 +32,9 @@ pub use eventpipe_contract::kafka::{
     HEADER_DLQ_SOURCE_TOPIC,
 };
 
-/// Logs librdkafka and rebalances through `tracing`; turns statistics into
-/// the consumer-lag gauge; remembers where each assigned partition should
-/// continue, to notice offsets that were never read.
+/// Logs librdkafka and rebalances through `tracing`; remembers where each
+/// assigned partition should continue, to notice offsets that were never
+/// read.
 pub struct SourceContext {
     metrics: Metrics,
     /// Bumped on every revoke; see [`Source::revocations`].
@@ -83,20 +85,6 @@ impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         kafka_client::error(&error, reason);
     }
-
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                // -1 is librdkafka's "unknown" (partition not consumed here).
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[topic.as_str(), &partition.to_string()])
-                        .set(p.consumer_lag);
-                }
-            }
-        }
-    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -145,10 +133,31 @@ impl ConsumerContext for SourceContext {
 /// The events consumer, and the producer for the DLQ and anomalies topics.
 pub struct Source {
     consumer: StreamConsumer<SourceContext>,
-    /// Produces to the DLQ and the anomalies topic.
-    producer: FutureProducer,
+    /// Reads the group's committed offsets and the partitions' ends on
+    /// connections of its own: it has the group's id but never joins, so
+    /// it answers while the member waits in a rebalance.
+    watcher: BaseConsumer,
+    /// Produces to the DLQ and the anomalies topic; replaced when it can no
+    /// longer deliver.
+    producer: HealingProducer<FutureProducer>,
+    events_topic: String,
     dlq_topic: String,
     anomalies_topic: String,
+}
+
+/// The name of the producer replacements counter.
+pub const PRODUCER_RECREATED_TOTAL: &str = "eventpipe_worker_kafka_producer_recreated_total";
+
+/// Where the consumer group stands on one partition of the events topic,
+/// from the broker: what the group committed against the partition's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset (the log start when it committed none).
+    pub committed: i64,
+    /// Messages after it (0 for an empty or fully consumed partition).
+    pub lag: i64,
 }
 
 fn client_config(config: &WorkerConfig) -> ClientConfig {
@@ -168,7 +177,6 @@ impl Source {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "5000")
             .create_with_context(SourceContext {
                 metrics,
                 revocations: AtomicU64::new(0),
@@ -178,23 +186,112 @@ impl Source {
         consumer
             .subscribe(&[&config.events_topic])
             .with_context(|| format!("subscribing to {}", config.events_topic))?;
-        let producer = client_config(config)
+        let watcher = client_config(config)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .context("creating the Kafka client that watches the group's lag")?;
+        let mut settings = client_config(config);
+        settings
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "10000")
-            .create()
-            .context("creating the producer for the DLQ and anomalies topics")?;
+            .set("message.timeout.ms", "10000");
+        let producer = HealingProducer::new(
+            move || settings.create(),
+            config.producer_health,
+            PRODUCER_RECREATED_TOTAL,
+        )
+        .context("creating the producer for the DLQ and anomalies topics")?;
         Ok(Source {
             consumer,
+            watcher,
             producer,
+            events_topic: config.events_topic.clone(),
             dlq_topic: config.dlq_topic.clone(),
             anomalies_topic: config.anomalies_topic.clone(),
         })
     }
 
-    /// A handle on the producer (for [`crate::dead_letters`]).
+    /// A handle on the producer in use (for [`crate::dead_letters`]).
     pub fn producer(&self) -> FutureProducer {
-        self.producer.clone()
+        self.producer.get()
+    }
+
+    /// What the producer's recent sends say about it.
+    pub fn producer_health(&self) -> &ProducerHealth {
+        self.producer.health()
+    }
+
+    /// Replaces the producer when its record calls for it.
+    pub fn heal_producer(&self) {
+        self.producer.heal();
+    }
+
+    /// Notes how a send through `producer` ended.
+    fn settle(&self, producer: FutureProducer, result: &Result<(), KafkaError>) {
+        match result {
+            Ok(()) => self.producer.settle(producer, SendOutcome::Delivered, &""),
+            Err(error) => self
+                .producer
+                .settle(producer, SendOutcome::of_error(error), error),
+        }
+    }
+
+    /// How many partitions this worker holds.
+    pub fn assigned_partitions(&self) -> usize {
+        self.consumer
+            .assignment()
+            .map_or(0, |assignment| assignment.count())
+    }
+
+    /// The group's lag on every partition of the events topic, from the
+    /// broker: its committed offsets against the partitions' ends,
+    /// whichever member holds them, or none. Blocks.
+    pub fn group_lag(&self, timeout: Duration) -> Result<Vec<PartitionLag>, KafkaError> {
+        let metadata = self
+            .watcher
+            .fetch_metadata(Some(&self.events_topic), Timeout::After(timeout))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.events_topic)
+            .map_or(0, |t| t.partitions().len());
+        let mut wanted = TopicPartitionList::new();
+        for partition in 0..count {
+            wanted.add_partition(
+                &self.events_topic,
+                i32::try_from(partition).unwrap_or(i32::MAX),
+            );
+        }
+        let committed = self
+            .watcher
+            .committed_offsets(wanted, Timeout::After(timeout))?;
+        let mut lags = Vec::with_capacity(count);
+        for element in committed.elements() {
+            let partition = element.partition();
+            let (low, high) = self.watcher.fetch_watermarks(
+                &self.events_topic,
+                partition,
+                Timeout::After(timeout),
+            )?;
+            // Nothing committed: the group would start at the log's start.
+            let committed = match element.offset() {
+                Offset::Offset(offset) => offset.max(low),
+                _ => low,
+            };
+            lags.push(PartitionLag {
+                partition,
+                committed,
+                lag: (high - committed).max(0),
+            });
+        }
+        Ok(lags)
+    }
+
+    /// Leaves the consumer group and joins it again, for a new assignment.
+    pub fn rejoin(&self) -> Result<(), KafkaError> {
+        self.consumer.unsubscribe();
+        self.consumer.subscribe(&[&self.events_topic])
     }
 
     /// Waits for the first message, then gathers more until `max` or
@@ -308,11 +405,14 @@ impl Source {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        self.producer
+        let producer = self.producer.get();
+        let sent = producer
             .send(record, Timeout::After(Duration::from_secs(10)))
             .await
             .map(drop)
-            .map_err(|(e, _)| e)
+            .map_err(|(e, _)| e);
+        self.settle(producer, &sent);
+        sent
     }
 
     /// Publishes `anomalies` to the anomalies topic, keyed by user, each
@@ -328,6 +428,7 @@ impl Source {
             .iter()
             .map(|a| serde_json::to_vec(a).unwrap_or_default())
             .collect();
+        let producer = self.producer.get();
         let sends = anomalies
             .iter()
             .zip(&values)
@@ -348,13 +449,14 @@ impl Source {
                     .key(a.user_id.as_bytes())
                     .payload(value.as_slice())
                     .headers(headers);
-                self.producer
-                    .send(record, Timeout::After(Duration::from_secs(10)))
+                producer.send(record, Timeout::After(Duration::from_secs(10)))
             });
-        for sent in futures::future::join_all(sends).await {
-            sent.map_err(|(e, _)| e)?;
-        }
-        Ok(())
+        let sent = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .try_for_each(|sent| sent.map(drop).map_err(|(e, _)| e));
+        self.settle(producer, &sent);
+        sent
     }
 
     /// Fails, naming the variable to fix, when no broker answers within

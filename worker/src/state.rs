@@ -38,6 +38,9 @@ pub struct Worker {
     pub database_up: AtomicBool,
     /// Whether Kafka answered the last probe.
     pub kafka_up: AtomicBool,
+    /// Why this worker is not doing its job (it holds no partition while
+    /// the group stalls), when it is not; see [`crate::progress`].
+    pub idle: std::sync::Mutex<Option<String>>,
     /// The anomaly detector (`None` when `WORKER_ANOMALIES` is false), with
     /// the revocation count its state was built under.
     pub detector: Option<tokio::sync::Mutex<(Detector, u64)>>,
@@ -59,6 +62,9 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
     let database_up = eventpipe_store::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
+    metrics
+        .register(Box::new(source.producer_health().rebuilt_counter()))
+        .context("registering metrics")?;
     source.check_topics(&config, config.connect_timeout)?;
     let dead_letters = Arc::new(DlqWatermarks::new(
         source.producer(),
@@ -91,6 +97,7 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
         metrics,
         database_up: AtomicBool::new(database_up),
         kafka_up: AtomicBool::new(false),
+        idle: std::sync::Mutex::new(None),
     }))
 }
 

@@ -9,6 +9,7 @@ mod dead_letters;
 mod duplicates;
 mod end_to_end;
 mod grafana;
+mod group_health;
 mod interrupted;
 mod openapi;
 mod outage;

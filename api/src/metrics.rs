@@ -29,6 +29,9 @@ pub const KAFKA_PRODUCER_QUEUE_MESSAGES: &str = "eventpipe_api_kafka_producer_qu
 /// The producer queue's limit (`KAFKA_QUEUE_MAX_MESSAGES`), beside its depth.
 pub const KAFKA_PRODUCER_QUEUE_MAX_MESSAGES: &str =
     "eventpipe_api_kafka_producer_queue_max_messages";
+/// Producers replaced by a new one, by reason (the counter lives with the
+/// producer, in `sink`).
+pub const KAFKA_PRODUCER_RECREATED_TOTAL: &str = "eventpipe_api_kafka_producer_recreated_total";
 /// 1 when the last broker probe succeeded and the producer can deliver.
 pub const KAFKA_READY: &str = "eventpipe_api_kafka_ready";
 /// Rejected events Kafka acknowledged on `API_INVALID_TOPIC`.

@@ -179,9 +179,6 @@ pub struct EventSink {
     topic: String,
 }
 
-/// The name of the producer replacements counter.
-pub const PRODUCER_RECREATED_TOTAL: &str = "eventpipe_api_kafka_producer_recreated_total";
-
 /// The settings of every API producer: `acks=all`, idempotent, the
 /// configured compression and linger, a queue of `queue_max_messages`.
 pub(crate) fn producer_config(config: &KafkaConfig, queue_max_messages: u32) -> ClientConfig {
@@ -217,7 +214,7 @@ impl EventSink {
         let producer = HealingProducer::new(
             move || settings.create_with_context(AckContext),
             config.health,
-            PRODUCER_RECREATED_TOTAL,
+            crate::metrics::KAFKA_PRODUCER_RECREATED_TOTAL,
         )
         .context("creating the Kafka producer (check KAFKA_CONFIG and KAFKA_COMPRESSION)")?;
         Ok(EventSink {

@@ -24,6 +24,9 @@ pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_to
 /// watermark minus the group's committed offset, from the broker, for every
 /// partition whoever holds it (0 for an empty one).
 pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages";
+/// The DLQ and anomalies producer replaced by a new one, by reason (the
+/// counter lives with the producer, in `source`).
+pub const KAFKA_PRODUCER_RECREATED_TOTAL: &str = "eventpipe_worker_kafka_producer_recreated_total";
 /// Partitions of the events topic this worker holds.
 pub const ASSIGNED_PARTITIONS: &str = "eventpipe_worker_assigned_partitions";
 /// How long the group has had lag without its committed offsets moving.

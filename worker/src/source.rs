@@ -145,9 +145,6 @@ pub struct Source {
     anomalies_topic: String,
 }
 
-/// The name of the producer replacements counter.
-pub const PRODUCER_RECREATED_TOTAL: &str = "eventpipe_worker_kafka_producer_recreated_total";
-
 /// Where the consumer group stands on one partition of the events topic,
 /// from the broker: what the group committed against the partition's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +196,7 @@ impl Source {
         let producer = HealingProducer::new(
             move || settings.create(),
             config.producer_health,
-            PRODUCER_RECREATED_TOTAL,
+            crate::metrics::KAFKA_PRODUCER_RECREATED_TOTAL,
         )
         .context("creating the producer for the DLQ and anomalies topics")?;
         Ok(Source {

@@ -94,7 +94,7 @@ pub const VARS: &[Var] = &[
     var(
         "WORKER_STALL_AFTER_SECS",
         Some("60"),
-        "the consumer group counts as stalled when it has lag and its committed offsets have not moved for this long (eventpipe_worker_group_stalled_seconds)",
+        "a partition counts as stalled when it has lag and the group's committed offset on it has not moved for this long (eventpipe_worker_group_stalled_seconds)",
     ),
     var(
         "WORKER_REJOIN_AFTER_SECS",

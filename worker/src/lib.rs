@@ -126,11 +126,7 @@ pub async fn serve(
 /// sits idle while the group stalls rejoin it.
 async fn probe(worker: Arc<Worker>) {
     let config = &worker.config;
-    let mut watch = GroupWatch::new(
-        config.stall_after,
-        config.rejoin_after,
-        std::time::Instant::now(),
-    );
+    let mut watch = GroupWatch::new(config.stall_after, config.rejoin_after);
     loop {
         let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
         worker.kafka_up.store(kafka, Ordering::Relaxed);

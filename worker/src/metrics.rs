@@ -29,7 +29,8 @@ pub const CONSUMER_LAG_MESSAGES: &str = "eventpipe_worker_consumer_lag_messages"
 pub const KAFKA_PRODUCER_RECREATED_TOTAL: &str = "eventpipe_worker_kafka_producer_recreated_total";
 /// Partitions of the events topic this worker holds.
 pub const ASSIGNED_PARTITIONS: &str = "eventpipe_worker_assigned_partitions";
-/// How long the group has had lag without its committed offsets moving.
+/// The longest any partition has had lag without the group's committed
+/// offset on it moving.
 pub const GROUP_STALLED_SECONDS: &str = "eventpipe_worker_group_stalled_seconds";
 /// Times this worker left and rejoined the group because it held nothing
 /// while the group stalled.
@@ -172,7 +173,7 @@ impl Metrics {
             )?,
             group_stalled: IntGauge::new(
                 GROUP_STALLED_SECONDS,
-                "Seconds the consumer group has had lag without its committed offsets moving (0 while it progresses)",
+                "The longest any partition of the events topic has had lag without the group's committed offset on it moving, in seconds (0 while all progress)",
             )?,
             group_rejoins: IntCounter::new(
                 GROUP_REJOINS_TOTAL,

@@ -3,8 +3,10 @@
 //! partition ends) rather than from what this worker holds, so a worker
 //! with nothing assigned notices when nobody else consumes either.
 //!
-//! The group is *stalled* when it has lag and its committed offsets have
-//! not moved for `WORKER_STALL_AFTER_SECS`. A worker holding no partitions
+//! A partition is *stalled* when it has lag and the group's committed
+//! offset on it has not moved for `WORKER_STALL_AFTER_SECS`; the group is
+//! stalled when any partition is (a dead member may hold some partitions
+//! while the others move). A worker holding no partitions
 //! while the group is stalled is not doing the job it exists for: it says
 //! so on `/ready`, and after `WORKER_REJOIN_AFTER_SECS` of it leaves and
 //! rejoins the group to be handed partitions again. Each rejoin starts a
@@ -13,6 +15,7 @@
 //! before the next rejoin doubles, up to [`MAX_REJOIN_BACKOFF`] times the
 //! first: a worker never keeps its group rebalancing.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::source::PartitionLag;
@@ -25,10 +28,9 @@ pub const MAX_REJOIN_BACKOFF: u32 = 8;
 pub struct GroupWatch {
     stall_after: Duration,
     rejoin_after: Duration,
-    /// The sum of the committed offsets at the last look.
-    committed: Option<i64>,
-    /// When the committed offsets last moved (or the lag was 0).
-    progress_at: Instant,
+    /// Per partition: the committed offset at the last look, and when it
+    /// last moved (or the partition had no lag).
+    partitions: HashMap<i32, (i64, Instant)>,
     /// Since when this worker holds nothing while the group is stalled
     /// (reset by a rejoin).
     idle_since: Option<Instant>,
@@ -41,9 +43,11 @@ pub struct GroupWatch {
 pub struct Verdict {
     /// Messages the group has yet to get through, all partitions.
     pub lag: i64,
-    /// How long the group has had lag without committing anything (zero
-    /// while it progresses or has no lag).
+    /// The longest any partition has had lag without its committed offset
+    /// moving (zero while every partition progresses or has no lag).
     pub stalled_for: Duration,
+    /// The partitions stalled for `WORKER_STALL_AFTER_SECS` or more.
+    pub stalled: Vec<i32>,
     /// Why this worker is not doing its job, when it is not.
     pub idle: Option<String>,
     /// Whether it should leave and rejoin the group now.
@@ -53,12 +57,11 @@ pub struct Verdict {
 impl GroupWatch {
     /// A watch that calls the group stalled after `stall_after` without
     /// progress and has an idle worker rejoin after `rejoin_after` of it.
-    pub fn new(stall_after: Duration, rejoin_after: Duration, now: Instant) -> Self {
+    pub fn new(stall_after: Duration, rejoin_after: Duration) -> Self {
         GroupWatch {
             stall_after,
             rejoin_after,
-            committed: None,
-            progress_at: now,
+            partitions: HashMap::new(),
             idle_since: None,
             rejoin_wait: rejoin_after,
         }
@@ -68,22 +71,29 @@ impl GroupWatch {
     /// holds `assigned` partitions.
     pub fn observe(&mut self, lags: &[PartitionLag], assigned: usize, now: Instant) -> Verdict {
         let lag: i64 = lags.iter().map(|p| p.lag).sum();
-        let committed: i64 = lags.iter().map(|p| p.committed).sum();
-        if lag == 0 || self.committed != Some(committed) {
-            self.progress_at = now;
+        let mut stalled_for = Duration::ZERO;
+        let mut stalled = Vec::new();
+        for p in lags {
+            let seen = self
+                .partitions
+                .entry(p.partition)
+                .or_insert((p.committed, now));
+            if p.lag == 0 || seen.0 != p.committed {
+                *seen = (p.committed, now);
+            }
+            let still = now.saturating_duration_since(seen.1);
+            stalled_for = stalled_for.max(still);
+            if still >= self.stall_after {
+                stalled.push(p.partition);
+            }
         }
-        self.committed = Some(committed);
-        let stalled_for = if lag > 0 {
-            now.saturating_duration_since(self.progress_at)
-        } else {
-            Duration::ZERO
-        };
-        if assigned > 0 || stalled_for < self.stall_after {
+        if assigned > 0 || stalled.is_empty() {
             self.idle_since = None;
             self.rejoin_wait = self.rejoin_after;
             return Verdict {
                 lag,
                 stalled_for,
+                stalled,
                 idle: None,
                 rejoin: false,
             };
@@ -94,13 +104,15 @@ impl GroupWatch {
             self.idle_since = Some(now);
             self.rejoin_wait = (self.rejoin_wait * 2).min(self.rejoin_after * MAX_REJOIN_BACKOFF);
         }
+        let idle = format!(
+            "this worker holds no partition while the group has {lag} messages to consume and has committed nothing on partition(s) {stalled:?} for {} s",
+            stalled_for.as_secs()
+        );
         Verdict {
             lag,
             stalled_for,
-            idle: Some(format!(
-                "this worker holds no partition while the group has {lag} messages to consume and has committed nothing for {} s",
-                stalled_for.as_secs()
-            )),
+            stalled,
+            idle: Some(idle),
             rejoin,
         }
     }
@@ -127,7 +139,7 @@ mod tests {
     #[test]
     fn a_progressing_group_is_never_stalled() {
         let t0 = Instant::now();
-        let mut watch = GroupWatch::new(10 * S, 20 * S, t0);
+        let mut watch = GroupWatch::new(10 * S, 20 * S);
         for i in 0..10i64 {
             let v = watch.observe(&lags(&[(i, 100), (0, 0)]), 0, t0 + 5 * S * (i as u32));
             assert_eq!((v.stalled_for, v.idle.is_none()), (Duration::ZERO, true));
@@ -137,7 +149,7 @@ mod tests {
     #[test]
     fn no_lag_is_no_stall_however_still() {
         let t0 = Instant::now();
-        let mut watch = GroupWatch::new(S, S, t0);
+        let mut watch = GroupWatch::new(S, S);
         watch.observe(&lags(&[(5, 0)]), 0, t0);
         let v = watch.observe(&lags(&[(5, 0)]), 0, t0 + 100 * S);
         assert_eq!(v.stalled_for, Duration::ZERO);
@@ -147,7 +159,7 @@ mod tests {
     #[test]
     fn an_idle_worker_in_a_stalled_group_is_not_ready_then_rejoins() {
         let t0 = Instant::now();
-        let mut watch = GroupWatch::new(10 * S, 20 * S, t0);
+        let mut watch = GroupWatch::new(10 * S, 20 * S);
         let stuck = lags(&[(3, 50), (0, 7)]);
         watch.observe(&stuck, 0, t0);
         let early = watch.observe(&stuck, 0, t0 + 9 * S);
@@ -174,9 +186,19 @@ mod tests {
     }
 
     #[test]
+    fn one_stuck_partition_stalls_the_group_while_others_move() {
+        let t0 = Instant::now();
+        let mut watch = GroupWatch::new(10 * S, 20 * S);
+        watch.observe(&lags(&[(0, 5), (0, 5)]), 0, t0);
+        let v = watch.observe(&lags(&[(100, 5), (0, 5)]), 0, t0 + 10 * S);
+        assert_eq!((v.stalled.clone(), v.stalled_for), (vec![1], 10 * S));
+        assert!(v.idle.unwrap().contains("[1]"));
+    }
+
+    #[test]
     fn a_worker_holding_partitions_is_ready_even_when_the_group_stalls() {
         let t0 = Instant::now();
-        let mut watch = GroupWatch::new(S, S, t0);
+        let mut watch = GroupWatch::new(S, S);
         let stuck = lags(&[(0, 10)]);
         watch.observe(&stuck, 1, t0);
         let v = watch.observe(&stuck, 1, t0 + 5 * S);

@@ -123,3 +123,93 @@ async fn an_idle_worker_in_a_stalled_group_is_not_ready_and_reports_every_partit
     assert_eq!(committed(&kafka), accepted);
     api.stop().await.unwrap();
 }
+
+/// The worker's DLQ and anomalies producer heals like the API's: a broker
+/// refusing its sends makes the worker not ready, the producer is replaced,
+/// and once the broker accepts, the poison message reaches the DLQ, its
+/// offset is committed and the worker is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dead_letter_producer_is_replaced_and_the_worker_recovers() {
+    use eventpipe_embedded_kafka::{ApiKey, ResponseError};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let worker = start_worker(
+        &kafka,
+        &db,
+        &[
+            // The batch waits long enough for the fault to be in place
+            // before the worker sends its first dead letter.
+            ("WORKER_BATCH_WAIT_MS", "1000"),
+            ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "2"),
+            ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "3"),
+        ],
+    )
+    .await;
+    wait_ready(&worker).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(EVENTS)
+                .partition(0)
+                .key("k")
+                .payload("this is not json"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    kafka.fail_requests(
+        ApiKey::Produce,
+        &[ResponseError::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH; 10_000],
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, body) = ready(&worker).await;
+        if status == 503 && body["producer"] == false {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reported the producer: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sends to Kafka failed"),
+        "{body}"
+    );
+    let recreated = "eventpipe_worker_kafka_producer_recreated_total{reason=\"refused\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&worker, recreated).await < 1.0 {
+        assert!(Instant::now() < deadline, "the producer was never replaced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        committed(&kafka),
+        0,
+        "nothing committed before the dead letter is out"
+    );
+
+    kafka.clear_request_errors(ApiKey::Produce);
+    wait_for_metric(
+        &worker,
+        "eventpipe_worker_dlq_messages_total{reason=\"not_json\"}",
+        1.0,
+    )
+    .await;
+    wait_ready(&worker).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed(&kafka) != 1 {
+        assert!(Instant::now() < deadline, "the offset was never committed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.stop().await.unwrap();
+}

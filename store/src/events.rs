@@ -1,11 +1,12 @@
 //! Writes a batch of events in one transaction with one statement that
-//! stores each event once (see "Exactly once" below) and knows the rows it
-//! actually inserted; the same statement adds exactly those rows to the
-//! counts per minute, five minutes and hour, to the users seen and to the
-//! ingest-lag histogram. What else must happen in the same transaction
-//! (the worker's anomaly detection: replay history, evaluate the new rows,
-//! write the anomalies) is a [`WithinBatch`] the caller passes in: this
-//! module knows when those steps run, not what they do.
+//! stores each event once (see "Exactly once" below) and returns the rows
+//! it actually inserted; a last statement, just before the commit, adds
+//! exactly those rows to the counts per minute, five minutes and hour, to
+//! the users seen and to the ingest-lag histogram (last, because every
+//! writer shares those rows' locks). What else must happen in the same
+//! transaction (the worker's anomaly detection: replay history, evaluate
+//! the new rows, write the anomalies) is a [`WithinBatch`] the caller
+//! passes in: this module knows when those steps run, not what they do.
 //!
 //! The statement binds one array per column and `unnest`s them, instead of
 //! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
@@ -82,14 +83,26 @@ fn insert_events_sql(probe: &str) -> String {
     };
     format!(
         "\
+INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
+SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[]{near_array})
+  AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset{near_column}){probe}
+-- Every unique index of the row's partition arbitrates: its event_id.
+ON CONFLICT DO NOTHING
+RETURNING event_id"
+    )
+}
+
+/// Adds the rows a batch inserted to the counts per minute, five minutes
+/// and hour, the users seen and the ingest-lag histogram. It runs last in
+/// the transaction: the count rows it locks are shared by every writer
+/// (other lanes, other workers), so it holds them only until the commit
+/// that follows, not while the rules run. `stored_at` is the rows' default,
+/// `now()`: the transaction's start, the same here.
+const ADD_TO_ROLLUPS: &str = "\
 WITH inserted AS (
-  INSERT INTO events (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset)
-  SELECT event_id, user_id, event_type, source, event_ts, timestamp_raw::jsonb, received_at, payload::jsonb, kafka_partition, kafka_offset
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[], $8::text[], $9::int4[], $10::int8[]{near_array})
-    AS batch (event_id, user_id, event_type, source, event_ts, timestamp_raw, received_at, payload, kafka_partition, kafka_offset{near_column}){probe}
-  -- Every unique index of the row's partition arbitrates: its event_id.
-  ON CONFLICT DO NOTHING
-  RETURNING event_id, user_id, event_type, source, event_ts, received_at, stored_at
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+    AS i (user_id, event_type, source, event_ts, received_at)
 ), per_minute AS (
   INSERT INTO event_counts_minute AS c (minute, event_type, source, count)
   SELECT date_trunc('minute', event_ts, 'UTC'), event_type, source, count(*)
@@ -130,15 +143,40 @@ WITH inserted AS (
 ), lag AS (
   INSERT INTO ingest_lag_hour AS c (hour, bucket, count)
   SELECT date_trunc('hour', event_ts, 'UTC'),
-         ceil(4 * log(greatest(extract(epoch FROM stored_at - received_at)::float8 * 1000, 1)) / log(2.0::float8))::smallint,
+         ceil(4 * log(greatest(extract(epoch FROM now() - received_at)::float8 * 1000, 1)) / log(2.0::float8))::smallint,
          count(*)
   FROM inserted
   GROUP BY 1, 2
   ORDER BY 1, 2
   ON CONFLICT (hour, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
 )
-SELECT event_id FROM inserted"
-    )
+SELECT count(*) AS n FROM inserted";
+
+#[derive(diesel::QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[allow(dead_code)]
+    n: i64,
+}
+
+/// Runs [`ADD_TO_ROLLUPS`] for `rows`, those of the batch that were new.
+async fn add_to_rollups(
+    conn: &mut AsyncPgConnection,
+    rows: &[&NewEvent],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&NewEvent) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let _: Vec<Counted> = sql_query(ADD_TO_ROLLUPS)
+        .bind::<Array<Text>, _>(column(|r| &r.user_id))
+        .bind::<Array<Text>, _>(column(|r| &r.event_type))
+        .bind::<Array<Text>, _>(column(|r| &r.source))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.event_ts).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .load(conn)
+        .await?;
+    Ok(())
 }
 
 /// What a write did.
@@ -282,8 +320,15 @@ async fn insert_all(
     conn.transaction::<Stored, StoreError, _>(async |conn| {
         let Some(within) = within else {
             let returned: Vec<Inserted> = statement.load(conn).await?;
+            let new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
+            let new_rows: Vec<&NewEvent> = firsts
+                .iter()
+                .copied()
+                .filter(|r| new.contains(&r.event_id))
+                .collect();
+            add_to_rollups(conn, &new_rows).await?;
             return Ok(Stored {
-                inserted: returned.len(),
+                inserted: new.len(),
                 anomalies: Vec::new(),
             });
         };
@@ -300,13 +345,14 @@ async fn insert_all(
         let mut new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
         let inserted = new.len();
         // A new row is evaluated once, even if the batch repeats it.
-        let new_rows = rows
+        let new_rows: Vec<&NewEvent> = rows
             .iter()
             .filter(|row| new.remove(&row.event_id))
             .collect();
-        let mut found = within.evaluate(new_rows);
+        let mut found = within.evaluate(new_rows.clone());
         let written: HashSet<Uuid> = anomalies::insert(conn, &found).await?.into_iter().collect();
         found.retain(|a| written.contains(&a.anomaly_id));
+        add_to_rollups(conn, &new_rows).await?;
         Ok(Stored {
             inserted,
             anomalies: found,

@@ -6,7 +6,9 @@
 //! the worker without them.
 //!
 //! Run: `cargo bench -p eventpipe-worker --bench store`
-//! (`BENCH_EVENTS`, default 500000; needs PostgreSQL at 127.0.0.1:5432 and `psql`.)
+//! (`BENCH_EVENTS`, default 500000; `WORKER_WRITE_LANES`, `WORKER_BATCH_SIZE`
+//! and `DATABASE_POOL_SIZE` are passed to the worker when set; needs
+//! PostgreSQL at 127.0.0.1:5432 and `psql`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -91,6 +93,17 @@ async fn time_worker(
         ("RETENTION_EVENTS_DAYS".to_owned(), "7".to_owned()),
         ("RETENTION_ANOMALIES_DAYS".to_owned(), "7".to_owned()),
     ]);
+    let mut vars = vars;
+    // Worker settings to compare, from the benchmark's environment.
+    for name in [
+        "WORKER_WRITE_LANES",
+        "WORKER_BATCH_SIZE",
+        "DATABASE_POOL_SIZE",
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            vars.insert(name.to_owned(), value);
+        }
+    }
     let config =
         eventpipe_worker::config::WorkerConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
     // A deployed database has its partitions already: make them before

@@ -87,6 +87,11 @@ pub const VARS: &[Var] = &[
         "longest wait to fill a batch before storing what is there",
     ),
     var(
+        "WORKER_WRITE_LANES",
+        Some("2"),
+        "transactions a batch is written in at once, split by user (at most DATABASE_POOL_SIZE); more lets PostgreSQL use more cores",
+    ),
+    var(
         "WORKER_RETRY_MAX_MS",
         Some("5000"),
         "cap of the backoff between attempts while PostgreSQL fails",
@@ -226,6 +231,8 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// `WORKER_BATCH_WAIT_MS`, default 200.
     pub batch_wait: Duration,
+    /// `WORKER_WRITE_LANES`, default 2.
+    pub write_lanes: usize,
     /// `WORKER_RETRY_MAX_MS`, default 5000.
     pub retry_max: Duration,
     /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
@@ -291,6 +298,7 @@ impl fmt::Debug for WorkerConfig {
             )
             .field("batch_size", &self.batch_size)
             .field("batch_wait", &self.batch_wait)
+            .field("write_lanes", &self.write_lanes)
             .field("retry_max", &self.retry_max)
             .field("stall_after", &self.stall_after)
             .field("rejoin_after", &self.rejoin_after)
@@ -335,6 +343,7 @@ impl WorkerConfig {
             kafka_extra: env.key_values("KAFKA_CONFIG")?,
             batch_size: env.positive("WORKER_BATCH_SIZE")?,
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
+            write_lanes: write_lanes(&env)?,
             retry_max: Duration::from_millis(env.positive("WORKER_RETRY_MAX_MS")?),
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
             stall_after: Duration::from_secs(env.positive("WORKER_STALL_AFTER_SECS")?),
@@ -362,6 +371,19 @@ impl WorkerConfig {
             maintenance: maintenance(&env)?,
         })
     }
+}
+
+/// `WORKER_WRITE_LANES`, which each need a connection of the pool.
+fn write_lanes<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<usize, ConfigError> {
+    let lanes: usize = env.positive("WORKER_WRITE_LANES")?;
+    let pool: u32 = env.positive("DATABASE_POOL_SIZE")?;
+    if lanes > pool as usize {
+        return Err(ConfigError::new(
+            "WORKER_WRITE_LANES",
+            format!("{lanes} lanes need as many connections; DATABASE_POOL_SIZE is {pool}"),
+        ));
+    }
+    Ok(lanes)
 }
 
 /// The partition and retention settings alone, for the `retention`

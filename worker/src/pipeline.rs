@@ -11,6 +11,14 @@
 //! durable and committed strictly in order: batch N+1 is written only after
 //! batch N was committed.
 //!
+//! A batch's rows are written in `WORKER_WRITE_LANES` transactions at once,
+//! on connections of their own, split by user: each user's events go to one
+//! lane, in batch order, so the anomaly rules see them as before. The
+//! batch's offsets are committed once every lane is durable; a lane that
+//! fails is retried on its own (its rows are idempotent like any other).
+//! One transaction keeps one PostgreSQL backend, so one core, busy; lanes
+//! let the database use the others.
+//!
 //! When traces are exported, a batch is the root span of its own trace,
 //! linked to the context each event came with (a batch serves many
 //! traces); its children are the transaction, the rule evaluation, the
@@ -28,7 +36,7 @@ use eventpipe_service::telemetry::{
     self, KeyValue, OpenTelemetrySpanExt, SpanContext, Status, TraceHeaders,
 };
 use prometheus::IntCounter;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, Span};
 
@@ -54,7 +62,10 @@ enum Outcome {
 /// A decoded batch, ready to be made durable.
 struct Prepared {
     messages: Vec<Received>,
+    /// The rows, grouped by lane (in batch order within each).
     rows: Vec<NewEvent>,
+    /// Where each lane's rows are in `rows`, lane by lane.
+    lanes: Vec<std::ops::Range<usize>>,
     /// For each row, the index of its message.
     row_messages: Vec<usize>,
     /// For each row, the trace context headers its message carried.
@@ -68,7 +79,16 @@ struct Prepared {
     revocations: u64,
 }
 
-fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
+/// The lane of a user's events: a hash of the id (FNV-1a), the same in
+/// every batch and every worker.
+fn lane_of(user_id: &str, lanes: usize) -> usize {
+    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % lanes as u64) as usize
+}
+
+fn prepare(messages: Vec<Received>, revocations: u64, lanes: usize) -> Prepared {
     let mut rows = Vec::with_capacity(messages.len());
     let mut row_messages = Vec::with_capacity(messages.len());
     let mut traces = Vec::with_capacity(messages.len());
@@ -89,15 +109,60 @@ fn prepare(messages: Vec<Received>, revocations: u64) -> Prepared {
             Verdict::Poison { reason, error } => poison.push((i, reason, error)),
         }
     }
+    let (rows, row_messages, traces, lanes) = by_lane(rows, row_messages, traces, lanes);
     Prepared {
         messages,
         rows,
+        lanes,
         row_messages,
         traces,
         contexts,
         poison,
         revocations,
     }
+}
+
+/// Reorders the rows (and their message indexes and traces) so each lane's
+/// are together, in batch order; where each lane's rows are (a range per
+/// lane, empty when it has none).
+#[allow(clippy::type_complexity)]
+fn by_lane(
+    rows: Vec<NewEvent>,
+    row_messages: Vec<usize>,
+    traces: Vec<Option<TraceHeaders>>,
+    lanes: usize,
+) -> (
+    Vec<NewEvent>,
+    Vec<usize>,
+    Vec<Option<TraceHeaders>>,
+    Vec<std::ops::Range<usize>>,
+) {
+    if lanes <= 1 {
+        let all = 0..rows.len();
+        return (rows, row_messages, traces, vec![all]);
+    }
+    let of: Vec<usize> = rows.iter().map(|r| lane_of(&r.user_id, lanes)).collect();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    // Stable: batch order within a lane.
+    order.sort_by_key(|&i| of[i]);
+    let mut bounds = Vec::with_capacity(lanes);
+    let mut start = 0;
+    for lane in 0..lanes {
+        let end = start + of.iter().filter(|&&l| l == lane).count();
+        bounds.push(start..end);
+        start = end;
+    }
+    let mut rows: Vec<Option<NewEvent>> = rows.into_iter().map(Some).collect();
+    let mut traces: Vec<Option<Option<TraceHeaders>>> = traces.into_iter().map(Some).collect();
+    let mut sorted_rows = Vec::with_capacity(rows.len());
+    let mut sorted_messages = Vec::with_capacity(rows.len());
+    let mut sorted_traces = Vec::with_capacity(rows.len());
+    for i in order {
+        sorted_rows.extend(rows[i].take());
+        sorted_messages.push(row_messages[i]);
+        sorted_traces.extend(traces[i].take());
+    }
+    (sorted_rows, sorted_messages, sorted_traces, bounds)
 }
 
 /// The most links a batch span records (the SDK's default limit).
@@ -183,17 +248,48 @@ fn event_spans(batch: &Prepared) -> Vec<(usize, Span)> {
 
 type InFlight = JoinHandle<Outcome>;
 
-/// Makes a batch durable, then commits its offsets. Runs as its own task
-/// so the next batch can be fetched meanwhile; committing here, not in the
-/// loop, means a batch is committed as soon as it is durable even when no
-/// further message arrives.
+/// How a batch takes its turn after the one before it: per lane, the
+/// previous batch's writing of that lane (the same users) must be over
+/// before this one's starts; and the previous batch's outcome, which its
+/// commit must follow.
+struct Turn {
+    /// Per lane: resolves when the previous batch's lane is written.
+    lanes_before: Vec<Option<oneshot::Receiver<()>>>,
+    /// Per lane: resolved (dropped) when this batch's lane is written.
+    lanes_done: Vec<oneshot::Sender<()>>,
+    /// The previous batch's outcome: true when it was committed.
+    before: Option<oneshot::Receiver<bool>>,
+    /// This batch's outcome, for the next.
+    done: oneshot::Sender<bool>,
+}
+
+/// Makes a batch durable, then commits its offsets, after the previous
+/// batch's commit. Runs as its own task so the next batch can be fetched
+/// and start writing meanwhile; committing here, not in the loop, means a
+/// batch is committed as soon as it is durable even when no further
+/// message arrives.
 async fn make_durable_and_commit(
     worker: Arc<Worker>,
     batch: Prepared,
     stop: watch::Receiver<bool>,
+    turn: Turn,
 ) -> Outcome {
     let span = batch_span(&worker, &batch);
-    let outcome = process(&worker, &batch, &stop).instrument(span).await;
+    let Turn {
+        lanes_before,
+        lanes_done,
+        before,
+        done,
+    } = turn;
+    let mut outcome = process(&worker, &batch, &stop, lanes_before, lanes_done)
+        .instrument(span)
+        .await;
+    // Offsets are committed in batch order: after the previous batch's.
+    if let Some(before) = before
+        && !before.await.unwrap_or(false)
+    {
+        outcome = Outcome::Abandoned;
+    }
     match outcome {
         Outcome::Durable if worker.source.revocations() != batch.revocations => {
             // Partitions moved while this batch was read or written: its rows
@@ -216,18 +312,26 @@ async fn make_durable_and_commit(
             "shutdown: batch abandoned uncommitted"
         ),
     }
+    let _ = done.send(matches!(outcome, Outcome::Durable));
     outcome
 }
 
-/// Waits for the batch in flight; false when it was abandoned.
+/// Waits for a batch in flight; false when it was abandoned.
 async fn settle(in_flight: InFlight) -> anyhow::Result<bool> {
     Ok(matches!(in_flight.await?, Outcome::Durable))
 }
 
+/// Batches written at once: while one finishes its slowest lane, the
+/// next writes its other lanes.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Runs until `stop` turns true.
 pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = &worker.config;
-    let mut in_flight: Option<InFlight> = None;
+    let lanes = config.write_lanes.max(1);
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    let mut lanes_before: Vec<Option<oneshot::Receiver<()>>> = (0..lanes).map(|_| None).collect();
+    let mut before: Option<oneshot::Receiver<bool>> = None;
     loop {
         // Read before the batch: a revoke while it fills counts against it.
         let revocations = worker.source.revocations();
@@ -244,36 +348,96 @@ pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow
         };
         worker.metrics.consumed.inc_by(batch.len() as u64);
         worker.metrics.batch_messages.observe(batch.len() as f64);
-        let prepared = prepare(batch, revocations);
-        // Batches are made durable and committed strictly in order.
-        if let Some(previous) = in_flight.take()
-            && !settle(previous).await?
+        let prepared = prepare(batch, revocations, lanes);
+        if in_flight.len() == BATCHES_IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+            && !settle(oldest).await?
         {
+            // Shutdown: the later batches cannot commit either.
+            for later in in_flight {
+                settle(later).await?;
+            }
             return Ok(());
         }
-        in_flight = Some(tokio::spawn(make_durable_and_commit(
+        let mut lanes_done = Vec::with_capacity(lanes);
+        let mut waits = Vec::with_capacity(lanes);
+        for slot in &mut lanes_before {
+            let (written, next) = oneshot::channel();
+            lanes_done.push(written);
+            waits.push(slot.replace(next));
+        }
+        let (done, outcome) = oneshot::channel();
+        let turn = Turn {
+            lanes_before: waits,
+            lanes_done,
+            before: before.replace(outcome),
+            done,
+        };
+        in_flight.push_back(tokio::spawn(make_durable_and_commit(
             worker.clone(),
             prepared,
             stop.clone(),
+            turn,
         )));
     }
-    if let Some(last) = in_flight {
-        settle(last).await?;
+    for batch in in_flight {
+        settle(batch).await?;
     }
     Ok(())
 }
 
 /// Makes one batch durable.
-async fn process(worker: &Worker, batch: &Prepared, stop: &watch::Receiver<bool>) -> Outcome {
+async fn process(
+    worker: &Worker,
+    batch: &Prepared,
+    stop: &watch::Receiver<bool>,
+    lanes_before: Vec<Option<oneshot::Receiver<()>>>,
+    lanes_done: Vec<oneshot::Sender<()>>,
+) -> Outcome {
     let events = event_spans(batch);
     let mut poison: Vec<(usize, &'static str, String)> = batch.poison.clone();
-    if !batch.rows.is_empty() {
-        let failures = Some(&worker.metrics.db_write_failures);
-        let store = || store_rows(worker, &batch.rows, &batch.traces);
-        let refused = match retrying(worker, stop, failures, store).await {
-            Some(refused) => refused,
+    let failures = Some(&worker.metrics.db_write_failures);
+    let turns = lanes_before.into_iter().zip(lanes_done);
+    let lanes = batch
+        .lanes
+        .iter()
+        .zip(turns)
+        .map(|(lane, (before, done))| async move {
+            // The same users' rows of the previous batch first (an error means
+            // that batch stopped without writing them: shutdown).
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            if lane.is_empty() {
+                drop(done);
+                return Some(Vec::new());
+            }
+            let store = || {
+                store_rows(
+                    worker,
+                    &batch.rows[lane.clone()],
+                    &batch.traces[lane.clone()],
+                )
+            };
+            let refused = retrying(worker, stop, failures, store).await;
+            drop(done);
+            let refused = refused?;
+            // Indexes within the lane, made indexes within the batch.
+            Some(
+                refused
+                    .into_iter()
+                    .map(|(row, error)| (lane.start + row, error))
+                    .collect::<Vec<_>>(),
+            )
+        });
+    let mut refused = Vec::new();
+    for lane in futures::future::join_all(lanes).await {
+        match lane {
+            Some(lane) => refused.extend(lane),
             None => return Outcome::Abandoned,
-        };
+        }
+    }
+    {
         for (row, error) in refused {
             if let Some((_, span)) = events.iter().find(|(r, _)| *r == row) {
                 span.set_status(Status::error(format!("refused by the database: {error}")));
@@ -352,20 +516,23 @@ async fn store_rows(
     traces: &[Option<TraceHeaders>],
 ) -> Result<Vec<(usize, String)>, StoreError> {
     let started = Instant::now();
-    let mut detector = match &worker.detector {
-        Some(detector) => Some(detector.lock().await),
+    // The lane's users' states are lent to it for the transaction; other
+    // lanes (other users) stage theirs meanwhile.
+    let mut staged = match &worker.detector {
+        Some(detector) => {
+            let mut detector = detector.lock().await;
+            let (detector, built_under) = &mut *detector;
+            // Partitions moved since the state was built: its users may
+            // have been handled elsewhere meanwhile.
+            let revocations = worker.source.revocations();
+            if *built_under != revocations {
+                detector.forget();
+                *built_under = revocations;
+            }
+            Some(detector.stage(rows.iter().map(|r| r.user_id.as_str())))
+        }
         None => None,
     };
-    let mut staged = detector.as_deref_mut().map(|(detector, built_under)| {
-        // Partitions moved since the state was built: its users may have
-        // been handled elsewhere meanwhile.
-        let revocations = worker.source.revocations();
-        if *built_under != revocations {
-            detector.forget();
-            *built_under = revocations;
-        }
-        detector.stage(rows.iter().map(|r| r.user_id.as_str()))
-    });
     let mut detection = staged.as_mut().map(Detection::new);
     let transaction = eventpipe_service::child_span!(
         "transaction",
@@ -402,12 +569,12 @@ async fn store_rows(
     drop(transaction);
     drop(detection);
     let metrics = &worker.metrics;
-    if let (Some((detector, _)), Some(staged)) = (detector.as_deref_mut(), staged) {
+    if let (Some(detector), Some(staged)) = (&worker.detector, staged) {
+        let (detector, _) = &mut *detector.lock().await;
         detector.keep(staged);
         metrics.anomaly_users.set(detector.users() as i64);
         metrics.anomaly_entries.set(detector.entries() as i64);
     }
-    drop(detector);
     metrics
         .db_write_duration
         .observe(started.elapsed().as_secs_f64());
@@ -584,5 +751,75 @@ where
             _ = stop.wait_for(|s| *s) => return None,
         }
         pause = (pause * 2).min(worker.config.retry_max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(user: &str, n: u128) -> NewEvent {
+        NewEvent {
+            event_id: uuid::Uuid::from_u128(n),
+            user_id: user.to_owned(),
+            event_type: "click".to_owned(),
+            source: "web".to_owned(),
+            event_ts: Utc::now(),
+            timestamp_raw: None,
+            received_at: Utc::now(),
+            payload: "{}".to_owned(),
+            kafka_partition: 0,
+            kafka_offset: i64::try_from(n).unwrap(),
+        }
+    }
+
+    #[test]
+    fn lanes_keep_each_users_events_together_in_batch_order() {
+        let users = ["ann", "bob", "cy", "dee", "ed", "flo", "gus"];
+        let rows: Vec<NewEvent> = (0..70u128)
+            .map(|n| row(users[n as usize % users.len()], n))
+            .collect();
+        let messages: Vec<usize> = (0..70).collect();
+        let traces = vec![None; 70];
+        let (rows, messages, traces, lanes) = by_lane(rows, messages, traces, 3);
+        assert_eq!((rows.len(), messages.len(), traces.len()), (70, 70, 70));
+        assert_eq!(lanes.len(), 3, "a range per lane: {lanes:?}");
+        assert!(
+            lanes.iter().filter(|l| !l.is_empty()).count() >= 2,
+            "{lanes:?}"
+        );
+        assert_eq!(lanes.iter().map(|l| l.len()).sum::<usize>(), 70);
+        for lane in &lanes {
+            let users: HashSet<&str> = rows[lane.clone()]
+                .iter()
+                .map(|r| r.user_id.as_str())
+                .collect();
+            for (other, range) in lanes.iter().enumerate().filter(|(_, r)| *r != lane) {
+                assert!(
+                    rows[range.clone()]
+                        .iter()
+                        .all(|r| !users.contains(r.user_id.as_str())),
+                    "a user in two lanes ({other})"
+                );
+            }
+            // Batch order within the lane; the message index follows its row.
+            let offsets: Vec<i64> = rows[lane.clone()].iter().map(|r| r.kafka_offset).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        }
+        for (row, message) in rows.iter().zip(&messages) {
+            assert_eq!(row.kafka_offset, *message as i64);
+        }
+        assert_eq!(lane_of("ann", 3), lane_of("ann", 3));
+    }
+
+    #[test]
+    fn one_lane_or_no_rows_changes_nothing() {
+        let rows = vec![row("b", 1), row("a", 2)];
+        let (rows, _, _, lanes) = by_lane(rows, vec![0, 1], vec![None, None], 1);
+        assert_eq!(rows[0].user_id, "b");
+        assert_eq!(lanes.len(), 1);
+        assert_eq!(lanes[0], 0..2);
+        let (_, _, _, lanes) = by_lane(Vec::new(), Vec::new(), Vec::new(), 4);
+        assert!(lanes.len() == 4 && lanes.iter().all(|l| l.is_empty()));
     }
 }

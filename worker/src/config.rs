@@ -78,8 +78,8 @@ pub const VARS: &[Var] = &[
     ),
     var(
         "WORKER_BATCH_SIZE",
-        Some("5000"),
-        "most messages stored in one transaction",
+        Some("10000"),
+        "most messages in one batch (its rows are split over WORKER_WRITE_LANES transactions)",
     ),
     var(
         "WORKER_BATCH_WAIT_MS",
@@ -227,7 +227,7 @@ pub struct WorkerConfig {
     pub connect_timeout: Duration,
     /// `KAFKA_CONFIG`; may hold credentials, so `Debug` shows only keys.
     pub kafka_extra: Vec<(String, String)>,
-    /// `WORKER_BATCH_SIZE`, default 5000.
+    /// `WORKER_BATCH_SIZE`, default 10000.
     pub batch_size: usize,
     /// `WORKER_BATCH_WAIT_MS`, default 200.
     pub batch_wait: Duration,

@@ -280,7 +280,12 @@ async fn insert_all(
     // A batch holding an id twice stores its first copy (copies on two
     // sides of a midnight would otherwise both be new to the statement).
     let mut ids = HashSet::with_capacity(rows.len());
-    let firsts: Vec<&NewEvent> = rows.iter().filter(|r| ids.insert(r.event_id)).collect();
+    let mut firsts: Vec<&NewEvent> = rows.iter().filter(|r| ids.insert(r.event_id)).collect();
+    // Inserted in event id order: two transactions writing at once (write
+    // lanes, workers) that hold some of the same ids (a client re-sending
+    // an id under another user) then wait for each other's ids in one
+    // order, never in a cycle. Unordered, they deadlocked.
+    firsts.sort_unstable_by_key(|r| r.event_id);
     let column = |f: fn(&NewEvent) -> &str| firsts.iter().map(|r| f(r)).collect::<Vec<_>>();
     // Rows whose dedup window crosses a UTC midnight (a partition bound).
     let window = chrono::Duration::from_std(dedup_window).unwrap_or(chrono::Duration::MAX);

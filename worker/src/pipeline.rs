@@ -79,9 +79,9 @@ struct Prepared {
     revocations: u64,
 }
 
-/// The lane of a user's events: a hash of the id (FNV-1a), the same in
-/// every batch and every worker.
-fn lane_of(user_id: &str, lanes: usize) -> usize {
+/// The lane of a user's events among `lanes`: a hash of the id (FNV-1a),
+/// the same in every batch and every worker.
+pub fn lane_of(user_id: &str, lanes: usize) -> usize {
     let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });

@@ -79,3 +79,58 @@ async fn each_event_id_is_stored_once() {
     worker.stop().await.unwrap();
     api.stop().await.unwrap();
 }
+
+/// The same ids sent under two users whose events go to different write
+/// lanes (a client re-sending ids with other content): both lanes insert
+/// them at once, in opposite batch orders. Each id is stored once and no
+/// write fails: the lanes insert in id order, so they wait for each other
+/// without a deadlock (unordered, PostgreSQL aborted one of them as
+/// deadlocked and the batch was retried after a pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_ids_in_two_lanes_at_once_are_stored_once_without_a_deadlock() {
+    use eventpipe_worker::pipeline::lane_of;
+
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let api = start_api(&kafka).await;
+    wait_ready(&api).await;
+    let worker = start_worker(&kafka, &db, &[("WORKER_WRITE_LANES", "2")]).await;
+    let first = "ann";
+    let second = (0..)
+        .map(|i| format!("bob{i}"))
+        .find(|u| lane_of(u, 2) != lane_of(first, 2))
+        .unwrap();
+    let mut distinct = 0;
+    for _ in 0..10 {
+        let ids: Vec<String> = (0..1000).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        // Two requests (one may not repeat an id), read in one batch.
+        let (ann, bob): (Vec<_>, Vec<_>) = (
+            ids.iter()
+                .map(|id| json!({"event_id": id, "user_id": first, "type": "click"}))
+                .collect(),
+            ids.iter()
+                .rev()
+                .map(|id| json!({"event_id": id, "user_id": second, "type": "click"}))
+                .collect(),
+        );
+        let (ann, bob) = (json!(ann), json!(bob));
+        tokio::join!(post_events(&api, &ann), post_events(&api, &bob));
+        distinct += ids.len() as i64;
+    }
+    db.wait_for_events(distinct, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&worker, "eventpipe_worker_events_duplicate_total").await < distinct as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "the duplicates were not all counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.events().await, distinct);
+    assert_eq!(
+        metric(&worker, "eventpipe_worker_db_write_failures_total").await,
+        0.0,
+        "a lane's write failed (deadlock?)"
+    );
+    db.assert_rollups_exact().await;
+}

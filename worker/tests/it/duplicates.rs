@@ -102,7 +102,9 @@ async fn the_same_ids_in_two_lanes_at_once_are_stored_once_without_a_deadlock() 
         .unwrap();
     let mut distinct = 0;
     for _ in 0..10 {
-        let ids: Vec<String> = (0..1000).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
         // Two requests (one may not repeat an id), read in one batch.
         let (ann, bob): (Vec<_>, Vec<_>) = (
             ids.iter()

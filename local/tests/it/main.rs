@@ -6,6 +6,7 @@
 mod bruno;
 mod compose;
 mod configuration;
+mod kubernetes;
 mod layout;
 mod ops;
 mod postgres;

@@ -16,7 +16,7 @@ pub const EVENTS_DUPLICATE_TOTAL: &str = "eventpipe_worker_events_duplicate_tota
 pub const DLQ_MESSAGES_TOTAL: &str = "eventpipe_worker_dlq_messages_total";
 /// Messages per stored batch.
 pub const BATCH_MESSAGES: &str = "eventpipe_worker_batch_messages";
-/// Time to write one batch's transaction.
+/// Time to write one lane's transaction of a batch (WORKER_WRITE_LANES).
 pub const DB_WRITE_DURATION_SECONDS: &str = "eventpipe_worker_db_write_duration_seconds";
 /// Batch writes that failed (each retry counts).
 pub const DB_WRITE_FAILURES_TOTAL: &str = "eventpipe_worker_db_write_failures_total";
@@ -156,8 +156,11 @@ impl Metrics {
                 ]),
             )?,
             db_write_duration: Histogram::with_opts(
-                HistogramOpts::new(DB_WRITE_DURATION_SECONDS, "Time to write one batch")
-                    .buckets(latency.clone()),
+                HistogramOpts::new(
+                    DB_WRITE_DURATION_SECONDS,
+                    "Time to write one lane's transaction of a batch",
+                )
+                .buckets(latency.clone()),
             )?,
             db_write_failures: IntCounter::new(DB_WRITE_FAILURES_TOTAL, "Failed batch writes")?,
             consumer_lag: IntGaugeVec::new(

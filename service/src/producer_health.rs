@@ -316,14 +316,19 @@ fn fatal_of<C: ClientContext>(client: &rdkafka::client::Client<C>) -> Option<Str
         .map(|(code, reason)| format!("{code}: {reason}"))
 }
 
+/// [`Replaceable::retire`] for any producer.
+fn purge_and_flush<C: ProducerContext, P: Producer<C>>(producer: &P) {
+    producer.purge(PurgeConfig::default().queue().inflight());
+    let _ = producer.flush(Timeout::After(RETIRE_TIMEOUT));
+}
+
 impl<C: ProducerContext + 'static> Replaceable for ThreadedProducer<C> {
     fn fatal_error(&self) -> Option<String> {
         fatal_of(self.client())
     }
 
     fn retire(self) {
-        self.purge(PurgeConfig::default().queue().inflight());
-        let _ = self.flush(Timeout::After(RETIRE_TIMEOUT));
+        purge_and_flush(&self);
     }
 }
 
@@ -335,8 +340,7 @@ impl<C: ClientContext + 'static, R: AsyncRuntime + Send + Sync + 'static> Replac
     }
 
     fn retire(self) {
-        self.purge(PurgeConfig::default().queue().inflight());
-        let _ = self.flush(Timeout::After(RETIRE_TIMEOUT));
+        purge_and_flush(&self);
     }
 }
 

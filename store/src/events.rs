@@ -150,14 +150,8 @@ WITH inserted AS (
   ORDER BY 1, 2
   ON CONFLICT (hour, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
 )
-SELECT count(*) AS n FROM inserted";
-
-#[derive(diesel::QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    #[allow(dead_code)]
-    n: i64,
-}
+-- The inserts above run to completion whatever this reads.
+SELECT FROM inserted LIMIT 0";
 
 /// Runs [`ADD_TO_ROLLUPS`] for `rows`, those of the batch that were new.
 async fn add_to_rollups(
@@ -168,13 +162,13 @@ async fn add_to_rollups(
         return Ok(());
     }
     let column = |f: fn(&NewEvent) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let _: Vec<Counted> = sql_query(ADD_TO_ROLLUPS)
+    sql_query(ADD_TO_ROLLUPS)
         .bind::<Array<Text>, _>(column(|r| &r.user_id))
         .bind::<Array<Text>, _>(column(|r| &r.event_type))
         .bind::<Array<Text>, _>(column(|r| &r.source))
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.event_ts).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
-        .load(conn)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -78,7 +78,7 @@ async fn time_worker(
     anomalies: bool,
     n: usize,
 ) -> f64 {
-    let vars: HashMap<String, String> = HashMap::from([
+    let mut vars: HashMap<String, String> = HashMap::from([
         (
             "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
             kafka.bootstrap_servers(),
@@ -93,7 +93,6 @@ async fn time_worker(
         ("RETENTION_EVENTS_DAYS".to_owned(), "7".to_owned()),
         ("RETENTION_ANOMALIES_DAYS".to_owned(), "7".to_owned()),
     ]);
-    let mut vars = vars;
     // Worker settings to compare, from the benchmark's environment.
     for name in [
         "WORKER_WRITE_LANES",

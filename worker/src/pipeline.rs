@@ -137,32 +137,31 @@ fn by_lane(
     Vec<Option<TraceHeaders>>,
     Vec<std::ops::Range<usize>>,
 ) {
-    if lanes <= 1 {
-        let all = 0..rows.len();
-        return (rows, row_messages, traces, vec![all]);
-    }
-    let of: Vec<usize> = rows.iter().map(|r| lane_of(&r.user_id, lanes)).collect();
-    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let lanes = lanes.max(1);
+    let mut tagged: Vec<(usize, NewEvent, usize, Option<TraceHeaders>)> = rows
+        .into_iter()
+        .zip(row_messages)
+        .zip(traces)
+        .map(|((row, message), trace)| (lane_of(&row.user_id, lanes), row, message, trace))
+        .collect();
     // Stable: batch order within a lane.
-    order.sort_by_key(|&i| of[i]);
+    tagged.sort_by_key(|(lane, ..)| *lane);
     let mut bounds = Vec::with_capacity(lanes);
     let mut start = 0;
     for lane in 0..lanes {
-        let end = start + of.iter().filter(|&&l| l == lane).count();
+        let end = start + tagged[start..].iter().take_while(|t| t.0 == lane).count();
         bounds.push(start..end);
         start = end;
     }
-    let mut rows: Vec<Option<NewEvent>> = rows.into_iter().map(Some).collect();
-    let mut traces: Vec<Option<Option<TraceHeaders>>> = traces.into_iter().map(Some).collect();
-    let mut sorted_rows = Vec::with_capacity(rows.len());
-    let mut sorted_messages = Vec::with_capacity(rows.len());
-    let mut sorted_traces = Vec::with_capacity(rows.len());
-    for i in order {
-        sorted_rows.extend(rows[i].take());
-        sorted_messages.push(row_messages[i]);
-        sorted_traces.extend(traces[i].take());
+    let mut rows = Vec::with_capacity(tagged.len());
+    let mut row_messages = Vec::with_capacity(tagged.len());
+    let mut traces = Vec::with_capacity(tagged.len());
+    for (_, row, message, trace) in tagged {
+        rows.push(row);
+        row_messages.push(message);
+        traces.push(trace);
     }
-    (sorted_rows, sorted_messages, sorted_traces, bounds)
+    (rows, row_messages, traces, bounds)
 }
 
 /// The most links a batch span records (the SDK's default limit).
@@ -437,13 +436,11 @@ async fn process(
             None => return Outcome::Abandoned,
         }
     }
-    {
-        for (row, error) in refused {
-            if let Some((_, span)) = events.iter().find(|(r, _)| *r == row) {
-                span.set_status(Status::error(format!("refused by the database: {error}")));
-            }
-            poison.push((batch.row_messages[row], "refused_by_database", error));
+    for (row, error) in refused {
+        if let Some((_, span)) = events.iter().find(|(r, _)| *r == row) {
+            span.set_status(Status::error(format!("refused by the database: {error}")));
         }
+        poison.push((batch.row_messages[row], "refused_by_database", error));
     }
     drop(events);
     poison.sort_by_key(|(i, _, _)| *i);

@@ -89,12 +89,7 @@ async fn a_full_queue_drops_and_counts_without_touching_the_answer() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let metrics = api.metrics_text().await;
-        let value = |series: &str| -> u64 {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-                .unwrap_or(0)
-        };
+        let value = |series: &str| sample(&metrics, series).unwrap_or(0.0) as u64;
         let kept = value("eventpipe_api_invalid_events_kept_total ");
         let dropped = value("eventpipe_api_invalid_events_dropped_total{reason=\"queue_full\"} ");
         if kept + dropped == 10 {

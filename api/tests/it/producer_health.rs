@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use eventpipe_embedded_kafka::{ApiKey, ResponseError};
 use serde_json::Value;
 
-use crate::support::{TestApi, event};
+use crate::support::{TestApi, event, sample};
 
 /// POSTs one event of `user`; the status and, for a 202, its event id.
 async fn send(api: &TestApi, user: &str) -> (u16, Option<String>) {
@@ -28,12 +28,10 @@ async fn ready(api: &TestApi) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-/// The value of the sample of `metrics` whose line starts with `series`.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+/// The value of `series` on the server's `/metrics`, which must have it.
+async fn sample_of(api: &TestApi, series: &str) -> f64 {
+    let metrics = api.metrics_text().await;
+    sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
 /// Every event answered 202 is on the topic.
@@ -82,12 +80,12 @@ async fn a_fatal_producer_is_replaced_without_a_restart() {
         accepted.push(send(&api, "u").await.1.expect("202 after the replacement"));
     }
     api.wait_ready(Duration::from_secs(5)).await;
-    let metrics = api.metrics_text().await;
     assert_eq!(
-        sample(
-            &metrics,
+        sample_of(
+            &api,
             "eventpipe_api_kafka_producer_recreated_total{reason=\"fatal\"}"
-        ),
+        )
+        .await,
         1.0
     );
     assert_on_topic(&api, &accepted);
@@ -123,16 +121,16 @@ async fn a_broker_refusing_every_send_makes_the_api_not_ready_until_it_accepts()
     for _ in 0..10 {
         assert_eq!(send(&api, "u").await.0, 503, "no 202 while Kafka refuses");
     }
-    let metrics = api.metrics_text().await;
     assert!(
-        sample(
-            &metrics,
+        sample_of(
+            &api,
             "eventpipe_api_kafka_producer_recreated_total{reason=\"refused\"}"
-        ) >= 1.0,
-        "{metrics}"
+        )
+        .await
+            >= 1.0
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sample(&api.metrics_text().await, "eventpipe_api_kafka_ready") != 0.0 {
+    while sample_of(&api, "eventpipe_api_kafka_ready").await != 0.0 {
         assert!(
             Instant::now() < deadline,
             "eventpipe_api_kafka_ready stayed 1"

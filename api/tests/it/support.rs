@@ -256,6 +256,14 @@ impl Drop for TestApi {
     }
 }
 
+/// The value of one series (name and labels, as exposed) in a `/metrics`
+/// text, if it is there.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 /// A minimal valid event.
 pub fn event(user: &str, event_type: &str) -> serde_json::Value {
     serde_json::json!({"user_id": user, "type": event_type})

@@ -94,19 +94,13 @@ async fn an_idle_worker_in_a_stalled_group_is_not_ready_and_reports_every_partit
     );
     assert!(metric(&worker, "eventpipe_worker_group_stalled_seconds").await >= 2.0);
     // Every partition has a lag series, the empty ones at 0.
-    let text = reqwest::get(worker.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&worker).await;
     let lags: Vec<f64> = (0..6)
         .map(|p| {
             let series = format!(
-                "eventpipe_worker_consumer_lag_messages{{partition=\"{p}\",topic=\"{EVENTS}\"}} "
+                "eventpipe_worker_consumer_lag_messages{{partition=\"{p}\",topic=\"{EVENTS}\"}}"
             );
-            text.lines()
-                .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            sample(&text, &series)
                 .unwrap_or_else(|| panic!("no lag series for partition {p}:\n{text}"))
         })
         .collect();

@@ -341,18 +341,27 @@ pub fn committed(kafka: &EmbeddedKafka) -> i64 {
         .sum()
 }
 
-/// The value of one series (name and labels, as exposed) on `service`'s
-/// `/metrics`; 0 when absent.
-pub async fn metric(service: &Running, series: &str) -> f64 {
-    let text = reqwest::get(service.url("/metrics"))
+/// `service`'s `/metrics` text.
+pub async fn metrics_text(service: &Running) -> String {
+    reqwest::get(service.url("/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of one series (name and labels, as exposed) in a `/metrics`
+/// text, if it is there.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// The value of one series (name and labels, as exposed) on `service`'s
+/// `/metrics`; 0 when absent.
+pub async fn metric(service: &Running, series: &str) -> f64 {
+    sample(&metrics_text(service).await, series).unwrap_or(0.0)
 }
 
 /// Waits until a metric series reaches `value` (metrics are updated just

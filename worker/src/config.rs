@@ -475,6 +475,41 @@ mod tests {
     }
 
     #[test]
+    fn lanes_stalls_and_producer_health_refuse_bad_values_naming_them() {
+        let cases = [
+            ("WORKER_WRITE_LANES", "0"),
+            ("WORKER_WRITE_LANES", "two"),
+            ("WORKER_STALL_AFTER_SECS", "0"),
+            ("WORKER_REJOIN_AFTER_SECS", "-1"),
+            ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "0"),
+            ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "many"),
+        ];
+        for (name, value) in cases {
+            let err = WorkerConfig::from_lookup(|n| match n {
+                "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+                n if n == name => Some(value.to_owned()),
+                _ => None,
+            })
+            .unwrap_err();
+            assert_eq!(err.var, name, "{err}");
+        }
+        // Each lane needs a connection of the pool.
+        let err = WorkerConfig::from_lookup(|n| match n {
+            "KAFKA_BOOTSTRAP_SERVERS" => Some("k".to_owned()),
+            "WORKER_WRITE_LANES" => Some("5".to_owned()),
+            "DATABASE_POOL_SIZE" => Some("4".to_owned()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(err.var, "WORKER_WRITE_LANES");
+        assert!(err.to_string().contains("DATABASE_POOL_SIZE is 4"), "{err}");
+        let c =
+            WorkerConfig::from_lookup(|n| (n == "KAFKA_BOOTSTRAP_SERVERS").then(|| "k".to_owned()))
+                .unwrap();
+        assert_eq!((c.write_lanes, c.batch_size), (2, 10_000));
+    }
+
+    #[test]
     fn retention_is_off_unless_set_and_zero_or_junk_days_are_named() {
         let none = maintenance_config(|_| None).unwrap();
         assert!(none.retention.keeps_everything());

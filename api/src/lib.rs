@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod controllers;
 pub mod error;
+pub mod function;
 pub mod intake;
 pub mod invalid;
 pub mod metrics;
@@ -98,7 +99,7 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 /// longer deliver even when no request comes to notice, and forgives a run
 /// of failed sends once Kafka answers and the failures stopped (a replica
 /// out of rotation gets no requests to prove itself with).
-async fn probe_kafka(state: AppState) {
+pub(crate) async fn probe_kafka(state: AppState) {
     let mut was_failing = false;
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;

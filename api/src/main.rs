@@ -1,5 +1,6 @@
 //! The `eventpipe-api` binary: reads configuration from the environment and
-//! serves until Ctrl-C or SIGTERM. `--help` lists the variables; `openapi`
+//! serves until Ctrl-C or SIGTERM, or serves Lambda invocations when run
+//! as an AWS Lambda function. `--help` lists the variables; `openapi`
 //! prints the OpenAPI document.
 
 use anyhow::Context;
@@ -27,6 +28,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let telemetry = eventpipe_service::telemetry::init("eventpipe-api")?;
     let config = ApiConfig::from_env()?;
+    if eventpipe_service::function::on_lambda() {
+        let ran = eventpipe_api::function::run(config).await;
+        telemetry.shutdown();
+        return ran;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding API_ADDR={}", config.addr))?;

@@ -1,10 +1,12 @@
 //! What every eventpipe service process shares: typed settings read from
 //! environment variables ([`settings`]), the Prometheus exposition
 //! ([`metrics`]), Kafka client basics ([`kafka`]) and
-//! producer health ([`producer_health`]), the HTTP plumbing both
+//! producer health ([`producer_health`]), whether it runs as a function
+//! ([`function`]), the HTTP plumbing both
 //! servers share ([`http`]), logging and trace export ([`telemetry`]), and the shutdown signal. Each service keeps its own typed config struct and its own list
 //! of variables; this crate holds only the mechanism.
 
+pub mod function;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

@@ -23,6 +23,7 @@ pub mod controllers;
 pub mod dead_letters;
 pub mod decode;
 pub mod detection;
+pub mod function;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;

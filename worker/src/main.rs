@@ -3,7 +3,8 @@
 //! `eventpipe_store::migrate`), `openapi` prints the OpenAPI document,
 //! `retention [--dry-run] [--json]` runs one maintenance pass (partitions,
 //! retention) or lists what it would remove;
-//! without arguments it consumes until Ctrl-C or SIGTERM. `--help` lists the
+//! without arguments it consumes until Ctrl-C or SIGTERM, or handles Kafka
+//! batches as an AWS Lambda function when run as one. `--help` lists the
 //! environment variables.
 
 use anyhow::Context;
@@ -55,6 +56,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let telemetry = eventpipe_service::telemetry::init("eventpipe-worker")?;
     let config = WorkerConfig::from_env()?;
+    if eventpipe_service::function::on_lambda() {
+        let ran = eventpipe_worker::function::run(config).await;
+        telemetry.shutdown();
+        return ran;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding WORKER_ADDR={}", config.addr))?;

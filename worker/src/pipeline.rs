@@ -53,8 +53,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// What became of a batch.
 enum Outcome {
-    /// Everything is durable (rows stored, poison on the DLQ): commit.
-    Durable,
+    /// Everything is durable (rows stored, poison on the DLQ, this many
+    /// messages): commit.
+    Durable { dead_lettered: usize },
     /// Shutdown came first: commit nothing.
     Abandoned,
 }
@@ -290,7 +291,7 @@ async fn make_durable_and_commit(
         outcome = Outcome::Abandoned;
     }
     match outcome {
-        Outcome::Durable if worker.source.revocations() != batch.revocations => {
+        Outcome::Durable { .. } if worker.source.revocations() != batch.revocations => {
             // Partitions moved while this batch was read or written: its rows
             // are stored, and the new owner re-reads and skips them as
             // duplicates; committing now could move its offsets back.
@@ -299,7 +300,7 @@ async fn make_durable_and_commit(
                 "rebalance during the batch: offsets left to the partitions' owners"
             );
         }
-        Outcome::Durable => {
+        Outcome::Durable { .. } => {
             if let Err(e) = worker.source.commit(&batch.messages) {
                 // The rows are stored; a failed commit only means they are
                 // redelivered and skipped as duplicates.
@@ -311,13 +312,38 @@ async fn make_durable_and_commit(
             "shutdown: batch abandoned uncommitted"
         ),
     }
-    let _ = done.send(matches!(outcome, Outcome::Durable));
+    let _ = done.send(matches!(outcome, Outcome::Durable { .. }));
     outcome
+}
+
+/// Makes one batch durable on its own, with no batch before or after it
+/// (a function's invocation: the platform commits, and hands over the
+/// next batch only after this one); how many of its messages went to the
+/// DLQ, or `None` when `stop` came first.
+pub(crate) async fn make_durable(
+    worker: &Worker,
+    messages: Vec<Received>,
+    stop: &watch::Receiver<bool>,
+) -> Option<usize> {
+    let lanes = worker.config.write_lanes.max(1);
+    worker.metrics.consumed.inc_by(messages.len() as u64);
+    worker.metrics.batch_messages.observe(messages.len() as f64);
+    let batch = prepare(messages, worker.source.revocations(), lanes);
+    let span = batch_span(worker, &batch);
+    let lanes_done = (0..lanes).map(|_| oneshot::channel().0).collect();
+    let lanes_before = (0..lanes).map(|_| None).collect();
+    match process(worker, &batch, stop, lanes_before, lanes_done)
+        .instrument(span)
+        .await
+    {
+        Outcome::Durable { dead_lettered } => Some(dead_lettered),
+        Outcome::Abandoned => None,
+    }
 }
 
 /// Waits for a batch in flight; false when it was abandoned.
 async fn settle(in_flight: InFlight) -> anyhow::Result<bool> {
-    Ok(matches!(in_flight.await?, Outcome::Durable))
+    Ok(matches!(in_flight.await?, Outcome::Durable { .. }))
 }
 
 /// Batches written at once: while one finishes its slowest lane, the
@@ -469,7 +495,9 @@ async fn process(
         }
         worker.metrics.dlq.with_label_values(&[reason]).inc();
     }
-    Outcome::Durable
+    Outcome::Durable {
+        dead_lettered: poison.len(),
+    }
 }
 
 /// The span of putting message `i` on the DLQ, linked to the context the
@@ -652,7 +680,7 @@ pub async fn publish_committed(
 }
 
 /// [`publish`] in a span, child of the batch that stored the anomalies.
-async fn publish_traced(worker: &Worker, publication: &Publication) {
+pub(crate) async fn publish_traced(worker: &Worker, publication: &Publication) {
     if !publication.batch.is_sampled() {
         return publish(worker, &publication.anomalies, &publication.traces).await;
     }
@@ -696,7 +724,7 @@ async fn publish(worker: &Worker, anomalies: &[Anomaly], traces: &[Option<TraceH
 /// How often, and after how long, stored anomalies still unpublished (a
 /// worker stopped between commit and publication, or Kafka refused) are
 /// published by whichever worker finds them.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Publishes anomalies left unpublished, forever.
 pub async fn sweep_unpublished(worker: Arc<Worker>) {
@@ -705,17 +733,23 @@ pub async fn sweep_unpublished(worker: Arc<Worker>) {
     }
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
-        match anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
-            Ok(left) if !left.is_empty() => {
-                tracing::info!(
-                    anomalies = left.len(),
-                    "publishing anomalies left unpublished"
-                );
-                publish(&worker, &left, &[]).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "unpublished anomalies could not be read"),
+        sweep_once(&worker).await;
+    }
+}
+
+/// Publishes anomalies stored more than [`SWEEP_EVERY`] ago and still
+/// unpublished (up to 1000).
+pub(crate) async fn sweep_once(worker: &Worker) {
+    match anomalies::unpublished(&worker.pool, SWEEP_EVERY, 1000).await {
+        Ok(left) if !left.is_empty() => {
+            tracing::info!(
+                anomalies = left.len(),
+                "publishing anomalies left unpublished"
+            );
+            publish(worker, &left, &[]).await;
         }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "unpublished anomalies could not be read"),
     }
 }
 

@@ -166,9 +166,10 @@ fn client_config(config: &WorkerConfig) -> ClientConfig {
 }
 
 impl Source {
-    /// Creates the consumer (subscribed to the events topic) and the
+    /// Creates the consumer (subscribed to the events topic when `joins`
+    /// the group; a function is handed its messages instead) and the
     /// producer for the DLQ and anomalies topics.
-    pub fn new(config: &WorkerConfig, metrics: Metrics) -> anyhow::Result<Self> {
+    pub fn new(config: &WorkerConfig, metrics: Metrics, joins: bool) -> anyhow::Result<Self> {
         let consumer: StreamConsumer<SourceContext> = client_config(config)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
@@ -180,9 +181,11 @@ impl Source {
                 expected: Mutex::default(),
             })
             .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
-        consumer
-            .subscribe(&[&config.events_topic])
-            .with_context(|| format!("subscribing to {}", config.events_topic))?;
+        if joins {
+            consumer
+                .subscribe(&[&config.events_topic])
+                .with_context(|| format!("subscribing to {}", config.events_topic))?;
+        }
         let watcher = client_config(config)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
@@ -498,6 +501,46 @@ impl Source {
 
 /// One message read from the events topic.
 pub struct Received(OwnedMessage);
+
+/// A message as a function platform hands it over (decoded from its
+/// event; see [`crate::function`]).
+pub struct Record {
+    /// The topic it was read from.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset there.
+    pub offset: i64,
+    /// Its timestamp, in milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub value: Option<Vec<u8>>,
+    /// Its headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl From<Record> for Received {
+    fn from(record: Record) -> Self {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        Received(OwnedMessage::new(
+            record.value,
+            record.key,
+            record.topic,
+            rdkafka::Timestamp::CreateTime(record.timestamp_ms),
+            record.partition,
+            record.offset,
+            Some(headers),
+        ))
+    }
+}
 
 impl Received {
     /// The message value.

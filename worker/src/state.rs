@@ -54,6 +54,12 @@ pub struct Worker {
 /// when PostgreSQL or Kafka cannot be reached or the schema or a topic is
 /// missing; migrates first when `DATABASE_MIGRATE` is set.
 pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
+    start_as(config, true).await
+}
+
+/// [`start`], for a member of the consumer group (`joins`) or for a
+/// function handed its batches by the platform ([`crate::function`]).
+pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<Worker>> {
     if config.migrate {
         eventpipe_store::migrate(&config.database_url).await?;
     }
@@ -61,7 +67,7 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
     let metrics = Metrics::new().context("registering metrics")?;
     let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
     let database_up = eventpipe_store::ping(&pool).await;
-    let source = Source::new(&config, metrics.clone())?;
+    let source = Source::new(&config, metrics.clone(), joins)?;
     metrics
         .register(Box::new(source.producer_health().rebuilt_counter()))
         .context("registering metrics")?;

@@ -5,6 +5,7 @@
 
 mod access;
 mod broker_failure;
+mod function;
 mod ingest;
 mod invalid;
 mod openapi;

@@ -109,6 +109,11 @@ pub const VARS: &[Var] = &[
     producer_health::UNREADY_AFTER_VAR,
     producer_health::REBUILD_AFTER_VAR,
     var(
+        "WORKER_FUNCTION_RETRY_SECS",
+        Some("30"),
+        "as a Lambda function: how long an invocation retries a batch PostgreSQL or the DLQ refuses before it fails and the platform delivers the batch again (never past the invocation's deadline)",
+    ),
+    var(
         "WORKER_ANOMALIES",
         Some("true"),
         "detect anomalies in stored events (rules below), store them and publish them",
@@ -241,6 +246,8 @@ pub struct WorkerConfig {
     pub stall_after: Duration,
     /// `WORKER_REJOIN_AFTER_SECS`, default 120.
     pub rejoin_after: Duration,
+    /// `WORKER_FUNCTION_RETRY_SECS`, default 30.
+    pub function_retry: Duration,
     /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and
     /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`, for the DLQ and anomalies producer.
     pub producer_health: HealthRule,
@@ -302,6 +309,7 @@ impl fmt::Debug for WorkerConfig {
             .field("retry_max", &self.retry_max)
             .field("stall_after", &self.stall_after)
             .field("rejoin_after", &self.rejoin_after)
+            .field("function_retry", &self.function_retry)
             .field("producer_health", &self.producer_health)
             .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
             .field("anomalies_topic", &self.anomalies_topic)
@@ -348,6 +356,7 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(env.required("WORKER_SHUTDOWN_GRACE_SECS")?),
             stall_after: Duration::from_secs(env.positive("WORKER_STALL_AFTER_SECS")?),
             rejoin_after: Duration::from_secs(env.positive("WORKER_REJOIN_AFTER_SECS")?),
+            function_retry: Duration::from_secs(env.positive("WORKER_FUNCTION_RETRY_SECS")?),
             producer_health: HealthRule::from_env(&env)?,
             http: HttpTimeouts::from_env(&env)?,
             rules: if env.required("WORKER_ANOMALIES")? {
@@ -481,6 +490,7 @@ mod tests {
             ("WORKER_WRITE_LANES", "two"),
             ("WORKER_STALL_AFTER_SECS", "0"),
             ("WORKER_REJOIN_AFTER_SECS", "-1"),
+            ("WORKER_FUNCTION_RETRY_SECS", "0"),
             ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "0"),
             ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "many"),
         ];

@@ -71,11 +71,11 @@ async fn handle(
     if let Some(detector) = &worker.detector {
         detector.lock().await.0.forget();
     }
-    let stop = stop_before(event.context.deadline);
+    let stop = give_up(worker.config.function_retry, event.context.deadline);
     let Some(dead_lettered) = pipeline::make_durable(worker, messages, &stop).await else {
         tracing::warn!(
             records,
-            "the batch is not durable and the invocation's time is nearly up: failing it, the platform delivers it again"
+            "the batch is still not durable after WORKER_FUNCTION_RETRY_SECS (or near the deadline): failing it, the platform delivers it again"
         );
         return Err(format!(
             "the batch of {records} message(s) could not be made durable in time (PostgreSQL or the dead-letter topic kept failing); it will be delivered again"
@@ -98,18 +98,25 @@ async fn handle(
     })
 }
 
-/// Resolves to true shortly before `deadline` (milliseconds since the
-/// epoch), leaving the invocation time to answer.
-fn stop_before(deadline: u64) -> watch::Receiver<bool> {
+/// Turns true once the invocation has retried long enough: after
+/// `WORKER_FUNCTION_RETRY_SECS`, or shortly before `deadline` (milliseconds
+/// since the epoch) when that comes first, leaving time to answer. A
+/// deadline already past is not one (cargo-lambda's emulator sends the
+/// timeout itself, 600000), so the retry time alone bounds it.
+fn give_up(retry: Duration, deadline: u64) -> watch::Receiver<bool> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let left = Duration::from_millis(deadline).saturating_sub(now);
-    let margin = (left / 10).max(Duration::from_secs(1));
+    let budget = match Duration::from_millis(deadline).checked_sub(now) {
+        Some(left) if !left.is_zero() => {
+            retry.min(left.saturating_sub((left / 10).max(Duration::from_secs(1))))
+        }
+        _ => retry,
+    };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
-            () = tokio::time::sleep(left.saturating_sub(margin)) => { let _ = stop.send(true); }
+            () = tokio::time::sleep(budget) => { let _ = stop.send(true); }
             () = stop.closed() => {}
         }
     });
@@ -172,6 +179,42 @@ fn decode(record: KafkaRecord, list: &str) -> Result<Record, String> {
     })
 }
 
+/// The event a Kafka event source mapping invokes the function with for
+/// `messages` (what [`received`] decodes): records listed per
+/// `topic-partition`, keys and values in base64, header values as arrays
+/// of signed bytes. For invoking the function with messages of a topic
+/// (tests, benchmarks, replaying by hand).
+pub fn kafka_event(messages: &[Received]) -> serde_json::Value {
+    let base64 =
+        |bytes: Option<&[u8]>| bytes.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+    let mut records: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for m in messages {
+        let headers: Vec<serde_json::Value> = m
+            .headers()
+            .into_iter()
+            .map(|(name, value)| {
+                let signed: Vec<i8> = value.iter().map(|&b| b as i8).collect();
+                serde_json::json!({ name: signed })
+            })
+            .collect();
+        records
+            .entry(format!("{}-{}", m.topic(), m.partition()))
+            .or_default()
+            .push(serde_json::json!({
+                "topic": m.topic(),
+                "partition": m.partition(),
+                "offset": m.offset(),
+                "timestamp": m.timestamp_ms().unwrap_or(0),
+                "timestampType": "CREATE_TIME",
+                "key": base64(m.key()),
+                "value": base64(m.payload()),
+                "headers": headers,
+            }));
+    }
+    serde_json::json!({"eventSource": "SelfManagedKafka", "records": records})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +248,50 @@ mod tests {
         assert_eq!(messages[2].payload(), Some(&b"{}"[..]));
         assert_eq!(messages[2].schema_version(), Some(&b"1"[..]));
         assert_eq!(messages[0].payload(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn an_event_made_of_messages_decodes_to_the_same_messages() {
+        let record = |partition, offset, value: &str| Record {
+            topic: "events".to_owned(),
+            partition,
+            offset,
+            timestamp_ms: 1_700_000_000_123,
+            key: Some(b"user".to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            headers: vec![("h".to_owned(), vec![0, 200, 255])],
+        };
+        let messages: Vec<Received> = vec![
+            record(2, 5, "{\"a\":1}").into(),
+            record(0, 9, "not json").into(),
+        ];
+        let event: KafkaEvent = serde_json::from_value(kafka_event(&messages)).unwrap();
+        let again = received(event).unwrap();
+        let seen = |m: &Received| {
+            (
+                m.topic().to_owned(),
+                m.partition(),
+                m.offset(),
+                m.timestamp_ms(),
+                m.key().map(<[u8]>::to_vec),
+                m.payload().map(<[u8]>::to_vec),
+                m.headers()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // aws_lambda_events reads the timestamp through a float: it may be
+        // a millisecond off (the worker stores nothing from it).
+        let close = |a: &Received, b: &Received| {
+            let (mut a, mut b) = (seen(a), seen(b));
+            let off = a.3.unwrap() - b.3.unwrap();
+            (a.3, b.3) = (None, None);
+            assert_eq!(a, b);
+            assert!(off.abs() <= 1, "{off} ms off");
+        };
+        close(&again[0], &messages[1]);
+        close(&again[1], &messages[0]);
     }
 
     #[test]

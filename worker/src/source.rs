@@ -542,7 +542,40 @@ impl From<Record> for Received {
     }
 }
 
+impl From<OwnedMessage> for Received {
+    fn from(message: OwnedMessage) -> Self {
+        Received(message)
+    }
+}
+
 impl Received {
+    /// The topic it was read from.
+    pub fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    /// The message key.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.0.key()
+    }
+
+    /// Its timestamp in milliseconds since the epoch, if it has one.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.0.timestamp().to_millis()
+    }
+
+    /// Its headers, in order (a header without a value has an empty one).
+    pub fn headers(&self) -> Vec<(&str, &[u8])> {
+        self.0
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The message value.
     pub fn payload(&self) -> Option<&[u8]> {
         self.0.payload()

@@ -8,6 +8,7 @@ mod anomalies;
 mod dead_letters;
 mod duplicates;
 mod end_to_end;
+mod function;
 mod grafana;
 mod group_health;
 mod interrupted;

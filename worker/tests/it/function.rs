@@ -1,0 +1,294 @@
+//! The worker as a Kafka-triggered AWS Lambda function, under
+//! cargo-lambda's emulator: the real `eventpipe-worker` binary is invoked
+//! with the batch events an event source mapping sends, built from the
+//! real messages of the embedded cluster (posted through the real API,
+//! plus a poison message). Each event is stored exactly once however often
+//! its batch is delivered, poison goes to the DLQ, anomaly state carries
+//! across invocations through PostgreSQL, and a batch that cannot be made
+//! durable fails the invocation so the platform delivers it again.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eventpipe_service::function::Emulator;
+use eventpipe_worker::source::Received;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The worker binary as a function of `emulator`.
+fn function(
+    emulator: &Emulator,
+    kafka: &eventpipe_embedded_kafka::EmbeddedKafka,
+    db: &TestDb,
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_eventpipe-worker"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(emulator.function_env())
+        .envs(worker_vars(
+            kafka,
+            db,
+            &[("WORKER_FUNCTION_RETRY_SECS", "2")],
+        ))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Every message of `topic`'s `partitions`, in partition and offset order.
+fn read_all(
+    kafka: &eventpipe_embedded_kafka::EmbeddedKafka,
+    topic: &str,
+    partitions: i32,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut total = 0;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(5))
+            .unwrap();
+        total += high - low;
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (messages.len() as i64) < total {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {total}",
+            messages.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            messages.push(m.unwrap().detach());
+        }
+    }
+    messages.sort_by_key(|m| (m.partition(), m.offset()));
+    messages
+}
+
+/// The batch event for `messages`, as a Kafka event source mapping sends it.
+fn kafka_event(messages: &[&OwnedMessage]) -> Value {
+    let received: Vec<Received> = messages.iter().map(|&m| m.clone().into()).collect();
+    eventpipe_worker::function::kafka_event(&received)
+}
+
+/// Invokes the function with `event`: its answer's status, the
+/// `X-Amz-Function-Error` header if any, and the body.
+async fn invoke(emulator: &Emulator, event: &Value) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(emulator.invoke_url())
+        .json(event)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let error = response
+        .headers()
+        .get("x-amz-function-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, error, body)
+}
+
+/// Noon UTC yesterday plus `secs`, outside the unusual hours.
+fn at(secs: i64) -> String {
+    let noon = (chrono::Utc::now() - chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    (noon + chrono::Duration::seconds(secs)).to_rfc3339()
+}
+
+fn failed_login(user: &str, secs: i64) -> Value {
+    json!({"user_id": user, "type": "login", "timestamp": at(secs),
+           "payload": {"success": false, "location": "Berlin, DE"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let api = start_api(&kafka).await;
+    wait_ready(&api).await;
+
+    // The first batch: ordinary events, two failed logins of one user, and
+    // a message that is not JSON.
+    let mut first: Vec<Value> = (0..30)
+        .map(|i| json!({"user_id": format!("fn-{}", i % 7), "type": "click", "payload": {"i": i}}))
+        .collect();
+    first.push(failed_login("mallory", 0));
+    first.push(failed_login("mallory", 10));
+    let first_ids = post_events(&api, &json!(first)).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
+        .unwrap();
+    let poison_offset = producer
+        .send(
+            FutureRecord::to(EVENTS)
+                .partition(3)
+                .key("k")
+                .payload("this is not json"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .offset;
+    let in_first = read_all(&kafka, EVENTS, 6);
+    // The second: the third failed login, which only the stored history of
+    // the first two makes an anomaly, and a few more.
+    let mut second: Vec<Value> = (0..5)
+        .map(|i| json!({"user_id": format!("fn2-{i}"), "type": "view"}))
+        .collect();
+    second.push(failed_login("mallory", 20));
+    let second_ids = post_events(&api, &json!(second)).await;
+    let all = read_all(&kafka, EVENTS, 6);
+    let (batch_one, batch_two): (Vec<&OwnedMessage>, Vec<&OwnedMessage>) =
+        all.iter().partition(|m| {
+            in_first
+                .iter()
+                .any(|f| (f.partition(), f.offset()) == (m.partition(), m.offset()))
+        });
+    assert_eq!(
+        (batch_one.len(), batch_two.len()),
+        (first_ids.len() + 1, second_ids.len())
+    );
+    let (event_one, event_two) = (kafka_event(&batch_one), kafka_event(&batch_two));
+
+    let emulator = Emulator::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+    let mut child = function(&emulator, &kafka, &db);
+
+    // Delivered, then delivered again (the platform retries a batch whose
+    // invocation it did not see succeed).
+    for delivery in 0..2 {
+        let (status, error, body) = invoke(&emulator, &event_one).await;
+        assert_eq!((status, error), (200, None), "delivery {delivery}: {body}");
+        assert_eq!(
+            body,
+            json!({"records": batch_one.len(), "dead_lettered": 1})
+        );
+        db.assert_each_stored_once(first_ids.len() as i64, Duration::from_secs(5))
+            .await;
+    }
+    assert_eq!(db.count("SELECT count(*) AS n FROM anomalies").await, 0);
+    // The poison message is on the DLQ, once per delivery of its batch,
+    // saying where it came from.
+    let dead = read_all(&kafka, DLQ, 1);
+    assert_eq!(dead.len(), 2);
+    for m in &dead {
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|hs| hs.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("eventpipe-dlq-reason").as_deref(), Some("not_json"));
+        assert_eq!(
+            header("eventpipe-dlq-source-partition").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            header("eventpipe-dlq-source-offset"),
+            Some(poison_offset.to_string())
+        );
+        assert_eq!(m.payload(), Some(&b"this is not json"[..]));
+    }
+
+    // The second batch, in a new execution environment (the platform
+    // moved the partitions), completes mallory's three failed logins: the
+    // state is rebuilt from PostgreSQL, and there is one anomaly, stored
+    // and published, however often the batch comes.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = function(&emulator, &kafka, &db);
+    let total = (first_ids.len() + second_ids.len()) as i64;
+    for delivery in 0..2 {
+        let (status, error, body) = invoke(&emulator, &event_two).await;
+        assert_eq!((status, error), (200, None), "delivery {delivery}: {body}");
+        assert_eq!(
+            body,
+            json!({"records": batch_two.len(), "dead_lettered": 0})
+        );
+        db.assert_each_stored_once(total, Duration::from_secs(5))
+            .await;
+        assert_eq!(
+            db.count("SELECT count(*) AS n FROM anomalies WHERE user_id = 'mallory'")
+                .await,
+            1
+        );
+    }
+    let published = read_all(&kafka, ANOMALIES, 3);
+    assert_eq!(published.len(), 1, "the anomaly is on its topic");
+    let anomaly: Value = serde_json::from_slice(published[0].payload().unwrap()).unwrap();
+    assert_eq!(anomaly["user_id"], "mallory");
+    db.assert_rollups_exact().await;
+
+    // PostgreSQL refuses: the invocation fails after
+    // WORKER_FUNCTION_RETRY_SECS, nothing is half stored, and the platform's
+    // next delivery stores the batch once the database is back.
+    let third_ids = post_events(
+        &api,
+        &json!([{"user_id": "late", "type": "click"}, {"user_id": "later", "type": "click"}]),
+    )
+    .await;
+    let third: Vec<OwnedMessage> = read_all(&kafka, EVENTS, 6)
+        .into_iter()
+        .filter(|m| {
+            !all.iter()
+                .any(|a| (a.partition(), a.offset()) == (m.partition(), m.offset()))
+        })
+        .collect();
+    let event_three = kafka_event(&third.iter().collect::<Vec<_>>());
+    db.admin(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .await;
+    db.admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    ))
+    .await;
+    let started = Instant::now();
+    let (status, error, body) = invoke(&emulator, &event_three).await;
+    assert!(
+        error.is_some() || status >= 400,
+        "the invocation failed: {status} {body}"
+    );
+    assert!(
+        body.to_string().contains("could not be made durable"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2), "retried first");
+    db.admin(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+        db.name
+    ))
+    .await;
+    let (status, error, body) = invoke(&emulator, &event_three).await;
+    assert_eq!((status, error), (200, None), "{body}");
+    db.assert_each_stored_once(total + third_ids.len() as i64, Duration::from_secs(5))
+        .await;
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    api.stop().await.unwrap();
+}

@@ -353,6 +353,18 @@ impl EventSink {
             .map_or(0, |t| t.partitions().len()))
     }
 
+    /// Waits, up to `within`, for a broker the cluster named to answer,
+    /// so the producer has its id before the first request
+    /// ([`eventpipe_service::kafka::await_brokers`]).
+    pub async fn await_brokers(&self, within: Duration) {
+        let producer = self.producer.get();
+        let topic = self.topic.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            eventpipe_service::kafka::await_brokers(producer.client(), &topic, within);
+        })
+        .await;
+    }
+
     /// True when a broker answers a metadata request for the events topic.
     pub async fn probe(&self, timeout: Duration) -> bool {
         matches!(self.partition_count(&self.topic, timeout).await, Ok(n) if n > 0)

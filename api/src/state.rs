@@ -107,6 +107,10 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The longest start-up waits for the cluster's own brokers to answer
+/// once the bootstrap address did ([`EventSink::await_brokers`]).
+const BROKERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Connects to Kafka (creating the events topic when missing) and builds
 /// the shared state.
 pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
@@ -116,6 +120,7 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         .register(Box::new(sink.health().rebuilt_counter()))
         .context("registering metrics")?;
     sink.ensure_topic(&config.kafka).await?;
+    sink.await_brokers(BROKERS_WITHIN).await;
     let invalid = match &config.kafka.invalid {
         Some(invalid) => {
             sink.ensure_named(&config.kafka, &invalid.topic, 1, "API_INVALID_TOPIC")

@@ -17,7 +17,8 @@
 //! 2. warm: the batches through one environment: events/s and the
 //!    invocation's duration as the client sees it through the emulator.
 //!
-//! Run: `cargo bench -p eventpipe-worker --bench function` (needs
+//! Run: `cargo bench -p eventpipe-worker --bench function`
+//! (`BENCH_FUNCTION_ENV`, extra `KEY=VALUE;...` for the functions; needs
 //! cargo-lambda, which `scripts/setup` installs, and PostgreSQL at
 //! 127.0.0.1:5432).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -51,9 +52,26 @@ fn function(emulator: &Emulator, bootstrap: &str, database: &str) -> Child {
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("DATABASE_URL", database)
         .env("RUST_LOG", "error")
+        .envs(extra_env())
         .stdin(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// `BENCH_FUNCTION_ENV`: `KEY=VALUE;...` for the function processes
+/// (e.g. `WORKER_ANOMALIES=false` to see what the rules cost).
+fn extra_env() -> Vec<(String, String)> {
+    std::env::var("BENCH_FUNCTION_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .expect("BENCH_FUNCTION_ENV: KEY=VALUE;...");
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
 }
 
 fn stop(mut child: Child) {
@@ -129,8 +147,11 @@ async fn main() {
 
     println!();
     println!(
-        "eventpipe worker as a Kafka-triggered Lambda function, cargo-lambda's emulator ({} cores; batches of {size}, rules on)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "eventpipe worker as a Kafka-triggered Lambda function, cargo-lambda's emulator ({} cores; batches of {size}{})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::var("BENCH_FUNCTION_ENV")
+            .map(|e| format!(", with {e}"))
+            .unwrap_or_default()
     );
     let mut cold = Vec::with_capacity(cold_starts);
     for event in cold_events {

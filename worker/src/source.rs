@@ -491,6 +491,18 @@ impl Source {
         Ok(())
     }
 
+    /// Waits, up to `within`, for a broker the cluster named to answer
+    /// the producer, so it has its id before the first dead letter or
+    /// anomaly ([`kafka_client::await_brokers`]). Blocks.
+    pub fn await_brokers(&self, within: Duration) {
+        let producer = self.producer.get();
+        kafka_client::await_brokers(
+            rdkafka::producer::Producer::client(&producer),
+            &self.dlq_topic,
+            within,
+        );
+    }
+
     /// True when a broker answers a metadata request.
     pub fn probe(&self, timeout: Duration) -> bool {
         self.consumer

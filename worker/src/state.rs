@@ -72,6 +72,7 @@ pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<W
         .register(Box::new(source.producer_health().rebuilt_counter()))
         .context("registering metrics")?;
     source.check_topics(&config, config.connect_timeout)?;
+    tokio::task::block_in_place(|| source.await_brokers(std::time::Duration::from_secs(1)));
     let dead_letters = Arc::new(DlqWatermarks::new(
         source.producer(),
         config.dlq_topic.clone(),

@@ -18,12 +18,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use eventpipe_embedded_kafka::EmbeddedKafka;
-use eventpipe_service::function::Emulator;
+use eventpipe_service::function::{Emulator, Function};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -34,19 +34,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// A function process, and when it said it takes invocations (its init
 /// is over: what Lambda reports as the Init Duration).
-fn function(emulator: &Emulator, bootstrap: &str) -> (Child, mpsc::Receiver<Instant>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventpipe-api"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(emulator.function_env())
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("RUST_LOG", "eventpipe_api::function=info,error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
+fn function(emulator: &Emulator, bootstrap: &str) -> (Function, mpsc::Receiver<Instant>) {
+    let mut function = emulator
+        .function(
+            Path::new(env!("CARGO_BIN_EXE_eventpipe-api")),
+            [
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap),
+                ("RUST_LOG", "eventpipe_api::function=info,error"),
+            ],
+            Stdio::piped(),
+        )
         .unwrap();
     let (ready, init) = mpsc::channel();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(function.take_stdout().unwrap()).lines();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             if line.contains("serving Lambda invocations") {
@@ -54,12 +54,7 @@ fn function(emulator: &Emulator, bootstrap: &str) -> (Child, mpsc::Receiver<Inst
             }
         }
     });
-    (child, init)
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+    (function, init)
 }
 
 /// Percentile `q` of sorted `samples`, in milliseconds.
@@ -122,7 +117,7 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         cold.push(started.elapsed());
-        stop(child);
+        drop(child);
     }
     cold.sort();
     inits.sort();
@@ -163,6 +158,6 @@ async fn main() {
             took.iter().sum::<Duration>().as_secs_f64() * 1000.0 / invocations as f64,
         );
     }
-    stop(child);
+    drop(child);
     println!();
 }

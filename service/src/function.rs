@@ -81,6 +81,32 @@ impl Emulator {
         ]
     }
 
+    /// Starts `program` as this emulator's function, with only the
+    /// variables Lambda would give it ([`Emulator::function_env`], `PATH`)
+    /// and `vars`, its standard output to `stdout`. Stopped when dropped.
+    pub fn function<K, V>(
+        &self,
+        program: &std::path::Path,
+        vars: impl IntoIterator<Item = (K, V)>,
+        stdout: std::process::Stdio,
+    ) -> anyhow::Result<Function>
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        use anyhow::Context;
+        let child = std::process::Command::new(program)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.function_env())
+            .envs(vars)
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        Ok(Function(child))
+    }
+
     /// The function URL of the function, for `path` (starting with `/`).
     pub fn function_url(&self, path: &str) -> String {
         format!(
@@ -102,5 +128,28 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A function process started by [`Emulator::function`]; killed when
+/// dropped (an execution environment the platform reclaims).
+pub struct Function(std::process::Child);
+
+impl Function {
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// Its standard output, if it was piped (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.0.stdout.take()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

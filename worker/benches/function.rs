@@ -24,13 +24,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use eventpipe_contract::{Rules, validate_event};
 use eventpipe_embedded_kafka::EmbeddedKafka;
 use eventpipe_sample::mix::Shape;
-use eventpipe_service::function::Emulator;
+use eventpipe_service::function::{Emulator, Function};
 use eventpipe_store::ScratchDatabase;
 use eventpipe_worker::function::kafka_event;
 use eventpipe_worker::source::{Received, Record};
@@ -44,17 +44,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn function(emulator: &Emulator, bootstrap: &str, database: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eventpipe-worker"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(emulator.function_env())
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("DATABASE_URL", database)
-        .env("RUST_LOG", "error")
-        .envs(extra_env())
-        .stdin(Stdio::null())
-        .spawn()
+fn function(emulator: &Emulator, bootstrap: &str, database: &str) -> Function {
+    let mut vars = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), bootstrap.to_owned()),
+        ("DATABASE_URL".to_owned(), database.to_owned()),
+        ("RUST_LOG".to_owned(), "error".to_owned()),
+    ];
+    vars.extend(extra_env());
+    emulator
+        .function(
+            Path::new(env!("CARGO_BIN_EXE_eventpipe-worker")),
+            vars,
+            Stdio::null(),
+        )
         .unwrap()
 }
 
@@ -72,11 +74,6 @@ fn extra_env() -> Vec<(String, String)> {
             (k.trim().to_owned(), v.trim().to_owned())
         })
         .collect()
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Percentile `q` of sorted `samples`, in milliseconds.
@@ -165,7 +162,7 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         cold.push(started.elapsed());
-        stop(child);
+        drop(child);
     }
     cold.sort();
     println!(
@@ -194,6 +191,6 @@ async fn main() {
         percentile(&took, 0.99),
         elapsed * 1000.0 / count as f64
     );
-    stop(child);
+    drop(child);
     println!();
 }

@@ -5,25 +5,26 @@
 //! server's, receipts and error bodies alike.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use eventpipe_service::function::Emulator;
+use eventpipe_service::function::{Emulator, Function};
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// The API binary as a function of `emulator`, producing to `kafka`.
-fn function(emulator: &Emulator, bootstrap: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eventpipe-api"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(emulator.function_env())
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("KAFKA_EVENTS_TOPIC", TOPIC)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
+/// The API binary as a function of `emulator`, producing to `bootstrap`.
+fn function(emulator: &Emulator, bootstrap: &str) -> Function {
+    emulator
+        .function(
+            Path::new(env!("CARGO_BIN_EXE_eventpipe-api")),
+            [
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap),
+                ("KAFKA_EVENTS_TOPIC", TOPIC),
+                ("RUST_LOG", "warn"),
+            ],
+            Stdio::inherit(),
+        )
         .unwrap()
 }
 
@@ -60,7 +61,7 @@ async fn the_function_answers_like_the_server_and_its_202s_are_on_kafka() {
             Ok(response) if response.status() != 502 => break response,
             _ => {}
         }
-        assert!(child.try_wait().unwrap().is_none(), "the function exited");
+        assert!(child.is_running(), "the function exited");
         assert!(Instant::now() < deadline, "the function never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -122,6 +123,5 @@ async fn the_function_answers_like_the_server_and_its_202s_are_on_kafka() {
     );
     assert_eq!(api.topic_message_count(), 21, "nothing more was produced");
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }

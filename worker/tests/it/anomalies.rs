@@ -15,19 +15,8 @@ fn user(name: &str) -> String {
     format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-/// Noon UTC yesterday plus `secs`: outside the unusual hours whenever the
-/// test runs.
-fn at(secs: i64) -> String {
-    let noon = (chrono::Utc::now() - chrono::Duration::days(1))
-        .date_naive()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-        .and_utc();
-    (noon + chrono::Duration::seconds(secs)).to_rfc3339()
-}
-
 fn login(user: &str, secs: i64, success: bool) -> Value {
-    json!({"user_id": user, "type": "login", "timestamp": at(secs),
+    json!({"user_id": user, "type": "login", "timestamp": yesterday_noon_plus(secs),
            "payload": {"success": success, "location": "Berlin, DE"}})
 }
 
@@ -111,11 +100,11 @@ async fn the_seed_sequences_yield_their_anomalies_once_in_the_table_and_on_the_t
     let mut events: Vec<Value> = (0..11).map(|i| login(&logins, i * 5, true)).collect();
     events.extend((0..3).map(|i| login(&failures, i, false)));
     events.push(
-        json!({"user_id": buyer, "type": "purchase", "timestamp": at(0),
+        json!({"user_id": buyer, "type": "purchase", "timestamp": yesterday_noon_plus(0),
                        "payload": {"amount": 1500, "currency": "USD"}}),
     );
     events.push(
-        json!({"user_id": heart, "type": "heartbeat", "timestamp": at(0),
+        json!({"user_id": heart, "type": "heartbeat", "timestamp": yesterday_noon_plus(0),
                        "payload": {"heart_rate": 200}}),
     );
     post_events(&api, &json!(events)).await;
@@ -217,7 +206,7 @@ async fn sequences_split_by_a_worker_restart_yield_what_an_uninterrupted_run_yie
     let first = start_worker(&kafka, &db, &group).await;
     let mut before: Vec<Value> = (0..6).map(|i| login(&logins, i * 5, true)).collect();
     before.extend((0..2).map(|i| login(&failures, i, false)));
-    before.push(json!({"user_id": heart, "type": "heartbeat", "timestamp": at(0), "payload": {"heart_rate": 70}}));
+    before.push(json!({"user_id": heart, "type": "heartbeat", "timestamp": yesterday_noon_plus(0), "payload": {"heart_rate": 70}}));
     post_events(&api, &json!(before)).await;
     db.wait_for_events(before.len() as i64, Duration::from_secs(30))
         .await;
@@ -229,7 +218,7 @@ async fn sequences_split_by_a_worker_restart_yield_what_an_uninterrupted_run_yie
     let second = start_worker(&kafka, &db, &group).await;
     let mut after: Vec<Value> = (6..11).map(|i| login(&logins, i * 5, true)).collect();
     after.push(login(&failures, 2, false));
-    after.push(json!({"user_id": heart, "type": "heartbeat", "timestamp": at(60), "payload": {"heart_rate": 115}}));
+    after.push(json!({"user_id": heart, "type": "heartbeat", "timestamp": yesterday_noon_plus(60), "payload": {"heart_rate": 115}}));
     post_events(&api, &json!(after)).await;
     db.wait_for_events((before.len() + after.len()) as i64, Duration::from_secs(60))
         .await;
@@ -258,7 +247,7 @@ async fn a_flood_of_distinct_users_keeps_the_state_under_its_cap() {
         let events: Vec<Value> = (0..100)
             .map(|i| {
                 json!({"user_id": format!("{prefix}-{round}-{i}"), "type": "heartbeat",
-                            "timestamp": at(round), "payload": {"heart_rate": 70}})
+                            "timestamp": yesterday_noon_plus(round), "payload": {"heart_rate": 70}})
             })
             .collect();
         posted += events.len();

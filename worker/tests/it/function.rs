@@ -8,10 +8,10 @@
 //! durable fails the invocation so the platform delivers it again.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use eventpipe_service::function::Emulator;
+use eventpipe_service::function::{Emulator, Function};
 use eventpipe_worker::source::Received;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -26,19 +26,15 @@ fn function(
     emulator: &Emulator,
     kafka: &eventpipe_embedded_kafka::EmbeddedKafka,
     db: &TestDb,
-) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eventpipe-worker"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(emulator.function_env())
-        .envs(worker_vars(
-            kafka,
-            db,
-            &[("WORKER_FUNCTION_RETRY_SECS", "2")],
-        ))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
+) -> Function {
+    let mut vars = worker_vars(kafka, db, &[("WORKER_FUNCTION_RETRY_SECS", "2")]);
+    vars.insert("RUST_LOG".to_owned(), "warn".to_owned());
+    emulator
+        .function(
+            Path::new(env!("CARGO_BIN_EXE_eventpipe-worker")),
+            vars,
+            Stdio::inherit(),
+        )
         .unwrap()
 }
 
@@ -107,18 +103,8 @@ async fn invoke(emulator: &Emulator, event: &Value) -> (u16, Option<String>, Val
     (status, error, body)
 }
 
-/// Noon UTC yesterday plus `secs`, outside the unusual hours.
-fn at(secs: i64) -> String {
-    let noon = (chrono::Utc::now() - chrono::Duration::days(1))
-        .date_naive()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-        .and_utc();
-    (noon + chrono::Duration::seconds(secs)).to_rfc3339()
-}
-
 fn failed_login(user: &str, secs: i64) -> Value {
-    json!({"user_id": user, "type": "login", "timestamp": at(secs),
+    json!({"user_id": user, "type": "login", "timestamp": yesterday_noon_plus(secs),
            "payload": {"success": false, "location": "Berlin, DE"}})
 }
 
@@ -174,7 +160,7 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     let (event_one, event_two) = (kafka_event(&batch_one), kafka_event(&batch_two));
 
     let emulator = Emulator::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
-    let mut child = function(&emulator, &kafka, &db);
+    let child = function(&emulator, &kafka, &db);
 
     // Delivered, then delivered again (the platform retries a batch whose
     // invocation it did not see succeed).
@@ -216,9 +202,8 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     // moved the partitions), completes mallory's three failed logins: the
     // state is rebuilt from PostgreSQL, and there is one anomaly, stored
     // and published, however often the batch comes.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut child = function(&emulator, &kafka, &db);
+    drop(child);
+    let child = function(&emulator, &kafka, &db);
     let total = (first_ids.len() + second_ids.len()) as i64;
     for delivery in 0..2 {
         let (status, error, body) = invoke(&emulator, &event_two).await;
@@ -257,16 +242,7 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
         })
         .collect();
     let event_three = kafka_event(&third.iter().collect::<Vec<_>>());
-    db.admin(&format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-        db.name
-    ))
-    .await;
-    db.admin(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-        db.name
-    ))
-    .await;
+    db.go_down().await;
     let started = Instant::now();
     let (status, error, body) = invoke(&emulator, &event_three).await;
     assert!(
@@ -278,17 +254,12 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
         "{body}"
     );
     assert!(started.elapsed() >= Duration::from_secs(2), "retried first");
-    db.admin(&format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-        db.name
-    ))
-    .await;
+    db.come_back().await;
     let (status, error, body) = invoke(&emulator, &event_three).await;
     assert_eq!((status, error), (200, None), "{body}");
     db.assert_each_stored_once(total + third_ids.len() as i64, Duration::from_secs(5))
         .await;
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     api.stop().await.unwrap();
 }

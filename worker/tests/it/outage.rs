@@ -35,16 +35,7 @@ async fn a_database_outage_loses_nothing_and_commits_nothing() {
     assert_eq!(settled, 100, "offsets of stored events are committed");
 
     // The outage: no new connections, existing ones cut.
-    db.admin(&format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-        db.name
-    ))
-    .await;
-    db.admin(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-        db.name
-    ))
-    .await;
+    db.go_down().await;
     post_events(&api, &batch("during", 150)).await;
     post_events(&api, &batch("during2", 150)).await;
     // Wait until the worker has tried and failed to write, and readiness
@@ -67,11 +58,7 @@ async fn a_database_outage_loses_nothing_and_commits_nothing() {
         100,
         "nothing is committed while the database is down"
     );
-    db.admin(&format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-        db.name
-    ))
-    .await;
+    db.come_back().await;
     db.wait_for_events(400, Duration::from_secs(30)).await;
     assert_eq!(
         db.count("SELECT count(DISTINCT event_id) AS n FROM events")

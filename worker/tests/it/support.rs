@@ -174,6 +174,29 @@ impl TestDb {
         self.connect().await.batch_execute(sql).await.unwrap();
     }
 
+    /// An outage of this database: no new connections, existing ones cut.
+    pub async fn go_down(&self) {
+        self.admin(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            self.name
+        ))
+        .await;
+        self.admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ))
+        .await;
+    }
+
+    /// The end of [`TestDb::go_down`]'s outage.
+    pub async fn come_back(&self) {
+        self.admin(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            self.name
+        ))
+        .await;
+    }
+
     /// Runs admin SQL against the server (not this database).
     pub async fn admin(&self, sql: &str) {
         let mut admin = AsyncPgConnection::establish(&format!("{SERVER}/postgres"))
@@ -222,6 +245,17 @@ pub fn kafka() -> EmbeddedKafka {
 
 fn lookup(vars: HashMap<String, String>) -> impl Fn(&str) -> Option<String> {
     move |name| vars.get(name).cloned()
+}
+
+/// Noon UTC yesterday plus `secs`, as RFC 3339: outside the unusual
+/// hours whenever the test runs.
+pub fn yesterday_noon_plus(secs: i64) -> String {
+    let noon = (chrono::Utc::now() - chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    (noon + chrono::Duration::seconds(secs)).to_rfc3339()
 }
 
 /// Starts the API against `kafka`.

@@ -24,6 +24,28 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/event
 /// The workers' consumer group when `KAFKA_GROUP_ID` is unset.
 pub const DEFAULT_GROUP_ID: &str = "eventpipe-worker";
 
+/// What the worker handles when it runs as a Lambda function
+/// (`WORKER_FUNCTION_SERVES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionServes {
+    /// The batches of a Kafka event source mapping.
+    Kafka,
+    /// HTTP requests (API Gateway, function URLs): the read side, health.
+    Http,
+}
+
+impl std::str::FromStr for FunctionServes {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "kafka" => Ok(FunctionServes::Kafka),
+            "http" => Ok(FunctionServes::Http),
+            _ => Err("expected `kafka` or `http`".to_owned()),
+        }
+    }
+}
+
 /// Every variable the worker reads, with its default.
 pub const VARS: &[Var] = &[
     var(
@@ -112,6 +134,11 @@ pub const VARS: &[Var] = &[
         "WORKER_FUNCTION_RETRY_SECS",
         Some("30"),
         "as a Lambda function: how long an invocation retries a batch PostgreSQL or the DLQ refuses before it fails and the platform delivers the batch again (never past the invocation's deadline)",
+    ),
+    var(
+        "WORKER_FUNCTION_SERVES",
+        Some("kafka"),
+        "as a Lambda function: `kafka` handles the batches of a Kafka event source mapping; `http` serves the worker's HTTP API (the read side, health) to API Gateway or a function URL instead",
     ),
     var(
         "WORKER_ANOMALIES",
@@ -248,6 +275,8 @@ pub struct WorkerConfig {
     pub rejoin_after: Duration,
     /// `WORKER_FUNCTION_RETRY_SECS`, default 30.
     pub function_retry: Duration,
+    /// `WORKER_FUNCTION_SERVES`, default `kafka`.
+    pub function_serves: FunctionServes,
     /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and
     /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`, for the DLQ and anomalies producer.
     pub producer_health: HealthRule,
@@ -310,6 +339,7 @@ impl fmt::Debug for WorkerConfig {
             .field("stall_after", &self.stall_after)
             .field("rejoin_after", &self.rejoin_after)
             .field("function_retry", &self.function_retry)
+            .field("function_serves", &self.function_serves)
             .field("producer_health", &self.producer_health)
             .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
             .field("anomalies_topic", &self.anomalies_topic)
@@ -357,6 +387,7 @@ impl WorkerConfig {
             stall_after: Duration::from_secs(env.positive("WORKER_STALL_AFTER_SECS")?),
             rejoin_after: Duration::from_secs(env.positive("WORKER_REJOIN_AFTER_SECS")?),
             function_retry: Duration::from_secs(env.positive("WORKER_FUNCTION_RETRY_SECS")?),
+            function_serves: env.required("WORKER_FUNCTION_SERVES")?,
             producer_health: HealthRule::from_env(&env)?,
             http: HttpTimeouts::from_env(&env)?,
             rules: if env.required("WORKER_ANOMALIES")? {
@@ -491,6 +522,7 @@ mod tests {
             ("WORKER_STALL_AFTER_SECS", "0"),
             ("WORKER_REJOIN_AFTER_SECS", "-1"),
             ("WORKER_FUNCTION_RETRY_SECS", "0"),
+            ("WORKER_FUNCTION_SERVES", "sqs"),
             ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "0"),
             ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "many"),
         ];

@@ -4,6 +4,9 @@
 //! when Lambda's runtime API is there
 //! ([`eventpipe_service::function::on_lambda`]).
 //!
+//! With `WORKER_FUNCTION_SERVES=http` it serves the worker's HTTP API
+//! instead (the read side), through `lambda_http`.
+//!
 //! An invocation is one batch of the long-running worker: decoded, poison
 //! messages on the DLQ, the rows, rules and rollups written in one
 //! transaction per lane, the anomalies published after. It succeeds only
@@ -26,7 +29,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::config::WorkerConfig;
+use crate::config::{FunctionServes, WorkerConfig};
 use crate::pipeline;
 use crate::source::{Received, Record};
 use crate::state::{Publication, Worker, start_as};
@@ -40,9 +43,32 @@ pub struct Handled {
     pub dead_lettered: usize,
 }
 
-/// Handles batches until the platform stops the environment.
+/// Handles batches, or serves HTTP (`WORKER_FUNCTION_SERVES`), until the
+/// platform stops the environment.
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    let serves = config.function_serves;
     let worker = start_as(config, false).await?;
+    match serves {
+        FunctionServes::Kafka => handle_batches(worker).await,
+        FunctionServes::Http => serve_http(worker).await,
+    }
+}
+
+/// The worker's HTTP API (the read side, health, readiness, metrics of
+/// this environment) through `lambda_http`, the same router as the
+/// server's.
+async fn serve_http(worker: Arc<Worker>) -> anyhow::Result<()> {
+    // Runs while the environment is thawed: keeps readiness current.
+    tokio::spawn(crate::probe(worker.clone(), false));
+    tracing::info!("eventpipe-worker serving its HTTP API as a Lambda function");
+    lambda_http::run(crate::app(worker))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the Lambda runtime stopped")
+}
+
+/// Handles the event source mapping's batches.
+async fn handle_batches(worker: Arc<Worker>) -> anyhow::Result<()> {
     let queue = worker
         .publications_queue
         .lock()

@@ -70,7 +70,7 @@ pub async fn serve(
         tracing::info!("shutting down: finishing the batch in flight");
         let _ = stop_tx.send(true);
     });
-    let probe = tokio::spawn(probe(worker.clone()));
+    let probe = tokio::spawn(probe(worker.clone(), true));
     let sweep = tokio::spawn(pipeline::sweep_unpublished(worker.clone()));
     let maintenance = tokio::spawn(maintenance::run(worker.clone()));
     let queue = worker
@@ -122,10 +122,11 @@ pub async fn serve(
     Ok(())
 }
 
-/// Keeps the readiness flags current, the outbox depth and the group's
-/// lag; replaces a producer that can no longer deliver; has a worker that
-/// sits idle while the group stalls rejoin it.
-async fn probe(worker: Arc<Worker>) {
+/// Keeps the readiness flags current, the outbox depth and, for a
+/// `member` of the consumer group, the group's lag; replaces a producer
+/// that can no longer deliver; has a member that sits idle while the
+/// group stalls rejoin it.
+pub(crate) async fn probe(worker: Arc<Worker>, member: bool) {
     let config = &worker.config;
     let mut watch = GroupWatch::new(config.stall_after, config.rejoin_after);
     loop {
@@ -134,7 +135,9 @@ async fn probe(worker: Arc<Worker>) {
         worker.source.heal_producer();
         if kafka {
             tokio::task::block_in_place(|| worker.dead_letters.refresh());
-            watch_group(&worker, &mut watch);
+            if member {
+                watch_group(&worker, &mut watch);
+            }
         }
         let database = eventpipe_store::ping(&worker.pool).await;
         worker.database_up.store(database, Ordering::Relaxed);

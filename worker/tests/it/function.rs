@@ -5,7 +5,8 @@
 //! plus a poison message). Each event is stored exactly once however often
 //! its batch is delivered, poison goes to the DLQ, anomaly state carries
 //! across invocations through PostgreSQL, and a batch that cannot be made
-//! durable fails the invocation so the platform delivers it again.
+//! durable fails the invocation so the platform delivers it again. As an
+//! HTTP function it serves the read side like the server.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -27,7 +28,17 @@ fn function(
     kafka: &eventpipe_embedded_kafka::EmbeddedKafka,
     db: &TestDb,
 ) -> Function {
-    let mut vars = worker_vars(kafka, db, &[("WORKER_FUNCTION_RETRY_SECS", "2")]);
+    function_with(emulator, kafka, db, &[("WORKER_FUNCTION_RETRY_SECS", "2")])
+}
+
+/// [`function`] with `extra` variables.
+fn function_with(
+    emulator: &Emulator,
+    kafka: &eventpipe_embedded_kafka::EmbeddedKafka,
+    db: &TestDb,
+    extra: &[(&str, &str)],
+) -> Function {
+    let mut vars = worker_vars(kafka, db, extra);
     vars.insert("RUST_LOG".to_owned(), "warn".to_owned());
     emulator
         .function(
@@ -261,5 +272,64 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
         .await;
 
     drop(child);
+    api.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_side_answers_through_a_function_url_like_the_server() {
+    let db = TestDb::create().await;
+    let kafka = kafka();
+    let api = start_api(&kafka).await;
+    wait_ready(&api).await;
+    let worker = start_worker(&kafka, &db, &[]).await;
+    let events: Vec<Value> = (0..12)
+        .map(|i| json!({"user_id": "reader", "type": if i % 3 == 0 { "login" } else { "click" }, "payload": {"i": i}}))
+        .collect();
+    let ids = post_events(&api, &json!(events)).await;
+    db.assert_each_stored_once(ids.len() as i64, Duration::from_secs(30))
+        .await;
+
+    let emulator = Emulator::start(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+    let child = function_with(
+        &emulator,
+        &kafka,
+        &db,
+        &[("WORKER_FUNCTION_SERVES", "http")],
+    );
+    let get = async |url: String| {
+        let response = reqwest::get(url).await.unwrap();
+        let status = response.status().as_u16();
+        let mut body: Value = response.json().await.unwrap_or(Value::Null);
+        if let Some(object) = body.as_object_mut() {
+            object.remove("request_id");
+        }
+        (status, body)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(emulator.function_url("/ready")).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the function never said it was ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for path in [
+        "/api/v1/events?user_id=reader&limit=5",
+        "/api/v1/users/reader",
+        &format!("/api/v1/events/{}", ids[3]),
+        "/api/v1/analytics/counts/total?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+        "/api/v1/events?limit=0",
+    ] {
+        let through_function = get(emulator.function_url(path)).await;
+        let through_server = get(worker.url(path)).await;
+        assert_eq!(through_function, through_server, "{path}");
+        assert_ne!(through_function.1, Value::Null, "{path}");
+    }
+    let (status, page) = get(emulator.function_url("/api/v1/events?user_id=reader&limit=5")).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(5), "{page}");
+
+    drop(child);
+    worker.stop().await.unwrap();
     api.stop().await.unwrap();
 }

@@ -98,7 +98,23 @@ async fn handle(
         detector.lock().await.0.forget();
     }
     let stop = give_up(worker.config.function_retry, event.context.deadline);
-    let Some(dead_lettered) = pipeline::make_durable(worker, messages, &stop).await else {
+    let mut queue = queue.lock().await;
+    // A lane hands its anomalies over once its transaction committed;
+    // they are published while the other lanes write (the queue is
+    // bounded: waiting until the end could stall a batch of many lanes).
+    let durable = pipeline::make_durable(worker, messages, &stop);
+    tokio::pin!(durable);
+    let made_durable = loop {
+        tokio::select! {
+            made = &mut durable => break made,
+            Some(publication) = queue.recv() => pipeline::publish_traced(worker, &publication).await,
+        }
+    };
+    while let Ok(publication) = queue.try_recv() {
+        pipeline::publish_traced(worker, &publication).await;
+    }
+    drop(queue);
+    let Some(dead_lettered) = made_durable else {
         tracing::warn!(
             records,
             "the batch is still not durable after WORKER_FUNCTION_RETRY_SECS (or near the deadline): failing it, the platform delivers it again"
@@ -108,13 +124,8 @@ async fn handle(
         )
         .into());
     };
-    // Anomalies of this batch are stored; publishing them is at least once
-    // (the outbox), so a failure here does not fail the batch.
-    let mut queue = queue.lock().await;
-    while let Ok(publication) = queue.try_recv() {
-        pipeline::publish_traced(worker, &publication).await;
-    }
-    drop(queue);
+    // Publishing anomalies is at least once (the outbox): one that failed
+    // does not fail the batch, and the sweep publishes it later.
     if worker.detector.is_some() {
         pipeline::sweep_once(worker).await;
     }

@@ -119,9 +119,13 @@ impl InvalidSink {
         })
     }
 
-    /// Waits up to `timeout` for the kept events still queued.
+    /// Waits up to `timeout` for the kept events still queued (at once
+    /// when none is: the function flushes after every request).
     pub async fn flush(&self, timeout: std::time::Duration) {
         use rdkafka::producer::Producer;
+        if self.producer.in_flight_count() == 0 {
+            return;
+        }
         let producer = self.producer.clone();
         let _ = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
     }

@@ -84,8 +84,10 @@ pub fn await_brokers<C: rdkafka::ClientContext>(
     within: std::time::Duration,
 ) {
     let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if matches!(client.fetch_metadata(Some(topic), within).map(|m| m.orig_broker_id()), Ok(id) if id >= 0)
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero()
+            || matches!(client.fetch_metadata(Some(topic), left).map(|m| m.orig_broker_id()), Ok(id) if id >= 0)
         {
             return;
         }

@@ -20,7 +20,7 @@
 //! batch, as after a rebalance.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
@@ -67,6 +67,14 @@ async fn serve_http(worker: Arc<Worker>) -> anyhow::Result<()> {
         .context("the Lambda runtime stopped")
 }
 
+/// What an environment's invocations share (one at a time).
+struct Invocations {
+    /// The anomalies committed lanes hand over for publication.
+    queue: mpsc::Receiver<Publication>,
+    /// When this environment last published anomalies left unpublished.
+    swept: Option<Instant>,
+}
+
 /// Handles the event source mapping's batches.
 async fn handle_batches(worker: Arc<Worker>) -> anyhow::Result<()> {
     let queue = worker
@@ -75,11 +83,11 @@ async fn handle_batches(worker: Arc<Worker>) -> anyhow::Result<()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
         .context("the anomaly publication queue was taken")?;
-    let queue = Arc::new(Mutex::new(queue));
+    let shared = Arc::new(Mutex::new(Invocations { queue, swept: None }));
     tracing::info!("eventpipe-worker handling Kafka batches as a Lambda function");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KafkaEvent>| {
-        let (worker, queue) = (worker.clone(), queue.clone());
-        async move { handle(&worker, &queue, event).await }
+        let (worker, shared) = (worker.clone(), shared.clone());
+        async move { handle(&worker, &mut *shared.lock().await, event).await }
     }))
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))
@@ -89,7 +97,7 @@ async fn handle_batches(worker: Arc<Worker>) -> anyhow::Result<()> {
 /// One invocation.
 async fn handle(
     worker: &Worker,
-    queue: &Mutex<mpsc::Receiver<Publication>>,
+    shared: &mut Invocations,
     event: LambdaEvent<KafkaEvent>,
 ) -> Result<Handled, lambda_runtime::Error> {
     let messages = received(event.payload)?;
@@ -98,7 +106,7 @@ async fn handle(
         detector.lock().await.0.forget();
     }
     let stop = give_up(worker.config.function_retry, event.context.deadline);
-    let mut queue = queue.lock().await;
+    let queue = &mut shared.queue;
     // A lane hands its anomalies over once its transaction committed;
     // they are published while the other lanes write (the queue is
     // bounded: waiting until the end could stall a batch of many lanes).
@@ -113,7 +121,6 @@ async fn handle(
     while let Ok(publication) = queue.try_recv() {
         pipeline::publish_traced(worker, &publication).await;
     }
-    drop(queue);
     let Some(dead_lettered) = made_durable else {
         tracing::warn!(
             records,
@@ -125,8 +132,14 @@ async fn handle(
         .into());
     };
     // Publishing anomalies is at least once (the outbox): one that failed
-    // does not fail the batch, and the sweep publishes it later.
-    if worker.detector.is_some() {
+    // does not fail the batch, and a later invocation's sweep (at most one
+    // per SWEEP_EVERY, as the long-running worker's) publishes it.
+    if worker.detector.is_some()
+        && shared
+            .swept
+            .is_none_or(|at| at.elapsed() >= pipeline::SWEEP_EVERY)
+    {
+        shared.swept = Some(Instant::now());
         pipeline::sweep_once(worker).await;
     }
     Ok(Handled {
@@ -180,16 +193,17 @@ fn received(event: KafkaEvent) -> Result<Vec<Received>, lambda_runtime::Error> {
 /// values as arrays of signed bytes, the topic in the record or in the
 /// name of its partition's list (`topic-partition`).
 fn decode(record: KafkaRecord, list: &str) -> Result<Record, String> {
+    let offset = record.offset;
     let base64 = |field: &str, text: Option<String>| {
         text.map(|t| {
             base64::engine::general_purpose::STANDARD
                 .decode(t.as_bytes())
-                .map_err(|e| format!("offset {}: {field} is not base64: {e}", record.offset))
+                .map_err(|e| format!("offset {offset}: {field} is not base64: {e}"))
         })
         .transpose()
     };
-    let key = base64("key", record.key.clone())?;
-    let value = base64("value", record.value.clone())?;
+    let key = base64("key", record.key)?;
+    let value = base64("value", record.value)?;
     let topic = match record.topic {
         Some(topic) => topic,
         None => list
@@ -208,7 +222,7 @@ fn decode(record: KafkaRecord, list: &str) -> Result<Record, String> {
     Ok(Record {
         topic,
         partition,
-        offset: record.offset,
+        offset,
         timestamp_ms: record.timestamp.0.timestamp_millis(),
         key,
         value,

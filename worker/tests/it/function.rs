@@ -114,6 +114,24 @@ async fn invoke(emulator: &Emulator, event: &Value) -> (u16, Option<String>, Val
     (status, error, body)
 }
 
+/// Invokes the function with `event`, expecting success; the answer.
+async fn delivered(emulator: &Emulator, event: &Value, what: &str) -> Value {
+    let (status, error, body) = invoke(emulator, event).await;
+    assert_eq!((status, error), (200, None), "{what}: {body}");
+    body
+}
+
+/// The messages of `all` that `earlier` did not hold.
+fn newer<'a>(all: &'a [OwnedMessage], earlier: &[OwnedMessage]) -> Vec<&'a OwnedMessage> {
+    all.iter()
+        .filter(|m| {
+            !earlier
+                .iter()
+                .any(|e| (e.partition(), e.offset()) == (m.partition(), m.offset()))
+        })
+        .collect()
+}
+
 fn failed_login(user: &str, secs: i64) -> Value {
     json!({"user_id": user, "type": "login", "timestamp": yesterday_noon_plus(secs),
            "payload": {"success": false, "location": "Berlin, DE"}})
@@ -158,12 +176,8 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     second.push(failed_login("mallory", 20));
     let second_ids = post_events(&api, &json!(second)).await;
     let all = read_all(&kafka, EVENTS, 6);
-    let (batch_one, batch_two): (Vec<&OwnedMessage>, Vec<&OwnedMessage>) =
-        all.iter().partition(|m| {
-            in_first
-                .iter()
-                .any(|f| (f.partition(), f.offset()) == (m.partition(), m.offset()))
-        });
+    let (batch_one, batch_two): (Vec<&OwnedMessage>, _) =
+        (in_first.iter().collect(), newer(&all, &in_first));
     assert_eq!(
         (batch_one.len(), batch_two.len()),
         (first_ids.len() + 1, second_ids.len())
@@ -176,8 +190,7 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     // Delivered, then delivered again (the platform retries a batch whose
     // invocation it did not see succeed).
     for delivery in 0..2 {
-        let (status, error, body) = invoke(&emulator, &event_one).await;
-        assert_eq!((status, error), (200, None), "delivery {delivery}: {body}");
+        let body = delivered(&emulator, &event_one, &format!("delivery {delivery}")).await;
         assert_eq!(
             body,
             json!({"records": batch_one.len(), "dead_lettered": 1})
@@ -217,8 +230,7 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     let child = function(&emulator, &kafka, &db);
     let total = (first_ids.len() + second_ids.len()) as i64;
     for delivery in 0..2 {
-        let (status, error, body) = invoke(&emulator, &event_two).await;
-        assert_eq!((status, error), (200, None), "delivery {delivery}: {body}");
+        let body = delivered(&emulator, &event_two, &format!("delivery {delivery}")).await;
         assert_eq!(
             body,
             json!({"records": batch_two.len(), "dead_lettered": 0})
@@ -245,14 +257,8 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
         &json!([{"user_id": "late", "type": "click"}, {"user_id": "later", "type": "click"}]),
     )
     .await;
-    let third: Vec<OwnedMessage> = read_all(&kafka, EVENTS, 6)
-        .into_iter()
-        .filter(|m| {
-            !all.iter()
-                .any(|a| (a.partition(), a.offset()) == (m.partition(), m.offset()))
-        })
-        .collect();
-    let event_three = kafka_event(&third.iter().collect::<Vec<_>>());
+    let with_third = read_all(&kafka, EVENTS, 6);
+    let event_three = kafka_event(&newer(&with_third, &all));
     db.go_down().await;
     let started = Instant::now();
     let (status, error, body) = invoke(&emulator, &event_three).await;
@@ -266,8 +272,7 @@ async fn kafka_batches_are_stored_once_however_often_they_are_delivered() {
     );
     assert!(started.elapsed() >= Duration::from_secs(2), "retried first");
     db.come_back().await;
-    let (status, error, body) = invoke(&emulator, &event_three).await;
-    assert_eq!((status, error), (200, None), "{body}");
+    delivered(&emulator, &event_three, "after the outage").await;
     db.assert_each_stored_once(total + third_ids.len() as i64, Duration::from_secs(5))
         .await;
 

@@ -27,6 +27,11 @@ async fn shared() -> RwLockReadGuard<'static, ()> {
     MACHINE.read().await
 }
 
+/// [`alone`], for tests outside a runtime.
+fn alone_blocking() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.blocking_write()
+}
+
 /// [`shared`], for tests outside a runtime.
 fn shared_blocking() -> RwLockReadGuard<'static, ()> {
     MACHINE.blocking_read()

@@ -150,6 +150,26 @@ pub const VARS: &[Var] = &[
         "events a replica may have waiting for Kafka's acknowledgement; a request beyond it gets 503 at once",
     ),
     var(
+        "KAFKA_GROUP_ID",
+        Some(kafka::GROUP_ID),
+        "the workers' consumer group: its committed offsets measure the backlog the API_MAX_BACKLOG_* bounds keep",
+    ),
+    var(
+        "API_MAX_BACKLOG_BYTES",
+        None,
+        "bytes the events topic keeps per partition (retention.bytes): events are refused with 503 rather than let this replica's events the workers have not committed reach it on any partition; exact for one replica (unset: off; the local run sets it for its embedded Kafka)",
+    ),
+    var(
+        "API_MAX_BACKLOG_MESSAGES",
+        None,
+        "events are refused with 503 while any partition of the events topic has this many messages the workers have not committed, whoever produced them (unset: off)",
+    ),
+    var(
+        "API_BACKLOG_CHECK_MS",
+        Some("100"),
+        "how often the workers' committed offsets are read when a backlog bound is set",
+    ),
+    var(
         "API_SHUTDOWN_GRACE_SECS",
         Some("10"),
         "on SIGTERM/Ctrl-C, how long in-flight requests and the producer flush may take",
@@ -224,6 +244,28 @@ impl fmt::Debug for KafkaConfig {
     }
 }
 
+/// The bound on what the workers have yet to consume (`API_MAX_BACKLOG_*`;
+/// see [`crate::backlog`]).
+#[derive(Debug, Clone)]
+pub struct BacklogLimits {
+    /// `API_MAX_BACKLOG_BYTES`: what the events topic keeps per partition;
+    /// `None`: no byte bound.
+    pub max_bytes: Option<u64>,
+    /// `API_MAX_BACKLOG_MESSAGES`; `None`: no message bound.
+    pub max_messages: Option<u64>,
+    /// `KAFKA_GROUP_ID`: the workers' consumer group.
+    pub group_id: String,
+    /// `API_BACKLOG_CHECK_MS`, default 100.
+    pub check_interval: Duration,
+}
+
+impl BacklogLimits {
+    /// Whether any bound is set.
+    pub fn any(&self) -> bool {
+        self.max_bytes.is_some() || self.max_messages.is_some()
+    }
+}
+
 /// Size and count limits on requests.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -286,6 +328,8 @@ pub struct ApiConfig {
     pub max_in_flight_requests: usize,
     /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
     pub http: HttpTimeouts,
+    /// The backlog bounds (`API_MAX_BACKLOG_*`, `KAFKA_GROUP_ID`).
+    pub backlog: BacklogLimits,
 }
 
 impl ApiConfig {
@@ -322,6 +366,24 @@ impl ApiConfig {
             None
         };
         let max_future_secs: i64 = env.required("EVENT_MAX_FUTURE_SECS")?;
+        let compression: String = env.required("KAFKA_COMPRESSION")?;
+        let backlog = BacklogLimits {
+            max_bytes: env.optional_positive("API_MAX_BACKLOG_BYTES")?,
+            max_messages: env.optional_positive("API_MAX_BACKLOG_MESSAGES")?,
+            group_id: env.required("KAFKA_GROUP_ID")?,
+            check_interval: Duration::from_millis(env.positive("API_BACKLOG_CHECK_MS")?),
+        };
+        if let Some(max) = backlog.max_bytes {
+            let least = 2 * crate::backlog::headroom(limits.max_event_bytes, &compression);
+            if max < least {
+                return Err(ConfigError::new(
+                    "API_MAX_BACKLOG_BYTES",
+                    format!(
+                        "must be at least {least} bytes: the bound keeps a producer batch and a redrive's room free below it, and needs as much again for events"
+                    ),
+                ));
+            }
+        }
         Ok(ApiConfig {
             addr: env.required("API_ADDR")?,
             kafka: KafkaConfig {
@@ -333,7 +395,7 @@ impl ApiConfig {
                 connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
                 message_timeout: Duration::from_millis(env.positive("KAFKA_MESSAGE_TIMEOUT_MS")?),
                 linger_ms: env.required("KAFKA_LINGER_MS")?,
-                compression: env.required("KAFKA_COMPRESSION")?,
+                compression,
                 queue_max_messages: env.positive("KAFKA_QUEUE_MAX_MESSAGES")?,
                 health: HealthRule::from_env(&env)?,
                 extra: env.key_values("KAFKA_CONFIG")?,
@@ -356,6 +418,7 @@ impl ApiConfig {
             max_in_flight_events: env.positive("API_MAX_IN_FLIGHT_EVENTS")?,
             max_in_flight_requests: env.positive("API_MAX_IN_FLIGHT_REQUESTS")?,
             http: HttpTimeouts::from_env(&env)?,
+            backlog,
         })
     }
 }

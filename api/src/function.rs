@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::config::ApiConfig;
-use crate::{AppState, app, probe_kafka, start};
+use crate::{AppState, app, start, watch};
 
 /// The longest an answer waits for rejected events to reach their topic.
 const INVALID_FLUSH: Duration = Duration::from_secs(1);
@@ -31,9 +31,10 @@ const INVALID_FLUSH: Duration = Duration::from_secs(1);
 /// Serves invocations until the platform stops the environment.
 pub async fn run(config: ApiConfig) -> anyhow::Result<()> {
     let state = start(config).await?;
-    // Runs while the environment is thawed: keeps readiness current and
-    // replaces a producer that can no longer deliver.
-    tokio::spawn(probe_kafka(state.clone()));
+    // Runs while the environment is thawed: keeps readiness current,
+    // replaces a producer that can no longer deliver, reads the workers'
+    // progress for a backlog bound.
+    tokio::spawn(watch(state.clone()));
     let router =
         app(state.clone()).layer(axum::middleware::from_fn_with_state(state, flush_rejected));
     tracing::info!("eventpipe-api serving Lambda invocations");

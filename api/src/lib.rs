@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 pub mod auth;
+pub mod backlog;
 pub mod config;
 pub mod controllers;
 pub mod error;
@@ -58,7 +59,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = start(config).await?;
-    let probe = tokio::spawn(probe_kafka(state.clone()));
+    let probe = tokio::spawn(watch(state.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let draining = state.clone();
     tokio::spawn(async move {
@@ -93,6 +94,35 @@ pub async fn serve(
 async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     // An error means the sender is gone, which only happens after it sent.
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// What runs beside the requests: [`probe_kafka`], and the reads of the
+/// workers' progress when a backlog bound is set.
+pub(crate) async fn watch(state: AppState) {
+    tokio::join!(probe_kafka(state.clone()), watch_backlog(state));
+}
+
+/// Reads the workers' progress every `API_BACKLOG_CHECK_MS`, releasing
+/// the backlog's charges as the workers commit (nothing without a bound).
+async fn watch_backlog(state: AppState) {
+    let Some(progress) = &state.progress else {
+        return;
+    };
+    let limits = state.backlog.limits();
+    let mut problem: Option<String> = None;
+    loop {
+        tokio::time::sleep(limits.check_interval).await;
+        state::read_progress(&state.backlog, progress, PROBE_INTERVAL).await;
+        let now = state.backlog.problem();
+        match (&now, &problem) {
+            (Some(reason), None) => {
+                tracing::warn!(%reason, "the workers' backlog is at its bound: events are refused (503) and /ready answers 503")
+            }
+            (None, Some(_)) => tracing::info!("the workers' backlog is under its bound again"),
+            _ => {}
+        }
+        problem = now;
+    }
 }
 
 /// Keeps `kafka_up` current for `/ready`, replaces a producer that can no

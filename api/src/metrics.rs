@@ -4,7 +4,7 @@
 
 use eventpipe_service::http::observe::HttpMetrics;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// HTTP requests by route, method and status.
@@ -39,6 +39,21 @@ pub const INVALID_EVENTS_KEPT_TOTAL: &str = "eventpipe_api_invalid_events_kept_t
 /// Rejected events not kept on `API_INVALID_TOPIC`, by reason
 /// (`queue_full`, `not_acknowledged`).
 pub const INVALID_EVENTS_DROPPED_TOTAL: &str = "eventpipe_api_invalid_events_dropped_total";
+
+/// Per partition of the events topic: bytes this replica charged for
+/// events the workers have not committed (`API_MAX_BACKLOG_BYTES`).
+pub const BACKLOG_BYTES: &str = "eventpipe_api_backlog_bytes";
+/// What [`BACKLOG_BYTES`] may reach on a partition: the bound less the
+/// room kept free.
+pub const BACKLOG_LIMIT_BYTES: &str = "eventpipe_api_backlog_limit_bytes";
+/// Per partition of the events topic: messages the workers have not
+/// committed, as last read (with any backlog bound set).
+pub const BACKLOG_MESSAGES: &str = "eventpipe_api_backlog_messages";
+/// `API_MAX_BACKLOG_MESSAGES`, beside [`BACKLOG_MESSAGES`].
+pub const BACKLOG_LIMIT_MESSAGES: &str = "eventpipe_api_backlog_limit_messages";
+/// Events refused (503 `overloaded`) because the workers' backlog is at a
+/// bound, by bound (`bytes`, `messages`).
+pub const BACKLOG_REFUSED_EVENTS_TOTAL: &str = "eventpipe_api_backlog_refused_events_total";
 
 /// The `type` label of accepted events of a type that is not known.
 pub const OTHER_TYPE: &str = "other";
@@ -75,6 +90,16 @@ pub struct Metrics {
     pub invalid_kept: IntCounter,
     /// See [`INVALID_EVENTS_DROPPED_TOTAL`].
     pub invalid_dropped: IntCounterVec,
+    /// See [`BACKLOG_BYTES`].
+    pub backlog_bytes: IntGaugeVec,
+    /// See [`BACKLOG_LIMIT_BYTES`].
+    pub backlog_limit_bytes: IntGauge,
+    /// See [`BACKLOG_MESSAGES`].
+    pub backlog_messages: IntGaugeVec,
+    /// See [`BACKLOG_LIMIT_MESSAGES`].
+    pub backlog_limit_messages: IntGauge,
+    /// See [`BACKLOG_REFUSED_EVENTS_TOTAL`].
+    pub backlog_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -140,6 +165,35 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            backlog_bytes: IntGaugeVec::new(
+                Opts::new(
+                    BACKLOG_BYTES,
+                    "Bytes charged for this replica's events the workers have not committed, by partition (API_MAX_BACKLOG_BYTES)",
+                ),
+                &["partition"],
+            )?,
+            backlog_limit_bytes: IntGauge::new(
+                BACKLOG_LIMIT_BYTES,
+                "What the charged bytes may reach on a partition: API_MAX_BACKLOG_BYTES less the room kept free (0: no byte bound)",
+            )?,
+            backlog_messages: IntGaugeVec::new(
+                Opts::new(
+                    BACKLOG_MESSAGES,
+                    "Messages the workers have not committed, by partition, as last read",
+                ),
+                &["partition"],
+            )?,
+            backlog_limit_messages: IntGauge::new(
+                BACKLOG_LIMIT_MESSAGES,
+                "API_MAX_BACKLOG_MESSAGES (0: no message bound)",
+            )?,
+            backlog_refused: IntCounterVec::new(
+                Opts::new(
+                    BACKLOG_REFUSED_EVENTS_TOTAL,
+                    "Events refused with 503 because the workers' backlog is at a bound, by bound",
+                ),
+                &["bound"],
+            )?,
             registry,
         };
         let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -154,6 +208,11 @@ impl Metrics {
             Box::new(metrics.kafka_ready.clone()),
             Box::new(metrics.invalid_kept.clone()),
             Box::new(metrics.invalid_dropped.clone()),
+            Box::new(metrics.backlog_bytes.clone()),
+            Box::new(metrics.backlog_limit_bytes.clone()),
+            Box::new(metrics.backlog_messages.clone()),
+            Box::new(metrics.backlog_limit_messages.clone()),
+            Box::new(metrics.backlog_refused.clone()),
         ];
         // Every type's series exists from the start, at 0.
         for kind in eventpipe_contract::KNOWN_TYPES.iter().chain(&[OTHER_TYPE]) {

@@ -11,16 +11,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventpipe_contract::{EventRecord, kafka};
-use eventpipe_service::kafka as kafka_client;
+use eventpipe_service::kafka::{self as kafka_client, PartitionLag};
 use eventpipe_service::producer_health::{
     HealingProducer, ProducerHealth, RebuildReason, SendOutcome,
 };
-use eventpipe_service::telemetry::TraceHeaders;
+use eventpipe_service::telemetry::{self, TraceHeaders};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -172,12 +173,87 @@ pub struct SendError {
     pub failed: usize,
 }
 
+/// The media type of every value on the events topic.
+const JSON: &str = "application/json";
+
+/// A request's events serialized for the events topic (see
+/// [`EventSink::prepare`]), with what the backlog is charged for them.
+pub struct Outgoing<'r> {
+    events: &'r [EventRecord<'r>],
+    /// Every event's value, one after the other.
+    values: Vec<u8>,
+    /// Where each event's value ends in `values`.
+    ends: Vec<usize>,
+    headers: Vec<OwnedHeaders>,
+    /// Per event, the partition chosen for it, when the API places events.
+    pub partitions: Option<Vec<i32>>,
+    /// Per event, the most it can take in its partition's log
+    /// ([`kafka_client::stored_bytes_bound`]).
+    pub stored_bytes: Vec<u64>,
+}
+
+impl Outgoing<'static> {
+    /// Events known only by their placement and charges, for the
+    /// backlog's own tests.
+    #[cfg(test)]
+    pub(crate) fn charged(partitions: Vec<i32>, stored_bytes: Vec<u64>) -> Self {
+        Outgoing {
+            events: &[],
+            values: Vec::new(),
+            ends: Vec::new(),
+            headers: Vec::new(),
+            partitions: Some(partitions),
+            stored_bytes,
+        }
+    }
+}
+
+/// What became of the events handed to [`EventSink::send`].
+#[derive(Debug)]
+pub struct Sent {
+    /// Per event, where Kafka put it, when it acknowledged it.
+    pub delivered: Vec<Option<Delivered>>,
+    /// How many events, from the first, reached the producer; the others
+    /// were never sent. An enqueued event without a delivery may yet be
+    /// stored (the answer to a refused send does not wait for those).
+    pub enqueued: usize,
+    /// Why not every event was acknowledged, when not.
+    pub failure: Option<SendError>,
+}
+
+impl Sent {
+    /// Where every event went, or why not every one was acknowledged.
+    pub fn into_result(self) -> Result<Vec<Delivered>, SendError> {
+        match self.failure {
+            None => Ok(self.delivered.into_iter().flatten().collect()),
+            Some(failure) => Err(failure),
+        }
+    }
+}
+
+/// The partition of `partitions` that librdkafka's default partitioner
+/// (`consistent_random`) picks for a non-empty `key`: its CRC-32, modulo
+/// the count. Placing events this way keeps each user's events where they
+/// went before the API placed them itself.
+pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    let count = u32::try_from(partitions.max(1)).unwrap_or(1);
+    i32::try_from(crc32fast::hash(key) % count).unwrap_or(0)
+}
+
 /// Produces events to the events topic.
 pub struct EventSink {
     /// The producer in use; replaced when it can no longer deliver.
     producer: HealingProducer<ThreadedProducer<AckContext>>,
     topic: String,
+    /// `KAFKA_COMPRESSION`, which bounds what an event takes in the log.
+    compression: String,
 }
+
+/// The largest batch of records the API's producers send to a partition
+/// (librdkafka's `batch.size`, framing included; an event larger than this
+/// goes alone): the backlog bound keeps one batch of room, since a broker
+/// deletes batches whole ([`crate::backlog`]).
+pub const BATCH_BYTES: u64 = 256 * 1024;
 
 /// The settings of every API producer: `acks=all`, idempotent, the
 /// configured compression and linger, a queue of `queue_max_messages`.
@@ -188,6 +264,7 @@ pub(crate) fn producer_config(config: &KafkaConfig, queue_max_messages: u32) -> 
         .set("enable.idempotence", "true")
         .set("compression.type", &config.compression)
         .set("linger.ms", config.linger_ms.to_string())
+        .set("batch.size", BATCH_BYTES.to_string())
         .set(
             "queue.buffering.max.messages",
             queue_max_messages.to_string(),
@@ -220,6 +297,7 @@ impl EventSink {
         Ok(EventSink {
             producer,
             topic: config.events_topic.clone(),
+            compression: config.compression.clone(),
         })
     }
 
@@ -375,50 +453,52 @@ impl EventSink {
         self.producer.get().in_flight_count()
     }
 
-    /// Produces `events` (keyed by user id, with schema-version,
-    /// request-id and, given `trace`, W3C trace context headers) and waits
-    /// until Kafka acknowledged every one.
-    pub async fn send(
+    /// Serializes `events` for the events topic (keyed by user id, with
+    /// schema-version, request-id and, given `trace`, W3C trace context
+    /// headers), placing each on one of `partitions` partitions (by the
+    /// CRC-32 of its key, as librdkafka's default partitioner does) when
+    /// given, so the backlog can be charged before anything is sent.
+    pub fn prepare<'r>(
         &self,
-        events: &[EventRecord<'_>],
+        events: &'r [EventRecord<'r>],
         request_id: &str,
         trace: Option<&TraceHeaders>,
-    ) -> Result<Vec<Delivered>, SendError> {
-        let producer = self.producer.get();
-        let sent = self.send_with(&producer, events, request_id, trace).await;
-        match &sent {
-            Ok(_) => self.producer.settle(producer, SendOutcome::Delivered, &""),
-            Err(failure) => {
-                self.producer
-                    .settle(producer, failure.kind.outcome(), &failure.kind.label())
-            }
-        }
-        sent
-    }
-
-    async fn send_with(
-        &self,
-        producer: &ThreadedProducer<AckContext>,
-        events: &[EventRecord<'_>],
-        request_id: &str,
-        trace: Option<&TraceHeaders>,
-    ) -> Result<Vec<Delivered>, SendError> {
-        let (done, acknowledged) = oneshot::channel();
-        let acks = Arc::new(Acks {
-            state: Mutex::new(AckState {
-                outstanding: events.len(),
-                delivered: vec![None; events.len()],
-                first_failure: None,
-                failed: 0,
-                done: Some(done),
-            }),
+        partitions: Option<i32>,
+    ) -> Outgoing<'r> {
+        let mut values = Vec::with_capacity(events.len() * 320);
+        let mut ends = Vec::with_capacity(events.len());
+        let mut stored_bytes = Vec::with_capacity(events.len());
+        let mut headers = Vec::with_capacity(events.len());
+        let trace_lengths = trace.map_or([(0, 0); 2], |t| {
+            [
+                (telemetry::TRACEPARENT.len(), t.traceparent.len()),
+                (
+                    telemetry::TRACESTATE.len(),
+                    t.tracestate.as_ref().map_or(0, String::len),
+                ),
+            ]
         });
-        let mut value = Vec::with_capacity(512);
-        for (index, event) in events.iter().enumerate() {
-            value.clear();
+        let header_lengths = [
+            (
+                kafka::HEADER_SCHEMA_VERSION.len(),
+                kafka::SCHEMA_VERSION.len(),
+            ),
+            (kafka::HEADER_REQUEST_ID.len(), request_id.len()),
+            (kafka::HEADER_CONTENT_TYPE.len(), JSON.len()),
+        ];
+        for event in events {
+            let start = values.len();
             // Serializing a record into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut value, event);
-            let headers = OwnedHeaders::new_with_capacity(5)
+            let _ = serde_json::to_writer(&mut values, event);
+            ends.push(values.len());
+            let lengths = header_lengths.iter().chain(&trace_lengths).copied();
+            stored_bytes.push(kafka_client::stored_bytes_bound(
+                event.user_id.len(),
+                values.len() - start,
+                lengths.filter(|&(name, _)| name > 0),
+                &self.compression,
+            ));
+            let base = OwnedHeaders::new_with_capacity(5)
                 .insert(Header {
                     key: kafka::HEADER_SCHEMA_VERSION,
                     value: Some(kafka::SCHEMA_VERSION),
@@ -429,42 +509,116 @@ impl EventSink {
                 })
                 .insert(Header {
                     key: kafka::HEADER_CONTENT_TYPE,
-                    value: Some("application/json"),
+                    value: Some(JSON),
                 });
-            let headers = kafka_client::with_trace(headers, trace);
+            headers.push(kafka_client::with_trace(base, trace));
+        }
+        let partitions = partitions.filter(|&n| n > 0).map(|n| {
+            events
+                .iter()
+                .map(|e| partition_of(e.user_id.as_bytes(), n))
+                .collect()
+        });
+        Outgoing {
+            events,
+            values,
+            ends,
+            headers,
+            partitions,
+            stored_bytes,
+        }
+    }
+
+    /// Produces `outgoing`'s events and waits until Kafka acknowledged
+    /// every one, or said it would not.
+    pub async fn send(&self, outgoing: Outgoing<'_>) -> Sent {
+        let producer = self.producer.get();
+        let sent = self.send_with(&producer, outgoing).await;
+        match &sent.failure {
+            None => self.producer.settle(producer, SendOutcome::Delivered, &""),
+            Some(failure) => {
+                self.producer
+                    .settle(producer, failure.kind.outcome(), &failure.kind.label())
+            }
+        }
+        sent
+    }
+
+    async fn send_with(
+        &self,
+        producer: &ThreadedProducer<AckContext>,
+        outgoing: Outgoing<'_>,
+    ) -> Sent {
+        let Outgoing {
+            events,
+            values,
+            ends,
+            headers,
+            partitions,
+            ..
+        } = outgoing;
+        let count = events.len();
+        let (done, acknowledged) = oneshot::channel();
+        let acks = Arc::new(Acks {
+            state: Mutex::new(AckState {
+                outstanding: count,
+                delivered: vec![None; count],
+                first_failure: None,
+                failed: 0,
+                done: Some(done),
+            }),
+        });
+        let mut start = 0;
+        for (index, (headers, end)) in headers.into_iter().zip(ends).enumerate() {
             let pending = Box::new(Pending {
                 acks: acks.clone(),
                 index,
             });
-            let record = BaseRecord::with_opaque_to(&self.topic, pending)
-                .key(event.user_id.as_bytes())
-                .payload(&value)
+            let mut record = BaseRecord::with_opaque_to(&self.topic, pending)
+                .key(events[index].user_id.as_bytes())
+                .payload(&values[start..end])
                 .headers(headers);
+            start = end;
+            if let Some(partitions) = &partitions {
+                record = record.partition(partitions[index]);
+            }
             if let Err((error, _)) = producer.send(record) {
-                // Messages never enqueued get no callback: settle them here.
-                let not_sent = events.len() - index;
-                acks.lock().outstanding -= not_sent;
-                return Err(SendError {
-                    kind: FailureKind::of(&error),
-                    failed: not_sent,
-                });
+                // Messages never enqueued get no callback: settle them
+                // here. Those enqueued before may still be acknowledged:
+                // the answer does not wait for them (see `Sent::enqueued`).
+                let not_sent = count - index;
+                let mut state = acks.lock();
+                state.outstanding -= not_sent;
+                return Sent {
+                    delivered: state.delivered.clone(),
+                    enqueued: index,
+                    failure: Some(SendError {
+                        kind: FailureKind::of(&error),
+                        failed: not_sent,
+                    }),
+                };
             }
         }
         // The callback of the last acknowledgement completes this; librdkafka
         // calls back for every enqueued message within message.timeout.ms.
         let answered = acknowledged.await.is_ok();
         let mut state = acks.lock();
-        match (answered, state.first_failure) {
-            (true, None) => Ok(state.delivered.iter().flatten().copied().collect()),
-            (true, Some(kind)) => Err(SendError {
+        let failure = match (answered, state.first_failure) {
+            (true, None) => None,
+            (true, Some(kind)) => Some(SendError {
                 kind,
                 failed: state.failed,
             }),
             // The producer was dropped before answering.
-            (false, _) => Err(SendError {
+            (false, _) => Some(SendError {
                 kind: FailureKind::Broker,
-                failed: std::mem::take(&mut state.outstanding),
+                failed: state.outstanding,
             }),
+        };
+        Sent {
+            delivered: std::mem::take(&mut state.delivered),
+            enqueued: count,
+            failure,
         }
     }
 
@@ -474,5 +628,53 @@ impl EventSink {
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout)))
             .await?
             .context("flushing the Kafka producer")
+    }
+}
+
+/// Routes a client's logs into `tracing`.
+struct LogContext;
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        kafka_client::log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka_client::error(&error, reason);
+    }
+}
+
+impl ConsumerContext for LogContext {}
+
+/// Reads the workers' progress on the events topic (their group's
+/// committed offsets against the partitions' ends) on a client of its
+/// own, which has the group's id but never joins it.
+pub struct GroupProgress {
+    client: Arc<BaseConsumer<LogContext>>,
+    topic: String,
+}
+
+impl GroupProgress {
+    /// A reader of `group`'s progress.
+    pub fn new(config: &KafkaConfig, group: &str) -> anyhow::Result<Self> {
+        let client = client_config(config)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create_with_context(LogContext)
+            .context("creating the Kafka client that reads the workers' progress")?;
+        Ok(GroupProgress {
+            client: Arc::new(client),
+            topic: config.events_topic.clone(),
+        })
+    }
+
+    /// Where the group stands on every partition.
+    pub async fn read(&self, timeout: Duration) -> anyhow::Result<Vec<PartitionLag>> {
+        let client = self.client.clone();
+        let topic = self.topic.clone();
+        let lags =
+            tokio::task::spawn_blocking(move || kafka_client::group_lag(&client, &topic, timeout))
+                .await??;
+        Ok(lags)
     }
 }

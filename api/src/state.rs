@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::auth::ApiKeys;
+use crate::backlog::Backlog;
 use crate::config::ApiConfig;
 use crate::error::AppError;
 use crate::invalid::InvalidSink;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
-use crate::sink::EventSink;
+use crate::sink::{EventSink, GroupProgress};
 
 /// Everything the handlers share.
 pub struct App {
@@ -29,6 +30,10 @@ pub struct App {
     pub keys: ApiKeys,
     /// Per-key rate limits.
     pub limiter: RateLimiter,
+    /// The bound on what the workers have yet to consume.
+    pub backlog: Backlog,
+    /// Reads the workers' progress, when a backlog bound is set.
+    pub progress: Option<GroupProgress>,
     /// Whether the last Kafka probe succeeded.
     pub kafka_up: AtomicBool,
     /// Set once shutdown began: `/ready` turns 503 so traffic moves away.
@@ -136,6 +141,21 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         );
     }
     let limiter = RateLimiter::new(config.rate_limit, keys.bucket_count());
+    let backlog = Backlog::new(
+        config.backlog.clone(),
+        &config.kafka.events_topic,
+        config.limits.max_event_bytes,
+        &config.kafka.compression,
+        metrics.clone(),
+    );
+    let progress = if config.backlog.any() {
+        let progress = GroupProgress::new(&config.kafka, &config.backlog.group_id)?;
+        // Read once before serving, so the first requests need not wait.
+        read_progress(&backlog, &progress, config.kafka.connect_timeout).await;
+        Some(progress)
+    } else {
+        None
+    };
     metrics.kafka_ready.set(1);
     Ok(AppState(Arc::new(App {
         config,
@@ -144,9 +164,23 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         metrics,
         keys,
         limiter,
+        backlog,
+        progress,
         kafka_up: AtomicBool::new(true),
         draining: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         requests: AtomicUsize::new(0),
     })))
+}
+
+/// Reads the workers' progress into the backlog.
+pub(crate) async fn read_progress(backlog: &Backlog, progress: &GroupProgress, timeout: Duration) {
+    let began = std::time::Instant::now();
+    match progress.read(timeout).await {
+        Ok(lags) => backlog.observe(&lags, began),
+        Err(error) => {
+            tracing::debug!(error = %format!("{error:#}"), "could not read the workers' progress");
+            backlog.unobserved(&error);
+        }
+    }
 }

@@ -15,6 +15,18 @@ pub const ANOMALIES_TOPIC: &str = "anomalies";
 /// Default partition count of [`ANOMALIES_TOPIC`].
 pub const ANOMALIES_PARTITIONS: i32 = 3;
 
+/// Default consumer group of the workers: their committed offsets say
+/// what is stored, for the workers themselves, the API's backlog bound and
+/// the operations commands.
+pub const GROUP_ID: &str = "eventpipe-worker";
+
+/// The most bytes a redrive (`eventpipe dlq redrive`) may have on one
+/// partition of the events topic that the workers have not committed: it
+/// waits for the workers before sending more. An API that bounds the
+/// backlog by bytes (`API_MAX_BACKLOG_BYTES`) leaves this much room under
+/// its bound, so a redrive cannot push a partition past what it keeps.
+pub const REDRIVE_UNCOMMITTED_BYTES: u64 = 1 << 20;
+
 /// Header naming the version of the value's schema.
 pub const HEADER_SCHEMA_VERSION: &str = "eventpipe-schema-version";
 /// Header carrying the id of the HTTP request that accepted the event.

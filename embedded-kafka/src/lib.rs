@@ -5,6 +5,8 @@
 //!
 //! The mock keeps everything in memory and does not implement the
 //! CreateTopics API, so topics are created here, on the cluster directly.
+//! It keeps only the newest [`KEEPS_BYTES_PER_PARTITION`] of each
+//! partition, deleting older batches whether anyone read them or not.
 
 use std::time::Duration;
 
@@ -12,6 +14,13 @@ use anyhow::Context;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 pub use rdkafka::types::{RDKafkaApiKey as ApiKey, RDKafkaRespErr as ResponseError};
+
+/// What the cluster keeps of each partition: the newest 5 MiB of record
+/// batches (and at most 100,000 batches), fixed in librdkafka's mock
+/// (`rdkafka_mock.c`, no setting changes it). Older batches are deleted
+/// as new ones arrive, read or not: the local run bounds the workers'
+/// backlog below this (`API_MAX_BACKLOG_BYTES`).
+pub const KEEPS_BYTES_PER_PARTITION: u64 = 5 * 1024 * 1024;
 
 /// A running in-process cluster; stops when dropped.
 pub struct EmbeddedKafka {

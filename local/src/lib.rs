@@ -7,14 +7,18 @@
 pub mod ops;
 pub mod postgres;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eventpipe_api::config::ApiConfig;
 use eventpipe_contract::kafka;
-use eventpipe_embedded_kafka::EmbeddedKafka;
+use eventpipe_embedded_kafka::{EmbeddedKafka, KEEPS_BYTES_PER_PARTITION};
 use eventpipe_store as db;
 use eventpipe_worker::config::{WorkerConfig, redact_url};
+use rdkafka::consumer::BaseConsumer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -62,8 +66,47 @@ pub struct Pipeline {
     pub bootstrap: String,
     embedded: Option<EmbeddedKafka>,
     postgres: Option<postgres::PrivatePostgres>,
+    /// The workers' group and topic, to see what they have yet to store.
+    group_id: String,
+    events_topic: String,
+    api_task: Service,
+    worker_task: Service,
+}
+
+/// A service running in its task, and what stops it.
+struct Service {
     stop: watch::Sender<bool>,
-    services: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    fn spawn(run: impl FnOnce(watch::Receiver<bool>) -> JoinHandle<anyhow::Result<()>>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Service {
+            stop,
+            task: run(stopped),
+        }
+    }
+
+    async fn stop(self, name: &str) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .with_context(|| format!("the {name} panicked"))?
+            .with_context(|| format!("the {name} failed"))
+    }
+}
+
+/// How long [`Pipeline::stop`] waits for the workers to store what the API
+/// accepted, with the embedded Kafka.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(60);
+
+/// What stopping left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Accepted events the workers had not stored when the embedded Kafka
+    /// stopped (lost with it); 0 with an external Kafka, which keeps them.
+    pub abandoned: i64,
 }
 
 impl Pipeline {
@@ -93,6 +136,12 @@ impl Pipeline {
             "DATABASE_URL" if private_url.is_some() => private_url.clone(),
             // The embedded cluster was created with its topics already.
             "KAFKA_CREATE_TOPICS" if is_embedded => Some("false".to_owned()),
+            // The embedded broker deletes what passes its per-partition
+            // keep, read or not: the API refuses events before the
+            // workers' backlog can reach it.
+            "API_MAX_BACKLOG_BYTES" if is_embedded => {
+                setting(name).or_else(|| Some(KEEPS_BYTES_PER_PARTITION.to_string()))
+            }
             // The embedded broker shares the cores with the worker: a
             // produce request per event (linger 0, the API's default for a
             // broker of its own) would starve the worker. Batch instead.
@@ -103,6 +152,12 @@ impl Pipeline {
         };
         let api_config = ApiConfig::from_lookup(lookup)?;
         let worker_config = WorkerConfig::from_lookup(lookup)?;
+        if is_embedded && let Some(max) = api_config.backlog.max_bytes {
+            anyhow::ensure!(
+                max <= KEEPS_BYTES_PER_PARTITION,
+                "API_MAX_BACKLOG_BYTES: {max} is more than the embedded Kafka keeps per partition ({KEEPS_BYTES_PER_PARTITION}); events the workers had not read would be deleted"
+            );
+        }
 
         let database_url = worker_config.database_url.clone();
         db::create_database_if_missing(&database_url)
@@ -120,16 +175,24 @@ impl Pipeline {
         let api = api_listener.local_addr()?;
         let worker = worker_listener.local_addr()?;
 
-        let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let services = tokio::spawn(async move {
-            tokio::try_join!(
-                eventpipe_api::serve(api_config, api_listener, stopped(stop_rx.clone())),
-                eventpipe_worker::serve(worker_config, worker_listener, stopped(stop_rx)),
-            )?;
-            Ok(())
+        let group_id = worker_config.group_id.clone();
+        let events_topic = worker_config.events_topic.clone();
+        let api_task = Service::spawn(|stop| {
+            tokio::spawn(eventpipe_api::serve(
+                api_config,
+                api_listener,
+                stopped(stop),
+            ))
+        });
+        let worker_task = Service::spawn(|stop| {
+            tokio::spawn(eventpipe_worker::serve(
+                worker_config,
+                worker_listener,
+                stopped(stop),
+            ))
         });
         Ok(Self {
             api,
@@ -138,8 +201,10 @@ impl Pipeline {
             bootstrap,
             embedded,
             postgres: private,
-            stop,
-            services,
+            group_id,
+            events_topic,
+            api_task,
+            worker_task,
         })
     }
 
@@ -153,16 +218,89 @@ impl Pipeline {
         self.embedded.is_some()
     }
 
-    /// Stops both services gracefully (in-flight requests finish, the
-    /// producer flushes, the worker commits what it stored), then the
-    /// embedded cluster.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        let result = self.services.await;
+    /// Stops both services gracefully (see [`Pipeline::stop_draining`]),
+    /// waiting up to [`DRAIN_WITHIN`] for the workers.
+    pub async fn stop(self) -> anyhow::Result<Stopped> {
+        self.stop_draining(DRAIN_WITHIN, std::future::pending(), |_| {})
+            .await
+    }
+
+    /// Stops the API first (in-flight requests finish, the producer
+    /// flushes; nothing more is answered 202). With the embedded Kafka,
+    /// which keeps nothing once the process ends, then waits until the
+    /// workers have committed every accepted event, up to `within` or until
+    /// `abandon` resolves (a second Ctrl-C), calling `waiting` with the
+    /// events still to store about once a second. Then stops the worker
+    /// (it commits what it stored) and the embedded cluster.
+    pub async fn stop_draining(
+        self,
+        within: Duration,
+        abandon: impl Future<Output = ()>,
+        mut waiting: impl FnMut(i64),
+    ) -> anyhow::Result<Stopped> {
+        let progress = match self.embedded {
+            Some(_) => Some(self.progress()?),
+            None => None,
+        };
+        let api = self.api_task.stop("API").await;
+        let mut abandoned = 0;
+        if let Some(progress) = progress
+            && !self.worker_task.task.is_finished()
+        {
+            let deadline = Instant::now().checked_add(within);
+            let drained = async {
+                let mut said = Instant::now();
+                loop {
+                    abandoned = uncommitted(&progress, &self.events_topic)
+                        .await
+                        .unwrap_or(abandoned.max(1));
+                    if abandoned == 0
+                        || deadline.is_some_and(|d| Instant::now() >= d)
+                        || self.worker_task.task.is_finished()
+                    {
+                        return;
+                    }
+                    if said.elapsed() >= Duration::from_secs(1) {
+                        waiting(abandoned);
+                        said = Instant::now();
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::select! {
+                () = drained => {}
+                () = abandon => {}
+            }
+        }
+        let worker = self.worker_task.stop("worker").await;
         drop(self.embedded);
         drop(self.postgres);
-        result.context("the services panicked")?
+        api?;
+        worker?;
+        Ok(Stopped { abandoned })
     }
+
+    /// A client reading the workers' progress on the events topic.
+    fn progress(&self) -> anyhow::Result<Arc<BaseConsumer>> {
+        let client =
+            eventpipe_service::kafka::client_config(&self.bootstrap, "eventpipe-local", &[])
+                .set("group.id", &self.group_id)
+                .set("enable.auto.commit", "false")
+                .create()
+                .context("creating a Kafka client")?;
+        Ok(Arc::new(client))
+    }
+}
+
+/// Messages of `topic` that `client`'s group has not committed.
+async fn uncommitted(client: &Arc<BaseConsumer>, topic: &str) -> anyhow::Result<i64> {
+    let client = client.clone();
+    let topic = topic.to_owned();
+    let lags = tokio::task::spawn_blocking(move || {
+        eventpipe_service::kafka::group_lag(&client, &topic, Duration::from_secs(2))
+    })
+    .await??;
+    Ok(lags.iter().map(|l| l.lag).sum())
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<tokio::net::TcpListener> {

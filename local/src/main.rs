@@ -85,9 +85,27 @@ async fn main() -> anyhow::Result<()> {
 
     eventpipe_service::shutdown_signal().await;
     LocalRun::forget();
-    let stopped = pipeline.stop().await;
+    if pipeline.kafka_is_embedded() {
+        println!(
+            "  Stopping: no new events; the worker stores what was accepted (the embedded Kafka keeps nothing). Ctrl-C again to stop now."
+        );
+    }
+    let stopped = pipeline
+        .stop_draining(
+            std::time::Duration::MAX,
+            eventpipe_service::shutdown_signal(),
+            |left| println!("  {left} accepted event(s) still to store"),
+        )
+        .await;
     telemetry.shutdown();
-    stopped
+    let stopped = stopped?;
+    if stopped.abandoned > 0 {
+        eprintln!(
+            "  Stopped with {} accepted event(s) not stored: they were in the embedded Kafka, which is gone.",
+            stopped.abandoned
+        );
+    }
+    Ok(())
 }
 
 fn print_help() {

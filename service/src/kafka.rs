@@ -2,9 +2,14 @@
 //! and librdkafka's logs and errors routed into `tracing`. Each service
 //! keeps its own module for what it does with Kafka.
 
+use std::time::Duration;
+
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::telemetry::{TRACEPARENT, TRACESTATE, TraceHeaders};
 
@@ -93,4 +98,96 @@ pub fn await_brokers<C: rdkafka::ClientContext>(
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Where a consumer group stands on one partition, from the broker: what
+/// the group committed against the partition's ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// Where the group resumes: its committed offset, or the log start
+    /// when it committed none (or the log no longer starts that early).
+    pub committed: i64,
+    /// The offset the partition's next message gets.
+    pub high: i64,
+    /// Messages from `committed` to `high` (0 for an empty or fully
+    /// consumed partition).
+    pub lag: i64,
+}
+
+/// The group's lag on every partition of `topic`, from the broker: the
+/// committed offsets of the group `client` was made with (`group.id`)
+/// against the partitions' ends, whichever member holds them, or none.
+/// `client` need not join the group, so this answers during rebalances.
+/// Blocks.
+pub fn group_lag<C: ConsumerContext>(
+    client: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), Timeout::After(timeout))?;
+    let count = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len());
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..count {
+        wanted.add_partition(topic, i32::try_from(partition).unwrap_or(i32::MAX));
+    }
+    let committed = client.committed_offsets(wanted, Timeout::After(timeout))?;
+    let mut lags = Vec::with_capacity(count);
+    for element in committed.elements() {
+        let partition = element.partition();
+        let (low, high) = client.fetch_watermarks(topic, partition, Timeout::After(timeout))?;
+        // Nothing committed: the group would start at the log's start.
+        let committed = match element.offset() {
+            Offset::Offset(offset) => offset.max(low),
+            _ => low,
+        };
+        lags.push(PartitionLag {
+            partition,
+            committed,
+            high,
+            lag: (high - committed).max(0),
+        });
+    }
+    Ok(lags)
+}
+
+/// Bytes of a record batch's header: a partition's log stores records in
+/// such batches, and at worst a batch holds a single record.
+const BATCH_HEADER_BYTES: u64 = 61;
+/// The most a record's own framing takes: its length, attributes,
+/// timestamp and offset deltas, key and value lengths and header count.
+const RECORD_FRAMING_BYTES: u64 = 36;
+/// The most a header's two lengths take.
+const HEADER_FRAMING_BYTES: u64 = 10;
+
+/// The most one record (its `key`, `value` and headers, given as key and
+/// value lengths) can take in a partition's log when produced with
+/// `compression` (librdkafka's `compression.type`): a batch header of its
+/// own, its framing, its bytes, and what compression can add to input it
+/// cannot shrink (snappy less than a sixth plus 64 bytes; lz4, zstd and
+/// gzip less than a 64th plus 64). A batch's records are compressed
+/// together, and these bounds add up, so the sum over a batch's records
+/// bounds the batch. The broker stores batches as produced (a topic whose
+/// `compression.type` differs from the producer's recompresses them).
+pub fn stored_bytes_bound(
+    key: usize,
+    value: usize,
+    headers: impl IntoIterator<Item = (usize, usize)>,
+    compression: &str,
+) -> u64 {
+    let mut records = RECORD_FRAMING_BYTES + key as u64 + value as u64;
+    for (name, text) in headers {
+        records += HEADER_FRAMING_BYTES + name as u64 + text as u64;
+    }
+    let compressed = match compression {
+        "none" => records,
+        "snappy" => records + records / 6 + 64,
+        _ => records + records / 64 + 64,
+    };
+    BATCH_HEADER_BYTES + compressed
 }

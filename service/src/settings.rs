@@ -101,6 +101,21 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(value)
     }
 
+    /// An optional number that must be greater than zero when set.
+    pub fn optional_positive<T>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default,
+        T::Err: fmt::Display,
+    {
+        match self.optional::<T>(name)? {
+            Some(value) if value <= T::default() => Err(ConfigError::new(
+                name,
+                "must be greater than 0 (unset it for none)",
+            )),
+            value => Ok(value),
+        }
+    }
+
     /// `key=value;key=value` pairs (empty when unset).
     pub fn key_values(&self, name: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
         let Some(text) = self.raw(name) else {

@@ -22,7 +22,7 @@ pub use eventpipe_store::retention::Policy;
 /// `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/eventpipe";
 /// The workers' consumer group when `KAFKA_GROUP_ID` is unset.
-pub const DEFAULT_GROUP_ID: &str = "eventpipe-worker";
+pub const DEFAULT_GROUP_ID: &str = kafka::GROUP_ID;
 
 /// What the worker handles when it runs as a Lambda function
 /// (`WORKER_FUNCTION_SERVES`).

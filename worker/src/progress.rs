@@ -129,6 +129,7 @@ mod tests {
             .map(|(p, &(committed, lag))| PartitionLag {
                 partition: i32::try_from(p).unwrap(),
                 committed,
+                high: committed + lag,
                 lag,
             })
             .collect()

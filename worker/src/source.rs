@@ -115,12 +115,21 @@ impl ConsumerContext for SourceContext {
             // log no longer starts that early.
             match consumer.committed_offsets((*partitions).clone(), Duration::from_secs(10)) {
                 Ok(committed) => {
-                    let mut expected = self.expected();
-                    for p in committed.elements() {
-                        if let Offset::Offset(offset) = p.offset() {
-                            expected.insert(p.partition(), offset);
-                        }
-                    }
+                    // Nothing committed yet: reading starts at the log's
+                    // start as it is now; whatever it loses after this
+                    // was never read either.
+                    let starts: Vec<(i32, i64)> = committed
+                        .elements()
+                        .iter()
+                        .filter_map(|p| match p.offset() {
+                            Offset::Offset(offset) => Some((p.partition(), offset)),
+                            _ => consumer
+                                .fetch_watermarks(p.topic(), p.partition(), Duration::from_secs(10))
+                                .ok()
+                                .map(|(low, _)| (p.partition(), low)),
+                        })
+                        .collect();
+                    self.expected().extend(starts);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read committed offsets; skipped offsets go unnoticed until the first message")
@@ -145,17 +154,7 @@ pub struct Source {
     anomalies_topic: String,
 }
 
-/// Where the consumer group stands on one partition of the events topic,
-/// from the broker: what the group committed against the partition's end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionLag {
-    /// The partition.
-    pub partition: i32,
-    /// The group's committed offset (the log start when it committed none).
-    pub committed: i64,
-    /// Messages after it (0 for an empty or fully consumed partition).
-    pub lag: i64,
-}
+pub use eventpipe_service::kafka::PartitionLag;
 
 fn client_config(config: &WorkerConfig) -> ClientConfig {
     kafka_client::client_config(
@@ -248,44 +247,7 @@ impl Source {
     /// broker: its committed offsets against the partitions' ends,
     /// whichever member holds them, or none. Blocks.
     pub fn group_lag(&self, timeout: Duration) -> Result<Vec<PartitionLag>, KafkaError> {
-        let metadata = self
-            .watcher
-            .fetch_metadata(Some(&self.events_topic), Timeout::After(timeout))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == self.events_topic)
-            .map_or(0, |t| t.partitions().len());
-        let mut wanted = TopicPartitionList::new();
-        for partition in 0..count {
-            wanted.add_partition(
-                &self.events_topic,
-                i32::try_from(partition).unwrap_or(i32::MAX),
-            );
-        }
-        let committed = self
-            .watcher
-            .committed_offsets(wanted, Timeout::After(timeout))?;
-        let mut lags = Vec::with_capacity(count);
-        for element in committed.elements() {
-            let partition = element.partition();
-            let (low, high) = self.watcher.fetch_watermarks(
-                &self.events_topic,
-                partition,
-                Timeout::After(timeout),
-            )?;
-            // Nothing committed: the group would start at the log's start.
-            let committed = match element.offset() {
-                Offset::Offset(offset) => offset.max(low),
-                _ => low,
-            };
-            lags.push(PartitionLag {
-                partition,
-                committed,
-                lag: (high - committed).max(0),
-            });
-        }
-        Ok(lags)
+        kafka_client::group_lag(&self.watcher, &self.events_topic, timeout)
     }
 
     /// Leaves the consumer group and joins it again, for a new assignment.

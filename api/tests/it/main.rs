@@ -14,4 +14,5 @@ mod producer_health;
 mod rejections;
 mod shutdown;
 mod startup;
+mod stored_bound;
 mod support;

@@ -22,14 +22,76 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as Sq
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_contract::kafka::{
     HEADER_DLQ_ERROR, HEADER_DLQ_REASON, HEADER_DLQ_SOURCE_OFFSET, HEADER_DLQ_SOURCE_PARTITION,
-    HEADER_DLQ_SOURCE_TOPIC, HEADER_REDRIVEN_FROM,
+    HEADER_DLQ_SOURCE_TOPIC, HEADER_REDRIVEN_FROM, REDRIVE_UNCOMMITTED_BYTES,
 };
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
 use super::context::{Flags, Report, Target};
-use super::kafka::{headers, read_topic};
+use super::kafka::{Kafka, headers, read_topic};
+
+/// How long a redrive waits for the workers to commit what it sent before
+/// giving up (what is recorded stays recorded; run it again).
+const WORKERS_WITHIN: Duration = Duration::from_secs(120);
+
+/// What a redrive has sent that the workers have not committed yet, per
+/// partition of the events topic: the bytes it may take there and the
+/// last offset.
+struct Paced<'t> {
+    target: &'t Target,
+    sent: HashMap<i32, (u64, i64)>,
+}
+
+impl<'t> Paced<'t> {
+    fn new(target: &'t Target) -> Self {
+        Paced {
+            target,
+            sent: HashMap::new(),
+        }
+    }
+
+    /// Waits, when `bytes` more could take a partition past
+    /// [`REDRIVE_UNCOMMITTED_BYTES`] (where it goes is known only once
+    /// sent), until the workers committed everything sent so far.
+    async fn room_for(&mut self, bytes: u64) -> anyhow::Result<()> {
+        if self
+            .sent
+            .values()
+            .all(|(pending, _)| pending + bytes <= REDRIVE_UNCOMMITTED_BYTES)
+        {
+            return Ok(());
+        }
+        let kafka =
+            tokio::task::block_in_place(|| Kafka::connect(self.target, &self.target.group_id))?;
+        let deadline = std::time::Instant::now() + WORKERS_WITHIN;
+        loop {
+            let lags = tokio::task::block_in_place(|| kafka.lags(&self.target.events_topic))?;
+            self.sent.retain(|partition, (_, last)| {
+                lags.iter()
+                    .find(|l| l.partition == *partition)
+                    .is_none_or(|l| l.committed <= *last)
+            });
+            if self.sent.is_empty() {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the workers (group {}) did not commit the redriven messages within {} s; what was redriven is recorded, run the redrive again for the rest",
+                self.target.group_id,
+                WORKERS_WITHIN.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Notes a message of `bytes` acknowledged at `partition`/`offset`.
+    fn sent(&mut self, partition: i32, offset: i64, bytes: u64) {
+        let entry = self.sent.entry(partition).or_insert((0, offset));
+        entry.0 += bytes;
+        entry.1 = entry.1.max(offset);
+    }
+}
 
 /// How many messages `dlq list` shows unless `--limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -350,9 +412,12 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
     )
     .set("acks", "all")
     .set("enable.idempotence", "true")
+    // What `Paced` counts a message at assumes no compression.
+    .set("compression.type", "none")
     .create()
     .context("creating a Kafka producer (check KAFKA_CONFIG)")?;
 
+    let mut paced = Paced::new(target);
     let mut report = RedriveReport {
         topic: target.dlq_topic.clone(),
         to_topic: target.events_topic.clone(),
@@ -386,8 +451,18 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
             "{}/{}/{}",
             target.dlq_topic, letter.partition, letter.offset
         );
+        let headers = copy_headers(message, &from);
+        let bytes = eventpipe_service::kafka::stored_bytes_bound(
+            message.key().map_or(0, <[u8]>::len),
+            message.payload().map_or(0, <[u8]>::len),
+            headers
+                .iter()
+                .map(|h| (h.key.len(), h.value.map_or(0, <[u8]>::len))),
+            "none",
+        );
+        paced.room_for(bytes).await?;
         let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&target.events_topic).headers(copy_headers(message, &from));
+            FutureRecord::to(&target.events_topic).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -405,6 +480,7 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
                     target.bootstrap.as_deref().unwrap_or_default()
                 )
             })?;
+        paced.sent(to_partition, to_offset, bytes);
         let event_id = letter
             .event_id
             .as_deref()

@@ -13,6 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::context::Target;
+use eventpipe_service::kafka::PartitionLag;
 
 /// One partition as the brokers report it.
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +151,13 @@ impl Kafka {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Where the group this connection was made for stands on every
+    /// partition of `topic` (committed offsets against the ends).
+    pub fn lags(&self, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
+        eventpipe_service::kafka::group_lag(&self.consumer, topic, self.timeout)
+            .with_context(|| format!("reading the group's progress on {topic}"))
     }
 
     /// Every message `topic` holds, partition by partition, oldest first.

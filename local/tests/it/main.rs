@@ -3,6 +3,7 @@
 //! the code's layout), in one binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backlog;
 mod bruno;
 mod compose;
 mod configuration;

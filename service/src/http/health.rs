@@ -31,6 +31,11 @@ pub struct Health {
     /// holds no partitions while the group has lag that nobody reduces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consuming: Option<bool>,
+    /// Whether the workers' backlog leaves room for new events (the API's
+    /// readiness, with a backlog bound set): false while events are
+    /// refused because a partition's backlog is at its bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<bool>,
     /// Whether the server is draining for shutdown (the API's readiness).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutting_down: Option<bool>,
@@ -49,6 +54,7 @@ impl Health {
             && self.kafka != Some(false)
             && self.producer != Some(false)
             && self.consuming != Some(false)
+            && self.backlog != Some(false)
             && self.shutting_down != Some(true);
         let status = if ready {
             StatusCode::OK
@@ -81,6 +87,10 @@ impl Health {
             (
                 self.consuming == Some(false),
                 "the worker consumes nothing while the group lags",
+            ),
+            (
+                self.backlog == Some(false),
+                "the workers' backlog is at its bound",
             ),
             (self.shutting_down == Some(true), "shutting down"),
         ]

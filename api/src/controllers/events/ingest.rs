@@ -104,7 +104,8 @@ pub struct Receipt {
         (status = 401, description = "API key missing or not accepted.",
             body = crate::error::Problem, content_type = "application/problem+json",
             example = json!(docs::example_problem(401))),
-        (status = 413, description = "Body, decompressed body, batch or event over its limit (stated in the message).",
+        (status = 413, description = "Body, decompressed body, batch or event over its limit (stated in the message), \
+                                      or more of one partition than API_MAX_BACKLOG_BYTES ever leaves.",
             body = crate::error::Problem, content_type = "application/problem+json",
             example = json!(docs::example_problem(413))),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding.",
@@ -118,7 +119,8 @@ pub struct Receipt {
             headers(("Retry-After" = u64, description = "Seconds to wait")),
             example = json!(docs::example_problem(429))),
         (status = 503, description = "Kafka did not acknowledge every event (unreachable, queue full, or timed out), \
-                                      or the replica is at API_MAX_IN_FLIGHT_REQUESTS requests or API_MAX_IN_FLIGHT_EVENTS events waiting for Kafka (`overloaded`: refused at once, nothing produced). \
+                                      or the replica is at API_MAX_IN_FLIGHT_REQUESTS requests or API_MAX_IN_FLIGHT_EVENTS events waiting for Kafka, \
+                                      or the workers' backlog is at API_MAX_BACKLOG_BYTES or API_MAX_BACKLOG_MESSAGES (`overloaded`: refused at once, nothing produced). \
                                       Retrying with the same event ids is safe.",
             body = crate::error::Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait")),
@@ -270,12 +272,25 @@ async fn ingest(
     } else {
         client_context(headers).and_then(|context| TraceHeaders::of(&context))
     };
+    let outgoing = app.sink.prepare(
+        &records,
+        &request_id.0,
+        trace.as_ref(),
+        app.backlog.placement(),
+    );
+    // The workers' backlog is charged before anything is produced.
+    let reservation = match app.backlog.reserve(&outgoing) {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            let error = reject(error);
+            producing.set_status(Status::error(error.trace_detail()));
+            return Err(error);
+        }
+    };
     let started = Instant::now();
-    let sent = app
-        .sink
-        .send(&records, &request_id.0, trace.as_ref())
-        .instrument(producing.clone())
-        .await;
+    let sent = app.sink.send(outgoing).instrument(producing.clone()).await;
+    reservation.settle(&sent);
+    let sent = sent.into_result();
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = match sent {
         Ok(delivered) => {

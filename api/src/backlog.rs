@@ -55,7 +55,6 @@ use std::time::{Duration, Instant};
 use eventpipe_contract::kafka::REDRIVE_UNCOMMITTED_BYTES;
 use eventpipe_service::kafka::{PartitionLag, stored_bytes_bound};
 
-use crate::config::BacklogLimits;
 use crate::error::{AppError, too_large};
 use crate::metrics::Metrics;
 use crate::sink::{BATCH_BYTES, Outgoing, Sent};
@@ -88,6 +87,28 @@ pub fn headroom(max_event_bytes: usize, compression: &str) -> u64 {
         compression,
     );
     BATCH_BYTES.max(largest) + REDRIVE_UNCOMMITTED_BYTES
+}
+
+/// The bounds' settings (`API_MAX_BACKLOG_*`, `KAFKA_GROUP_ID`,
+/// `API_BACKLOG_CHECK_MS`), read with the API's configuration.
+#[derive(Debug, Clone)]
+pub struct BacklogLimits {
+    /// `API_MAX_BACKLOG_BYTES`: what the events topic keeps per partition;
+    /// `None`: no byte bound.
+    pub max_bytes: Option<u64>,
+    /// `API_MAX_BACKLOG_MESSAGES`; `None`: no message bound.
+    pub max_messages: Option<u64>,
+    /// `KAFKA_GROUP_ID`: the workers' consumer group.
+    pub group_id: String,
+    /// `API_BACKLOG_CHECK_MS`, default 100.
+    pub check_interval: Duration,
+}
+
+impl BacklogLimits {
+    /// Whether any bound is set.
+    pub fn any(&self) -> bool {
+        self.max_bytes.is_some() || self.max_messages.is_some()
+    }
 }
 
 /// The bounds, the charges and the workers' progress as last read.

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use eventpipe_contract::{Rules, kafka};
+
+pub use crate::backlog::BacklogLimits;
 use eventpipe_service::http::layers::{self, HttpTimeouts};
 use eventpipe_service::producer_health::{self, HealthRule};
 use eventpipe_service::settings::{self, Env, var};
@@ -241,28 +243,6 @@ impl fmt::Debug for KafkaConfig {
                 &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .finish()
-    }
-}
-
-/// The bound on what the workers have yet to consume (`API_MAX_BACKLOG_*`;
-/// see [`crate::backlog`]).
-#[derive(Debug, Clone)]
-pub struct BacklogLimits {
-    /// `API_MAX_BACKLOG_BYTES`: what the events topic keeps per partition;
-    /// `None`: no byte bound.
-    pub max_bytes: Option<u64>,
-    /// `API_MAX_BACKLOG_MESSAGES`; `None`: no message bound.
-    pub max_messages: Option<u64>,
-    /// `KAFKA_GROUP_ID`: the workers' consumer group.
-    pub group_id: String,
-    /// `API_BACKLOG_CHECK_MS`, default 100.
-    pub check_interval: Duration,
-}
-
-impl BacklogLimits {
-    /// Whether any bound is set.
-    pub fn any(&self) -> bool {
-        self.max_bytes.is_some() || self.max_messages.is_some()
     }
 }
 

@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         worker: format!("http://{worker}"),
         database_url: pipeline.database_url.clone(),
         bootstrap: pipeline.bootstrap.clone(),
+        embedded: pipeline.kafka_is_embedded(),
     }
     .record();
     if let Err(error) = recorded {

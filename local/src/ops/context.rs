@@ -95,6 +95,8 @@ pub struct Target {
     pub group_id: String,
     /// `KAFKA_CONNECT_TIMEOUT_MS`.
     pub timeout: Duration,
+    /// Whether Kafka is the local run's embedded cluster.
+    pub embedded: bool,
 }
 
 impl Target {
@@ -119,6 +121,9 @@ impl Target {
             database_url: or_local("DATABASE_URL", local.map(|l| l.database_url.clone()))?,
             bootstrap: set("KAFKA_BOOTSTRAP_SERVERS")
                 .or_else(|| local.map(|l| l.bootstrap.clone())),
+            embedded: local.is_some_and(|l| {
+                l.embedded && set("KAFKA_BOOTSTRAP_SERVERS").is_none_or(|b| b == l.bootstrap)
+            }),
             kafka_extra: env.key_values("KAFKA_CONFIG")?,
             events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
             dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
@@ -156,6 +161,9 @@ pub struct LocalRun {
     pub database_url: String,
     /// Its Kafka.
     pub bootstrap: String,
+    /// Whether that Kafka is the embedded cluster.
+    #[serde(default)]
+    pub embedded: bool,
 }
 
 impl LocalRun {
@@ -334,6 +342,7 @@ mod tests {
             worker: "http://127.0.0.1:40002".to_owned(),
             database_url: "postgres://postgres@127.0.0.1:5432/local".to_owned(),
             bootstrap: "127.0.0.1:40003".to_owned(),
+            embedded: true,
         };
         let vars = |name: &str| (name == "EVENTPIPE_API_URL").then(|| "http://api:8080".to_owned());
         let target = Target::from_lookup(vars, Some(local)).unwrap();

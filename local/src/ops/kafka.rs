@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -48,10 +50,23 @@ impl Topic {
     }
 }
 
+/// The longest `status` waits for DescribeConfigs.
+const DESCRIBE_WITHIN: Duration = Duration::from_secs(2);
+
+/// What a topic keeps, as the brokers' DescribeConfigs answer says.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Retention {
+    /// `retention.ms`: how long messages are kept (-1: forever).
+    pub ms: Option<i64>,
+    /// `retention.bytes`: how much of each partition is kept (-1: no limit).
+    pub bytes: Option<i64>,
+}
+
 /// A connection for reading metadata, offsets and messages.
 pub struct Kafka {
     consumer: BaseConsumer,
     bootstrap: String,
+    extra: Vec<(String, String)>,
     timeout: Duration,
 }
 
@@ -74,6 +89,7 @@ impl Kafka {
         let kafka = Kafka {
             consumer,
             bootstrap,
+            extra: target.kafka_extra.clone(),
             timeout: target.timeout,
         };
         kafka.topics()?;
@@ -158,6 +174,68 @@ impl Kafka {
     pub fn lags(&self, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
         eventpipe_service::kafka::group_lag(&self.consumer, topic, self.timeout)
             .with_context(|| format!("reading the group's progress on {topic}"))
+    }
+
+    /// The timestamps (epoch ms) of the messages of `topic` at each
+    /// (partition, offset) of `at`, as far as they can be read within the
+    /// timeout (a message no longer held is left out).
+    pub fn timestamps_at(
+        &self,
+        topic: &str,
+        at: &[(i32, i64)],
+    ) -> anyhow::Result<HashMap<i32, i64>> {
+        let mut found = HashMap::new();
+        if at.is_empty() {
+            return Ok(found);
+        }
+        let mut list = TopicPartitionList::new();
+        for &(partition, offset) in at {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
+        self.consumer.assign(&list)?;
+        let deadline = Instant::now() + self.timeout;
+        while found.len() < at.len() && Instant::now() < deadline {
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100))
+                && at.contains(&(m.partition(), m.offset()))
+                && let Some(ms) = m.timestamp().to_millis()
+            {
+                found.insert(m.partition(), ms);
+            }
+        }
+        self.consumer.unassign()?;
+        Ok(found)
+    }
+
+    /// What `topic` keeps (`retention.ms`, `retention.bytes`), asked with
+    /// DescribeConfigs; an error when the brokers do not answer it (the
+    /// embedded cluster does not implement it).
+    pub async fn retention(&self, topic: &str) -> anyhow::Result<Retention> {
+        let admin: AdminClient<DefaultClientContext> =
+            eventpipe_service::kafka::client_config(&self.bootstrap, "eventpipe-ops", &self.extra)
+                .create()
+                .context("creating a Kafka admin client")?;
+        // A broker without the API never answers: do not wait the whole
+        // timeout for one (a broker with it answers in milliseconds).
+        let options = AdminOptions::new().request_timeout(Some(self.timeout.min(DESCRIBE_WITHIN)));
+        let results = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+            .await
+            .context("the brokers did not answer DescribeConfigs")?;
+        let resource = results
+            .into_iter()
+            .next()
+            .context("the brokers answered DescribeConfigs with nothing")?
+            .map_err(|code| anyhow::anyhow!("DescribeConfigs of {topic}: {code}"))?;
+        let number = |name: &str| {
+            resource
+                .get(name)
+                .and_then(|e| e.value.as_deref())
+                .and_then(|v| v.parse().ok())
+        };
+        Ok(Retention {
+            ms: number("retention.ms"),
+            bytes: number("retention.bytes"),
+        })
     }
 
     /// Every message `topic` holds, partition by partition, oldest first.

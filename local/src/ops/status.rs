@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
+use eventpipe_embedded_kafka::KEEPS_BYTES_PER_PARTITION;
 use serde::Serialize;
 
 use super::context::{Report, Target};
-use super::kafka::Kafka;
+use super::kafka::{Kafka, Retention};
 
 /// One HTTP probe.
 #[derive(Debug, Serialize)]
@@ -63,6 +64,14 @@ pub struct PartitionOffsets {
     /// Messages not yet committed by the workers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
+    /// How old the oldest message the workers have not committed is, in
+    /// seconds (by its timestamp), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_unconsumed_age_secs: Option<f64>,
+    /// Messages deleted before the workers read them: the committed offset
+    /// lies before the oldest offset held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_unread: Option<i64>,
 }
 
 /// One of the pipeline's topics.
@@ -81,6 +90,13 @@ pub struct TopicStatus {
     pub lag: Option<i64>,
     /// Its partitions.
     pub partitions: Vec<PartitionOffsets>,
+    /// For the events topic: what it keeps (DescribeConfigs, or the
+    /// embedded cluster's fixed size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Why the retention is not known, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_unknown: Option<String>,
 }
 
 /// Kafka.
@@ -113,6 +129,14 @@ pub struct Status {
     pub database: Database,
     /// Kafka.
     pub kafka: KafkaStatus,
+    /// Offsets the worker found deleted before it read them, since it
+    /// started (`eventpipe_worker_offsets_skipped_total`): accepted events
+    /// lost to retention. Absent when the worker's metrics did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsets_skipped: Option<u64>,
+    /// Accepted events at risk or lost: deleted unread, skipped, or older
+    /// than half the events topic's `retention.ms`.
+    pub warnings: Vec<String>,
 }
 
 async fn probe(http: &reqwest::Client, url: &str, var: &str) -> Probe {
@@ -167,7 +191,7 @@ async fn database(target: &Target) -> Database {
     }
 }
 
-fn kafka(target: &Target) -> KafkaStatus {
+async fn kafka(target: &Target) -> KafkaStatus {
     let mut status = KafkaStatus {
         bootstrap: target.bootstrap.clone(),
         reachable: false,
@@ -176,7 +200,7 @@ fn kafka(target: &Target) -> KafkaStatus {
         topics: Vec::new(),
         dlq_messages: None,
     };
-    let read = || -> anyhow::Result<Vec<TopicStatus>> {
+    let read = || -> anyhow::Result<(Kafka, Vec<TopicStatus>)> {
         let kafka = Kafka::connect(target, &target.group_id)?;
         let mut topics = Vec::new();
         for (name, role) in [
@@ -192,6 +216,8 @@ fn kafka(target: &Target) -> KafkaStatus {
                     messages: 0,
                     lag: None,
                     partitions: Vec::new(),
+                    retention: None,
+                    retention_unknown: None,
                 });
                 continue;
             };
@@ -200,7 +226,7 @@ fn kafka(target: &Target) -> KafkaStatus {
             } else {
                 Default::default()
             };
-            let partitions: Vec<PartitionOffsets> = topic
+            let mut partitions: Vec<PartitionOffsets> = topic
                 .partitions
                 .iter()
                 .map(|p| {
@@ -212,9 +238,14 @@ fn kafka(target: &Target) -> KafkaStatus {
                         committed: done,
                         // Nothing committed yet: all that is held is to do.
                         lag: (role == "events").then(|| p.high - done.unwrap_or(p.low).max(p.low)),
+                        oldest_unconsumed_age_secs: None,
+                        deleted_unread: done.filter(|&c| c < p.low).map(|c| p.low - c),
                     }
                 })
                 .collect();
+            if role == "events" {
+                oldest_unconsumed(&kafka, name, &mut partitions)?;
+            }
             let lag = (role == "events").then(|| partitions.iter().filter_map(|p| p.lag).sum());
             topics.push(TopicStatus {
                 name: name.clone(),
@@ -223,22 +254,119 @@ fn kafka(target: &Target) -> KafkaStatus {
                 messages: topic.held(),
                 lag,
                 partitions,
+                retention: None,
+                retention_unknown: None,
             });
         }
-        Ok(topics)
+        Ok((kafka, topics))
     };
     match tokio::task::block_in_place(read) {
-        Ok(topics) => {
+        Ok((kafka, mut topics)) => {
             status.reachable = true;
             status.dlq_messages = topics
                 .iter()
                 .find(|t| t.role == "dlq" && t.exists)
                 .map(|t| t.messages);
+            if let Some(events) = topics.iter_mut().find(|t| t.role == "events" && t.exists) {
+                if target.embedded {
+                    // The embedded cluster answers no DescribeConfigs; what
+                    // it keeps is fixed.
+                    events.retention = Some(Retention {
+                        ms: Some(-1),
+                        bytes: i64::try_from(KEEPS_BYTES_PER_PARTITION).ok(),
+                    });
+                } else {
+                    match kafka.retention(&events.name).await {
+                        Ok(retention) => events.retention = Some(retention),
+                        Err(e) => events.retention_unknown = Some(format!("{e:#}")),
+                    }
+                }
+            }
             status.topics = topics;
         }
         Err(e) => status.error = Some(format!("{e:#}")),
     }
     status
+}
+
+/// Notes, for each partition of the events topic with lag, the age of the
+/// oldest message the workers have not committed.
+fn oldest_unconsumed(
+    kafka: &Kafka,
+    topic: &str,
+    partitions: &mut [PartitionOffsets],
+) -> anyhow::Result<()> {
+    let at: Vec<(i32, i64)> = partitions
+        .iter()
+        .filter(|p| p.lag.unwrap_or(0) > 0)
+        .map(|p| (p.partition, p.committed.unwrap_or(p.low).max(p.low)))
+        .collect();
+    let stamps = kafka.timestamps_at(topic, &at)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for p in partitions {
+        if let Some(ms) = stamps.get(&p.partition) {
+            p.oldest_unconsumed_age_secs = Some((now - ms).max(0) as f64 / 1000.0);
+        }
+    }
+    Ok(())
+}
+
+/// What puts accepted events at risk, or says they were lost: messages
+/// deleted unread, offsets the worker skipped, unconsumed messages older
+/// than half of `retention.ms`.
+pub fn warnings(kafka: &KafkaStatus, offsets_skipped: Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(skipped) = offsets_skipped.filter(|&n| n > 0) {
+        out.push(format!(
+            "the worker skipped {skipped} offset(s) since it started: accepted events deleted by retention before it read them (its ERROR log names the ranges)"
+        ));
+    }
+    for topic in kafka.topics.iter().filter(|t| t.role == "events") {
+        let keep_ms = topic.retention.and_then(|r| r.ms).filter(|&ms| ms > 0);
+        for p in &topic.partitions {
+            if let Some(deleted) = p.deleted_unread {
+                out.push(format!(
+                    "partition {} of {}: {deleted} message(s) deleted before the workers committed them",
+                    p.partition, topic.name
+                ));
+            }
+            if let (Some(age), Some(keep_ms)) = (p.oldest_unconsumed_age_secs, keep_ms)
+                && age * 1000.0 >= keep_ms as f64 / 2.0
+            {
+                out.push(format!(
+                    "partition {} of {}: the oldest message the workers have not committed is {} old, {:.0}% of retention.ms ({}): at 100% the broker deletes it unread",
+                    p.partition,
+                    topic.name,
+                    human_secs(age),
+                    age * 100_000.0 / keep_ms as f64,
+                    human_secs(keep_ms as f64 / 1000.0)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `secs` in the unit that reads best.
+fn human_secs(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.1} s"),
+        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
+/// The worker's count of skipped offsets, from its `/metrics`.
+async fn offsets_skipped(http: &reqwest::Client, worker: &str) -> Option<u64> {
+    let url = format!("{}/metrics", worker.trim_end_matches('/'));
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with(eventpipe_worker::metrics::OFFSETS_SKIPPED_TOTAL))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    Some(total as u64)
 }
 
 /// Asks every part.
@@ -247,11 +375,19 @@ pub async fn status(target: &Target) -> Status {
         .timeout(target.timeout)
         .build()
         .unwrap_or_default();
+    let worker = service(&http, &target.worker, "EVENTPIPE_WORKER_URL").await;
+    let offsets_skipped = match worker.health.ok {
+        true => offsets_skipped(&http, &target.worker).await,
+        false => None,
+    };
+    let kafka = kafka(target).await;
     Status {
         api: service(&http, &target.api, "EVENTPIPE_API_URL").await,
-        worker: service(&http, &target.worker, "EVENTPIPE_WORKER_URL").await,
+        worker,
         database: database(target).await,
-        kafka: kafka(target),
+        warnings: warnings(&kafka, offsets_skipped),
+        kafka,
+        offsets_skipped,
     }
 }
 
@@ -294,6 +430,7 @@ impl Report for Status {
             && self.database.migrated
             && self.kafka.reachable
             && self.kafka.topics.iter().all(|t| t.exists)
+            && self.warnings.is_empty()
     }
 
     fn human(&self) -> String {
@@ -328,24 +465,48 @@ impl Report for Status {
             }
             let _ = writeln!(out);
             if topic.role == "events" {
+                let _ = writeln!(out, "    keeps {}", kept(topic));
                 let _ = writeln!(
                     out,
-                    "    {:>9} {:>12} {:>12} {:>12} {:>8}",
-                    "partition", "low", "high", "committed", "lag"
+                    "    {:>9} {:>12} {:>12} {:>12} {:>8} {:>12}",
+                    "partition", "low", "high", "committed", "lag", "oldest lag"
                 );
                 for p in &topic.partitions {
                     let committed = p.committed.map_or("-".to_owned(), |c| c.to_string());
+                    let oldest = p
+                        .oldest_unconsumed_age_secs
+                        .map_or("-".to_owned(), human_secs);
                     let _ = writeln!(
                         out,
-                        "    {:>9} {:>12} {:>12} {:>12} {:>8}",
+                        "    {:>9} {:>12} {:>12} {:>12} {:>8} {:>12}",
                         p.partition,
                         p.low,
                         p.high,
                         committed,
-                        p.lag.unwrap_or(0)
+                        p.lag.unwrap_or(0),
+                        oldest
                     );
                 }
             }
+        }
+        match self.offsets_skipped {
+            Some(n) => {
+                let _ = writeln!(
+                    out,
+                    "{:<11}{n} offset(s) skipped since the worker started",
+                    "Lost"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{:<11}unknown (the worker's metrics did not answer)",
+                    "Lost"
+                );
+            }
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "WARNING    {warning}");
         }
         let _ = writeln!(
             out,
@@ -357,5 +518,89 @@ impl Report for Status {
             }
         );
         out
+    }
+}
+
+/// What the events topic keeps, in words.
+fn kept(topic: &TopicStatus) -> String {
+    match (&topic.retention, &topic.retention_unknown) {
+        (Some(r), _) => {
+            let time = match r.ms {
+                Some(ms) if ms > 0 => human_secs(ms as f64 / 1000.0),
+                Some(_) => "forever".to_owned(),
+                None => "?".to_owned(),
+            };
+            let size = match r.bytes {
+                Some(b) if b > 0 => format!("{b} bytes per partition"),
+                Some(_) => "no size limit".to_owned(),
+                None => "?".to_owned(),
+            };
+            format!("retention.ms {time}, retention.bytes {size}")
+        }
+        (None, Some(why)) => format!("unknown ({why})"),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(retention_ms: i64, partitions: Vec<PartitionOffsets>) -> KafkaStatus {
+        KafkaStatus {
+            bootstrap: None,
+            reachable: true,
+            error: None,
+            group: "g".to_owned(),
+            topics: vec![TopicStatus {
+                name: "events".to_owned(),
+                role: "events",
+                exists: true,
+                messages: 0,
+                lag: None,
+                partitions,
+                retention: Some(Retention {
+                    ms: Some(retention_ms),
+                    bytes: Some(-1),
+                }),
+                retention_unknown: None,
+            }],
+            dlq_messages: None,
+        }
+    }
+
+    fn partition(age: Option<f64>, deleted: Option<i64>) -> PartitionOffsets {
+        PartitionOffsets {
+            partition: 3,
+            low: 10,
+            high: 20,
+            committed: Some(10),
+            lag: Some(10),
+            oldest_unconsumed_age_secs: age,
+            deleted_unread: deleted,
+        }
+    }
+
+    #[test]
+    fn lag_reaching_half_the_retention_is_a_warning() {
+        let day = 86_400_000;
+        let young = events(day, vec![partition(Some(43_000.0), None)]);
+        assert!(warnings(&young, Some(0)).is_empty());
+        let old = events(day, vec![partition(Some(43_200.0), None)]);
+        let said = warnings(&old, Some(0));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("partition 3 of events"), "{said:?}");
+        assert!(said[0].contains("50% of retention.ms (24.0 h)"), "{said:?}");
+        // Kept forever: no age is too old.
+        assert!(warnings(&events(-1, vec![partition(Some(1e9), None)]), None).is_empty());
+    }
+
+    #[test]
+    fn losses_are_warnings() {
+        let lost = events(-1, vec![partition(None, Some(4))]);
+        let said = warnings(&lost, Some(7));
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("skipped 7 offset(s)"), "{said:?}");
+        assert!(said[1].contains("4 message(s) deleted"), "{said:?}");
     }
 }

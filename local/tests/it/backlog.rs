@@ -178,6 +178,27 @@ async fn metric(base: &str, series: &str) -> f64 {
 
 const SKIPPED: &str = "eventpipe_worker_offsets_skipped_total{partition=\"0\",topic=\"events\"}";
 
+/// `eventpipe status --json` against `pipeline`: its exit status and report.
+fn status(pipeline: &Pipeline, database_url: &str) -> (i32, Value) {
+    let output = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eventpipe"))
+            .args(["status", "--json"])
+            .env_clear()
+            .env("EVENTPIPE_API_URL", format!("http://{}", pipeline.api))
+            .env(
+                "EVENTPIPE_WORKER_URL",
+                format!("http://{}", pipeline.worker),
+            )
+            .env("DATABASE_URL", database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &pipeline.bootstrap)
+            .output()
+    })
+    .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.code().unwrap_or(-1), report)
+}
+
 /// Messages of the events topic the workers' group has not committed.
 fn uncommitted(bootstrap: &str) -> i64 {
     let client: rdkafka::consumer::BaseConsumer =
@@ -240,6 +261,20 @@ async fn the_local_run_refuses_what_its_broker_could_not_keep_and_stores_every_2
     )
     .await;
     assert_eq!(refused, (drive.refused * BATCH) as f64);
+    // `eventpipe status` shows the backlog, how old it is, and that
+    // nothing was lost; it exits 1 while the API refuses events.
+    let status = status(&pipeline, &db.url);
+    assert_eq!(status.0, 1);
+    let s = &status.1;
+    assert_eq!(s["api"]["ready"]["body"]["backlog"], false, "{s}");
+    let partition = &s["kafka"]["topics"][0]["partitions"][0];
+    assert_eq!(partition["lag"], drive.accepted.len(), "{s}");
+    assert!(
+        partition["oldest_unconsumed_age_secs"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
+    assert_eq!(s["offsets_skipped"], 0, "{s}");
+    assert_eq!(s["warnings"], json!([]), "{s}");
 
     // The worker gets the table back: every 202'd event is stored, once.
     held.release().await;

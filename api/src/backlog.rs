@@ -268,7 +268,7 @@ impl Backlog {
             if charged + bytes > budget {
                 drop(ledger);
                 let detail = format!(
-                    "partition {partition} of {} holds up to {charged} bytes the workers (group {}) have not committed; this request's {bytes} more would pass API_MAX_BACKLOG_BYTES less the room kept free ({budget}): the workers are behind, retry shortly",
+                    "partition {partition} of {} holds up to {charged} bytes the workers (group {}) have not committed; this request's {bytes} more would pass API_MAX_BACKLOG_BYTES less the room kept free ({budget}): the workers are behind",
                     self.topic, self.limits.group_id
                 );
                 return Err(self.refused(detail, "bytes", events));
@@ -287,7 +287,7 @@ impl Backlog {
 
     fn unread(&self, reason: Option<String>) -> String {
         format!(
-            "the workers' progress (group {}) has not been read yet{}, so API_MAX_BACKLOG_BYTES cannot be kept; retry shortly",
+            "the workers' progress (group {}) has not been read yet{}, so API_MAX_BACKLOG_BYTES cannot be kept",
             self.limits.group_id,
             reason.map(|r| format!(" ({r})")).unwrap_or_default()
         )
@@ -302,7 +302,7 @@ impl Backlog {
             .find(|(_, p)| u64::try_from(p.lag()).unwrap_or(0) >= max);
         match over {
             Some((partition, p)) => Err(format!(
-                "partition {partition} of {} has {} messages the workers (group {}) have not committed, at API_MAX_BACKLOG_MESSAGES ({max}): the workers are behind, retry shortly",
+                "partition {partition} of {} has {} messages the workers (group {}) have not committed, at API_MAX_BACKLOG_MESSAGES ({max}): the workers are behind",
                 self.topic,
                 p.lag(),
                 self.limits.group_id

@@ -12,7 +12,8 @@ use anyhow::Context;
 use axum::Router;
 use eventpipe_service::http::{layers, observe, openapi as docs};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 pub mod auth;
 pub mod backlog;
@@ -31,6 +32,9 @@ pub mod state;
 use config::ApiConfig;
 pub use state::{App, AppState, start};
 
+/// How often, at most, the API logs that the backlog is at its bound.
+const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// How often `/ready` re-checks that Kafka answers.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -46,7 +50,11 @@ pub fn app(state: AppState) -> Router {
             state.metrics.http.clone(),
             observe::observe,
         ))
-        .layer(TraceLayer::new_for_http());
+        // A 503 is the API doing its job under load (backpressure, Kafka
+        // slow to acknowledge), and its cause is logged where it is known:
+        // a line per failed request at ERROR would flood the log (and the
+        // cores) exactly when the pipeline is busiest.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)));
     layers::protect(router, state.config.http)
 }
 
@@ -109,19 +117,25 @@ async fn watch_backlog(state: AppState) {
         return;
     };
     let limits = state.backlog.limits();
-    let mut problem: Option<String> = None;
+    // Under overload the backlog goes over and under its bound many times
+    // a second: say so at most once a minute.
+    let mut warned: Option<std::time::Instant> = None;
+    let mut over = false;
     loop {
         tokio::time::sleep(limits.check_interval).await;
         state::read_progress(&state.backlog, progress, PROBE_INTERVAL).await;
-        let now = state.backlog.problem();
-        match (&now, &problem) {
-            (Some(reason), None) => {
-                tracing::warn!(%reason, "the workers' backlog is at its bound: events are refused (503) and /ready answers 503")
+        match state.backlog.problem() {
+            Some(reason) if warned.is_none_or(|at| at.elapsed() >= BACKLOG_WARN_EVERY) => {
+                tracing::warn!(%reason, "the workers' backlog is at its bound: events are refused (503) and /ready answers 503");
+                warned = Some(std::time::Instant::now());
+                over = true;
             }
-            (None, Some(_)) => tracing::info!("the workers' backlog is under its bound again"),
+            None if over => {
+                tracing::info!("the workers' backlog is under its bound again");
+                over = false;
+            }
             _ => {}
         }
-        problem = now;
     }
 }
 

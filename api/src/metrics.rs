@@ -214,6 +214,10 @@ impl Metrics {
             Box::new(metrics.backlog_limit_messages.clone()),
             Box::new(metrics.backlog_refused.clone()),
         ];
+        // Every bound's series exists from the start, at 0.
+        for bound in ["bytes", "messages"] {
+            metrics.backlog_refused.with_label_values(&[bound]);
+        }
         // Every type's series exists from the start, at 0.
         for kind in eventpipe_contract::KNOWN_TYPES.iter().chain(&[OTHER_TYPE]) {
             metrics.events_accepted_by_type.with_label_values(&[kind]);

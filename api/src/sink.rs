@@ -15,7 +15,7 @@ use eventpipe_service::kafka::{self as kafka_client, PartitionLag};
 use eventpipe_service::producer_health::{
     HealingProducer, ProducerHealth, RebuildReason, SendOutcome,
 };
-use eventpipe_service::telemetry::{self, TraceHeaders};
+use eventpipe_service::telemetry::TraceHeaders;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -24,7 +24,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use tokio::sync::oneshot;
@@ -253,7 +253,7 @@ pub struct EventSink {
 /// (librdkafka's `batch.size`, framing included; an event larger than this
 /// goes alone): the backlog bound keeps one batch of room, since a broker
 /// deletes batches whole ([`crate::backlog`]).
-pub const BATCH_BYTES: u64 = 256 * 1024;
+pub const BATCH_BYTES: u64 = 64 * 1024;
 
 /// The settings of every API producer: `acks=all`, idempotent, the
 /// configured compression and linger, a queue of `queue_max_messages`.
@@ -469,35 +469,11 @@ impl EventSink {
         let mut ends = Vec::with_capacity(events.len());
         let mut stored_bytes = Vec::with_capacity(events.len());
         let mut headers = Vec::with_capacity(events.len());
-        let trace_lengths = trace.map_or([(0, 0); 2], |t| {
-            [
-                (telemetry::TRACEPARENT.len(), t.traceparent.len()),
-                (
-                    telemetry::TRACESTATE.len(),
-                    t.tracestate.as_ref().map_or(0, String::len),
-                ),
-            ]
-        });
-        let header_lengths = [
-            (
-                kafka::HEADER_SCHEMA_VERSION.len(),
-                kafka::SCHEMA_VERSION.len(),
-            ),
-            (kafka::HEADER_REQUEST_ID.len(), request_id.len()),
-            (kafka::HEADER_CONTENT_TYPE.len(), JSON.len()),
-        ];
         for event in events {
             let start = values.len();
             // Serializing a record into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut values, event);
             ends.push(values.len());
-            let lengths = header_lengths.iter().chain(&trace_lengths).copied();
-            stored_bytes.push(kafka_client::stored_bytes_bound(
-                event.user_id.len(),
-                values.len() - start,
-                lengths.filter(|&(name, _)| name > 0),
-                &self.compression,
-            ));
             let base = OwnedHeaders::new_with_capacity(5)
                 .insert(Header {
                     key: kafka::HEADER_SCHEMA_VERSION,
@@ -511,7 +487,16 @@ impl EventSink {
                     key: kafka::HEADER_CONTENT_TYPE,
                     value: Some(JSON),
                 });
-            headers.push(kafka_client::with_trace(base, trace));
+            let event_headers = kafka_client::with_trace(base, trace);
+            stored_bytes.push(kafka_client::stored_bytes_bound(
+                event.user_id.len(),
+                values.len() - start,
+                event_headers
+                    .iter()
+                    .map(|h| (h.key.len(), h.value.map_or(0, <[u8]>::len))),
+                &self.compression,
+            ));
+            headers.push(event_headers);
         }
         let partitions = partitions.filter(|&n| n > 0).map(|n| {
             events

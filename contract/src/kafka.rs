@@ -22,10 +22,12 @@ pub const GROUP_ID: &str = "eventpipe-worker";
 
 /// The most bytes a redrive (`eventpipe dlq redrive`) may have on one
 /// partition of the events topic that the workers have not committed: it
-/// waits for the workers before sending more. An API that bounds the
-/// backlog by bytes (`API_MAX_BACKLOG_BYTES`) leaves this much room under
-/// its bound, so a redrive cannot push a partition past what it keeps.
-pub const REDRIVE_UNCOMMITTED_BYTES: u64 = 1 << 20;
+/// waits for the workers before sending more, and does not send a message
+/// larger than this (the API's events are at most 64 KiB unless
+/// `API_MAX_EVENT_BYTES` says otherwise). An API that bounds the backlog
+/// by bytes (`API_MAX_BACKLOG_BYTES`) leaves this much room under its
+/// bound, so a redrive cannot push a partition past what it keeps.
+pub const REDRIVE_UNCOMMITTED_BYTES: u64 = 256 * 1024;
 
 /// Header naming the version of the value's schema.
 pub const HEADER_SCHEMA_VERSION: &str = "eventpipe-schema-version";

@@ -27,6 +27,10 @@ use tokio::task::JoinHandle;
 /// in-process, 0 halved what the whole pipeline stored).
 pub const EMBEDDED_LINGER_MS: &str = "5";
 
+/// The API's `compression.type` against the embedded cluster, unless
+/// `KAFKA_COMPRESSION` says otherwise.
+pub const EMBEDDED_COMPRESSION: &str = "none";
+
 /// Brokers in the embedded cluster: enough for `acks=all` to mean something.
 const EMBEDDED_BROKERS: i32 = 3;
 
@@ -147,6 +151,12 @@ impl Pipeline {
             // broker of its own) would starve the worker. Batch instead.
             "KAFKA_LINGER_MS" if is_embedded => {
                 setting(name).or_else(|| Some(EMBEDDED_LINGER_MS.to_owned()))
+            }
+            // Compressing for a broker in the same process only costs
+            // cores; and the backlog bound charges uncompressed events less
+            // (no allowance for what compression can add).
+            "KAFKA_COMPRESSION" if is_embedded => {
+                setting(name).or_else(|| Some(EMBEDDED_COMPRESSION.to_owned()))
             }
             _ => setting(name),
         };

@@ -134,4 +134,14 @@ fn print_help() {
         "KAFKA_LINGER_MS",
         eventpipe_local::EMBEDDED_LINGER_MS
     );
+    println!(
+        "  {:<32}with the embedded cluster, the API's compression defaults to {} (the broker is in this process)",
+        "KAFKA_COMPRESSION",
+        eventpipe_local::EMBEDDED_COMPRESSION
+    );
+    println!(
+        "  {:<32}with the embedded cluster, set to what it keeps per partition, {} (higher is refused)",
+        "API_MAX_BACKLOG_BYTES",
+        eventpipe_embedded_kafka::KEEPS_BYTES_PER_PARTITION
+    );
 }

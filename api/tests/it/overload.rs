@@ -235,3 +235,38 @@ async fn wait_for_status(api: &TestApi, status: u16) -> (Option<String>, serde_j
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// With a byte bound the API places events itself; it places them where
+/// librdkafka's default partitioner does, so each user's events stay on
+/// one partition whichever places them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_places_events_where_librdkafka_would() {
+    let users: Vec<String> = (0..60).map(|i| format!("user-{i}-{}", i * 7919)).collect();
+    let events = serde_json::Value::Array(users.iter().map(|u| event(u, "click")).collect());
+    let partitions = |receipt: serde_json::Value| -> Vec<i64> {
+        receipt["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["partition"].as_i64().unwrap())
+            .collect()
+    };
+    let by_librdkafka = TestApi::start().await;
+    let response = by_librdkafka.post_json(&events).await;
+    assert_eq!(response.status(), 202);
+    let chosen = partitions(response.json().await.unwrap());
+    let ours: Vec<i64> = users
+        .iter()
+        .map(|u| i64::from(eventpipe_api::sink::partition_of(u.as_bytes(), PARTITIONS)))
+        .collect();
+    assert_eq!(chosen, ours);
+    assert!(
+        ours.iter().collect::<BTreeSet<_>>().len() == 6,
+        "60 users, every partition"
+    );
+
+    let placing = TestApi::start_with(&[("API_MAX_BACKLOG_BYTES", "8388608")]).await;
+    let response = placing.post_json(&events).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(partitions(response.json().await.unwrap()), ours);
+}

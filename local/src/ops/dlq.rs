@@ -332,8 +332,9 @@ pub struct Outcome {
     /// The message.
     #[serde(flatten)]
     pub message: DeadLetter,
-    /// `redriven`, `would_redrive` (dry run), `already_redriven` or
-    /// `failed_again` (came back after a redrive; `--include-redriven`).
+    /// `redriven`, `would_redrive` (dry run), `already_redriven`,
+    /// `failed_again` (came back after a redrive; `--include-redriven`) or
+    /// `too_large` (larger than a redrive sends at once).
     pub action: &'static str,
     /// For `redriven`: where the copy went, `topic/partition/offset`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -427,10 +428,25 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
     };
     for message in chosen {
         let letter = DeadLetter::of(message, &redriven);
+        let from = format!(
+            "{}/{}/{}",
+            target.dlq_topic, letter.partition, letter.offset
+        );
+        let headers = copy_headers(message, &from);
+        let bytes = eventpipe_service::kafka::stored_bytes_bound(
+            message.key().map_or(0, <[u8]>::len),
+            message.payload().map_or(0, <[u8]>::len),
+            headers
+                .iter()
+                .map(|h| (h.key.len(), h.value.map_or(0, <[u8]>::len))),
+            "none",
+        );
         let action = if letter.redriven.is_some() {
             "already_redriven"
         } else if letter.redriven_from.is_some() && !flags.include_redriven {
             "failed_again"
+        } else if bytes > REDRIVE_UNCOMMITTED_BYTES {
+            "too_large"
         } else if flags.dry_run {
             "would_redrive"
         } else {
@@ -447,19 +463,6 @@ pub async fn redrive(target: &Target, flags: &Flags) -> anyhow::Result<RedriveRe
             });
             continue;
         }
-        let from = format!(
-            "{}/{}/{}",
-            target.dlq_topic, letter.partition, letter.offset
-        );
-        let headers = copy_headers(message, &from);
-        let bytes = eventpipe_service::kafka::stored_bytes_bound(
-            message.key().map_or(0, <[u8]>::len),
-            message.payload().map_or(0, <[u8]>::len),
-            headers
-                .iter()
-                .map(|h| (h.key.len(), h.value.map_or(0, <[u8]>::len))),
-            "none",
-        );
         paced.room_for(bytes).await?;
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&target.events_topic).headers(headers);
@@ -532,6 +535,9 @@ impl Report for RedriveReport {
                 "redriven" => format!("redriven to {}", o.to.as_deref().unwrap_or("")),
                 "would_redrive" => "would be redriven".to_owned(),
                 "already_redriven" => "skipped: redriven before".to_owned(),
+                "too_large" => format!(
+                    "skipped: larger than a redrive sends at once ({REDRIVE_UNCOMMITTED_BYTES} bytes); the API never accepts such an event"
+                ),
                 _ => format!(
                     "skipped: failed again after a redrive of {} (--include-redriven sends it again)",
                     m.redriven_from.as_deref().unwrap_or("")

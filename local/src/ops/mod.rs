@@ -29,7 +29,9 @@ pub fn help() -> String {
     let mut out = String::from(
         "Commands (each with --json for one JSON document; exit status 1 when something is down):\n\
          \x20 status                      the API and worker (health, readiness), PostgreSQL (reachable, migrated),\n\
-         \x20                             each topic's partitions and offsets, the workers' committed offsets and lag, the DLQ size\n\
+         \x20                             each topic's partitions and offsets, the workers' committed offsets and lag with the age of\n\
+         \x20                             the oldest message not committed, the events topic's retention, the DLQ size, the offsets\n\
+         \x20                             the worker skipped; warns once lag is half as old as retention.ms\n\
          \x20 db-stats [--exact]          rows and size of each table and partition, the newest event, anomalies by rule\n\
          \x20                             in the last hour (rows are PostgreSQL's statistics unless --exact counts them)\n\
          \x20 topics [describe TOPIC]     the cluster's topics; one topic's partitions, leaders, replicas and offsets\n\

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # eventpipe's images, from one build of the workspace:
-#   docker build --target api    -t eventpipe-api .
-#   docker build --target worker -t eventpipe-worker .
+#   docker build --target api    -t eventpipe-api .      (also the `eventpipe` operations commands)
+#   docker build --target worker -t eventpipe-worker .   (likewise)
 #   docker build --target load   -t eventpipe-load .   (the load generator; compose's emitter)
 # Dependencies stay compiled between builds in BuildKit cache mounts (the
 # cargo registry and the target directory), so a source change rebuilds
@@ -13,8 +13,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p eventpipe-api -p eventpipe-worker -p eventpipe-load \
- && cp target/release/eventpipe-api target/release/eventpipe-worker target/release/eventpipe-load /usr/local/bin/
+    cargo build --release --locked -p eventpipe-api -p eventpipe-worker -p eventpipe-load -p eventpipe-local \
+ && cp target/release/eventpipe-api target/release/eventpipe-worker target/release/eventpipe-load \
+       target/release/eventpipe /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
 # libssl3: librdkafka's TLS; curl: the health checks.
@@ -26,6 +27,9 @@ USER eventpipe
 
 FROM runtime AS api
 COPY --from=build /usr/local/bin/eventpipe-api /usr/local/bin/eventpipe-api
+# The operations commands, for wherever they are given DATABASE_URL (compose
+# runs them in the worker's container, which has it).
+COPY --from=build /usr/local/bin/eventpipe /usr/local/bin/eventpipe
 ENV API_ADDR=0.0.0.0:8080
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=6 \
@@ -34,6 +38,8 @@ ENTRYPOINT ["eventpipe-api"]
 
 FROM runtime AS worker
 COPY --from=build /usr/local/bin/eventpipe-worker /usr/local/bin/eventpipe-worker
+# The operations commands (`docker compose exec worker eventpipe status`).
+COPY --from=build /usr/local/bin/eventpipe /usr/local/bin/eventpipe
 ENV WORKER_ADDR=0.0.0.0:8081
 EXPOSE 8081
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=6 \

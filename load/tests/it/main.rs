@@ -5,6 +5,7 @@
 
 mod audit;
 mod exit_codes;
+mod make;
 mod pacer;
 mod readme;
 mod retention;

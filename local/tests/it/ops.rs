@@ -91,6 +91,31 @@ impl Ops {
         }
     }
 
+    /// Runs `make -s TARGET EVENTPIPE=<this build's binary> ...` at the
+    /// repository's root with the variables pointing at this pipeline.
+    fn make(&self, target: &[&str]) -> Ran {
+        let mut command = Command::new("make");
+        command
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .arg("-s")
+            .args(target)
+            .arg(concat!("EVENTPIPE=", env!("CARGO_BIN_EXE_eventpipe")))
+            .env("EVENTPIPE_API_URL", format!("http://{}", self.pipeline.api))
+            .env(
+                "EVENTPIPE_WORKER_URL",
+                format!("http://{}", self.pipeline.worker),
+            )
+            .env("DATABASE_URL", &self.db.url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &self.pipeline.bootstrap)
+            .env("KAFKA_CONNECT_TIMEOUT_MS", "3000");
+        let output = tokio::task::block_in_place(|| command.output()).unwrap();
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Ran {
         self.run_with(args, &[])
     }
@@ -484,4 +509,74 @@ async fn invalid_list_shows_the_rejected_events_kept() {
         "{}",
         unset.stderr
     );
+}
+
+/// The Makefile's operations targets run the real commands against a
+/// running pipeline (`make status` and the others, as a user types them
+/// beside `make run`), and `make run` starts the pipeline and stops it
+/// cleanly on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_makefile_targets_run_the_real_commands() {
+    let ops = Ops::start().await;
+    ops.post(json!(purchase("u1", 5.0))).await;
+    ops.wait_for_rows("SELECT count(*)::bigint AS n FROM events", 1)
+        .await;
+    for (target, says) in [
+        (&["status"][..], "all ok"),
+        (&["db-stats"][..], "events"),
+        (&["topics"][..], "events.dlq"),
+        (&["dlq"][..], "0 message(s)"),
+        (
+            &["dlq", "ARGS=redrive --reason not_json --dry-run"][..],
+            "would redrive 0",
+        ),
+    ] {
+        let ran = ops.make(target);
+        assert_eq!(ran.code, 0, "make {target:?}: {}{}", ran.stdout, ran.stderr);
+        assert!(ran.stdout.contains(says), "make {target:?}: {}", ran.stdout);
+    }
+
+    // `make run`: its own database and ports, up, then Ctrl-C, exit 0.
+    let db = ScratchDatabase::create(SERVER, "eventpipe_ops")
+        .await
+        .unwrap();
+    let (api, worker) = (crate::free_port(), crate::free_port());
+    let mut run = Command::new("make")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "-s",
+            "run",
+            concat!("EVENTPIPE=", env!("CARGO_BIN_EXE_eventpipe")),
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("API_ADDR", format!("127.0.0.1:{api}"))
+        .env("WORKER_ADDR", format!("127.0.0.1:{worker}"))
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = reqwest::get(format!("http://127.0.0.1:{api}/ready")).await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "make run: the API never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // make forwards nothing: signal the pipeline itself, as Ctrl-C in a
+    // terminal signals the whole foreground group.
+    let pids = Command::new("pgrep")
+        .args(["-P", &run.id().to_string()])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        Command::new("kill").args(["-INT", pid]).status().unwrap();
+    }
+    let status = tokio::task::block_in_place(|| run.wait()).unwrap();
+    assert!(status.success(), "make run exited {status:?}");
 }

@@ -99,7 +99,7 @@ fn event(event_type: Schema, payload: Schema) -> Schema {
             "user_id",
             OneOfBuilder::new()
                 .description(Some(
-                    "Who the event is about: 1..=128 characters, no control characters, or a non-negative integer that fits in 64 bits, written without a fraction or exponent (taken as its decimal string). Also the Kafka key, so one user's events stay in order.",
+                    "Who the event is about: 1..=128 characters, no control characters, or a whole number from 0 to 18446744073709551615, which may be written with a zero fraction or an exponent as JSON Schema's integers may (`12`, `12.0` and `1.2e1` are all taken as the string `12`). Also the Kafka key, so one user's events stay in order.",
                 ))
                 .item(
                     ObjectBuilder::new()

@@ -225,19 +225,74 @@ fn event_id(v: &RawValue) -> Result<Uuid, String> {
 }
 
 fn user_id(v: &RawValue) -> Result<Cow<'_, str>, String> {
-    let digits = v.get();
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return match digits.parse::<u64>() {
-            Ok(_) => Ok(Cow::Borrowed(digits)),
-            Err(_) => Err(format!(
-                "a numeric user_id must fit in 64 bits (at most {}); send larger ids as strings",
-                u64::MAX
-            )),
-        };
+    let raw = v.get();
+    if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return whole_number(raw).map(|digits| {
+            if digits == raw {
+                Cow::Borrowed(raw)
+            } else {
+                Cow::Owned(digits)
+            }
+        });
     }
     let text = object::text(v).ok_or_else(|| format!("must be a string (got {})", kind(v)))?;
     check_text(&text, USER_ID_MAX_CHARS)?;
     Ok(text)
+}
+
+/// A JSON number that is a whole number from 0 to `u64::MAX`, as its
+/// decimal digits: by JSON Schema's rules `12.0` and `1.2e1` are the
+/// integer 12 as much as `12` is, so they are taken as "12".
+fn whole_number(raw: &str) -> Result<String, String> {
+    let not_whole = || {
+        format!(
+            "must be a string or a whole number from 0 to {} (got {raw})",
+            u64::MAX
+        )
+    };
+    let (negative, unsigned) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().map_err(|_| not_whole())?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok("0".to_owned());
+    }
+    if negative {
+        return Err(not_whole());
+    }
+    // The value is digits x 10^scale.
+    let scale = exponent - fraction.len() as i64;
+    let value = if scale >= 0 {
+        if digits.len() as i64 + scale > 20 {
+            return Err(too_big());
+        }
+        format!("{digits}{}", "0".repeat(scale as usize))
+    } else {
+        // Whole when the digits the scale puts after the point are zeros
+        // (the first digit is not 0, so all of them never are).
+        let cut = digits.len().saturating_sub(scale.unsigned_abs() as usize);
+        let (kept, dropped) = digits.split_at(cut);
+        if dropped.bytes().any(|b| b != b'0') {
+            return Err(not_whole());
+        }
+        kept.to_owned()
+    };
+    value.parse::<u64>().map_err(|_| too_big())?;
+    Ok(value)
+}
+
+fn too_big() -> String {
+    format!(
+        "a numeric user_id must fit in 64 bits (at most {}); send larger ids as strings",
+        u64::MAX
+    )
 }
 
 fn event_type<'a>(v: &'a RawValue, rules: &Rules) -> Result<Cow<'a, str>, String> {

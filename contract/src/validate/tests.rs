@@ -66,11 +66,34 @@ fn numeric_user_id_becomes_its_decimal_string() {
         check(r#"{"user_id":123,"type":"t"}"#).unwrap().user_id,
         "123"
     );
-    let (p, m) = single_error(r#"{"user_id":-1,"type":"t"}"#);
-    assert_eq!(
-        (p.as_str(), m.as_str()),
-        ("/user_id", "must be a string (got a number)")
-    );
+    // JSON Schema's integers: a zero fraction or an exponent is the same
+    // whole number (the fuzzer sent 10858010785.0).
+    for (sent, kept) in [
+        ("10858010785.0", "10858010785"),
+        ("1.2e1", "12"),
+        ("120E-1", "12"),
+        ("5e2", "500"),
+        ("0.0", "0"),
+        ("-0", "0"),
+        ("1.8446744073709551615e19", "18446744073709551615"),
+    ] {
+        let event = format!(r#"{{"user_id":{sent},"type":"t"}}"#);
+        assert_eq!(check(&event).unwrap().user_id, kept, "{sent}");
+    }
+    for sent in ["-1", "1.5", "1e-3", "12.01e1"] {
+        let (p, m) = single_error(&format!(r#"{{"user_id":{sent},"type":"t"}}"#));
+        assert_eq!(p, "/user_id");
+        assert_eq!(
+            m,
+            format!(
+                "must be a string or a whole number from 0 to 18446744073709551615 (got {sent})"
+            )
+        );
+    }
+    for sent in ["1e20", "1.8446744073709551616e19", "1e400"] {
+        let (_, m) = single_error(&format!(r#"{{"user_id":{sent},"type":"t"}}"#));
+        assert!(m.contains("must fit in 64 bits"), "{sent}: {m}");
+    }
 }
 
 #[test]

@@ -41,7 +41,7 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// The server: the routes, Swagger UI at `/docs` with the document at
 /// `/openapi.json`, request ids and metrics, and the protective layers.
 pub fn app(state: AppState) -> Router {
-    let (router, document) = openapi::operations()
+    let (router, document) = openapi::limited_operations(state.config.max_in_flight_requests)
         .with_state(state.clone())
         .split_for_parts();
     let router = router

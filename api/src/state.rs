@@ -40,8 +40,6 @@ pub struct App {
     pub draining: AtomicBool,
     /// Events handed to the producer and not yet answered for.
     pub in_flight: AtomicUsize,
-    /// `POST /events` requests being served.
-    pub requests: AtomicUsize,
 }
 
 /// Requests or events counted in one of [`App`]'s counters until dropped.
@@ -57,18 +55,6 @@ impl Drop for Admitted<'_> {
 }
 
 impl App {
-    /// Counts one more request being served, or refuses it when
-    /// `API_MAX_IN_FLIGHT_REQUESTS` are: with the CPU saturated, requests
-    /// would otherwise wait their turn and every answer slow down.
-    pub fn enter(&self) -> Result<Admitted<'_>, AppError> {
-        let limit = self.config.max_in_flight_requests;
-        count_in(&self.requests, 1, limit, || {
-            format!(
-                "the API is already serving {limit} requests, its limit (API_MAX_IN_FLIGHT_REQUESTS)"
-            )
-        })
-    }
-
     /// Counts `events` as in flight, or refuses them when that would pass
     /// `API_MAX_IN_FLIGHT_EVENTS` (a request alone is always let through,
     /// so the limit is never below one request).
@@ -169,7 +155,6 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         kafka_up: AtomicBool::new(true),
         draining: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
-        requests: AtomicUsize::new(0),
     })))
 }
 

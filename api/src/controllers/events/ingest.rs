@@ -170,8 +170,6 @@ async fn ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    // Refused before its events are known: counted only as a 503 request.
-    let _serving = app.enter()?;
     let received_at = Utc::now();
     let key = app.keys.authenticate(headers)?;
     let params: IngestParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))

@@ -522,8 +522,8 @@ impl Analytics {
         .await
     }
 
-    /// `user`'s profile over the `hours` before now, or `None` when no
-    /// event of the user is stored. The risk score weighs low, medium and
+    /// `user`'s profile over the `hours` before now, or `None` when neither
+    /// an event nor an anomaly of the user is kept. The risk score weighs low, medium and
     /// high anomalies 1, 3 and 10, halved per day of age.
     pub async fn user_profile(
         &self,
@@ -553,10 +553,16 @@ impl Analytics {
             #[diesel(sql_type = diesel::sql_types::Double)]
             score: f64,
         }
+        // What is kept of the user: its events, and its anomalies, which
+        // retention keeps longer (their times are its events' times).
         let span = self.load(
             sql_query(
-                "SELECT min(event_ts) AS first_seen, max(event_ts) AS last_seen, count(*)::int8 AS total
-                 FROM events WHERE user_id = $1",
+                "SELECT min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(total)::int8 AS total
+                 FROM (SELECT min(event_ts) AS first_seen, max(event_ts) AS last_seen, count(*) AS total
+                         FROM events WHERE user_id = $1
+                       UNION ALL
+                       SELECT min(event_ts), max(event_ts), 0
+                         FROM anomalies WHERE user_id = $1) AS kept",
             )
             .bind::<Text, _>(user.to_owned()),
         );
@@ -614,15 +620,18 @@ impl Analytics {
         }))
     }
 
-    /// Whether any event of `user` is stored.
+    /// Whether any event or anomaly of `user` is kept.
     pub async fn user_seen(&self, user: &str) -> Result<bool, QueryError> {
         #[derive(diesel::QueryableByName)]
         struct Seen {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             seen: bool,
         }
-        let query = sql_query("SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1) AS seen")
-            .bind::<Text, _>(user.to_owned());
+        let query = sql_query(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $1)
+                 OR EXISTS (SELECT 1 FROM anomalies WHERE user_id = $1) AS seen",
+        )
+        .bind::<Text, _>(user.to_owned());
         let rows: Vec<Seen> = self.load(query).await?;
         Ok(<[Seen]>::first(&rows).is_some_and(|r| r.seen))
     }

@@ -451,6 +451,31 @@ async fn a_user_profile_counts_the_window_and_scores_recent_anomalies_higher() {
         (status, body["type"].clone()),
         (404, serde_json::json!("urn:eventpipe:problem:not-found"))
     );
+
+    // Retention removed the user's events; their anomalies are kept
+    // longer, and the user is known by them until they go too.
+    db.connect()
+        .await
+        .batch_execute("DELETE FROM events WHERE user_id = 'r/1'")
+        .await
+        .unwrap();
+    let (status, kept) = get(&worker, "/api/v1/users/r%2F1?hours=168").await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["events_total"], 0);
+    assert_eq!(kept["anomalies"].as_array().unwrap().len(), 2);
+    assert!(kept["first_seen"].as_str().unwrap() < kept["last_seen"].as_str().unwrap());
+    let (status, listed) = get(&worker, "/api/v1/users/r%2F1/anomalies").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    db.connect()
+        .await
+        .batch_execute("DELETE FROM anomaly_outbox; DELETE FROM anomalies WHERE user_id = 'r/1'")
+        .await
+        .unwrap();
+    for path in ["/api/v1/users/r%2F1", "/api/v1/users/r%2F1/anomalies"] {
+        let (status, body) = get(&worker, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
     for hours in ["0", "8761", "soon"] {
         let (status, body) = get(&worker, &format!("/api/v1/users/r%2F1?hours={hours}")).await;
         assert_eq!(

@@ -1,5 +1,7 @@
 //! `GET /api/v1/users/{user_id}/anomalies`: one user's anomalies, a page at
-//! a time, as the anomalies list gives them; 404 for a user never seen.
+//! a time, as the anomalies list gives them; 404 for a user of whom nothing
+//! is kept (an anomaly outlives its event: a user whose events expired is
+//! still listed here).
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use crate::pages::UserAnomalyQuery;
 use crate::state::ReadSide;
 
 /// One user's anomalies, newest first, a page at a time; 404 for a user
-/// with no stored event.
+/// with no event or anomaly kept.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/anomalies", tag = "users",
     params(
         ("user_id" = String, Path, description = "The user, percent-encoded: 1 to 128 characters, none a control character",
@@ -36,7 +38,7 @@ pub async fn list_user_anomalies(
     let page = query(params)?.parse(user.clone())?;
     if !read.analytics.user_seen(&user).await? {
         return Err(HttpError::NotFound(format!(
-            "no event of user {user:?} is stored"
+            "nothing of user {user:?} is kept: no event, no anomaly"
         )));
     }
     Ok(Json(page_of(&read, &page).await?))

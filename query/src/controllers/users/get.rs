@@ -1,6 +1,8 @@
 //! `GET /api/v1/users/{user_id}`: what is known of one user: first and
 //! last seen, events by type and anomalies by rule and severity over a
-//! window, and a risk score; 404 for a user never seen.
+//! window, and a risk score; 404 for a user of whom nothing is kept. A
+//! user whose events retention removed is still known by their anomalies,
+//! which are kept longer: `complete_from` says from when events are there.
 //!
 //! The risk score is the sum over the user's anomalies in the window of
 //! the severity's weight (low 1, medium 3, high 10) halved for every day
@@ -31,9 +33,10 @@ use crate::state::ReadSide;
 pub struct UserProfile {
     /// The user.
     pub user_id: String,
-    /// The time of the user's first stored event.
+    /// The time of the user's first event still known: stored, or behind a
+    /// kept anomaly (events before `complete_from` were removed).
     pub first_seen: String,
-    /// The time of the user's latest stored event.
+    /// The time of the user's latest event still known.
     pub last_seen: String,
     /// Every stored event of the user.
     pub events_total: i64,
@@ -53,7 +56,7 @@ pub struct UserProfile {
     pub retained: Retained,
 }
 
-/// One user's profile; 404 for a user with no stored event.
+/// One user's profile; 404 for a user with no event or anomaly kept.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     params(
         ("user_id" = String, Path, description = "The user, percent-encoded: 1 to 128 characters, none a control character",
@@ -75,7 +78,7 @@ pub async fn get_user(
     let horizons = read.analytics.horizons().await?;
     let Some(profile) = read.analytics.user_profile(&user, window).await? else {
         return Err(HttpError::NotFound(format!(
-            "no event of user {user:?} is stored"
+            "nothing of user {user:?} is kept: no event, no anomaly"
         )));
     };
     Ok(Json(UserProfile {

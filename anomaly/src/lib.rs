@@ -49,6 +49,21 @@ pub struct Anomaly {
     pub event_ts: DateTime<Utc>,
     /// What the rule observed, and its limits.
     pub details: Value,
+    /// What fired it: `{"event": {...}}`, the triggering event as stored
+    /// (id, user, type, source, time, receipt time, payload). The engine
+    /// knows only what its rules read, so whoever stores the event fills
+    /// this in ([`Anomaly::with_event`]); `null` on anomalies stored
+    /// before evidence was kept.
+    pub evidence: Value,
+}
+
+impl Anomaly {
+    /// This anomaly with `event`, the triggering event as stored, as its
+    /// evidence.
+    pub fn with_event(mut self, event: Value) -> Self {
+        self.evidence = serde_json::json!({ "event": event });
+        self
+    }
 }
 
 /// The id of `rule` firing on `event_id`.
@@ -335,6 +350,7 @@ impl Staged {
                 description: rule.description.clone(),
                 event_ts: ts,
                 details: finding.details,
+                evidence: Value::Null,
             }
         })
         .collect()

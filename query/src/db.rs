@@ -232,6 +232,10 @@ pub struct AnomalyRow {
     /// Observed values and thresholds, as JSON text.
     #[diesel(sql_type = Text)]
     pub details: String,
+    /// What fired it (the triggering event as stored), as JSON text;
+    /// absent for anomalies stored before it was kept.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub evidence: Option<String>,
 }
 
 /// A filter list as a bind: NULL when empty (no filter). Owned, so the
@@ -455,7 +459,7 @@ impl Analytics {
         filter: &AnomalyFilter,
     ) -> Result<Vec<AnomalyRow>, QueryError> {
         let sql = format!(
-            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details, evidence::text AS evidence
              FROM anomalies
              WHERE {ANOMALY_FILTER}
              ORDER BY event_ts DESC, anomaly_id
@@ -503,7 +507,7 @@ impl Analytics {
         page: &AnomaliesPage,
     ) -> Result<Vec<AnomalyRow>, QueryError> {
         let sql = format!(
-            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details, evidence::text AS evidence
              FROM anomalies
              WHERE ($1::text[] IS NULL OR rule = ANY($1))
                AND ($2::text[] IS NULL OR severity = ANY($2))
@@ -648,7 +652,7 @@ impl Analytics {
     /// The anomalies event `id` raised, by rule.
     pub async fn anomalies_of_event(&self, id: Uuid) -> Result<Vec<AnomalyRow>, QueryError> {
         let query = sql_query(
-            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details
+            "SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, detected_at, details::text AS details, evidence::text AS evidence
              FROM anomalies WHERE event_id = $1 ORDER BY rule",
         )
         .bind::<SqlUuid, _>(id);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_query;
-use diesel::sql_types::{Array, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -89,12 +89,16 @@ pub async fn insert(
     }
     let text = |f: fn(&Anomaly) -> &str| found.iter().map(f).collect::<Vec<&str>>();
     let details: Vec<String> = found.iter().map(|a| a.details.to_string()).collect();
+    let evidence: Vec<Option<String>> = found
+        .iter()
+        .map(|a| (!a.evidence.is_null()).then(|| a.evidence.to_string()))
+        .collect();
     let rows: Vec<Id> = sql_query(
         "WITH new AS (
-           INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
-           SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details::jsonb
-           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
-             AS a (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details)
+           INSERT INTO anomalies (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details, evidence)
+           SELECT anomaly_id, event_id, user_id, rule, severity, description, event_ts, details::jsonb, evidence::jsonb
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[])
+             AS a (anomaly_id, event_id, user_id, rule, severity, description, event_ts, details, evidence)
            ON CONFLICT (anomaly_id, event_ts) DO NOTHING
            RETURNING anomaly_id)
          INSERT INTO anomaly_outbox (anomaly_id) SELECT anomaly_id FROM new
@@ -108,6 +112,7 @@ pub async fn insert(
     .bind::<Array<Text>, _>(text(|a| &a.description))
     .bind::<Array<Timestamptz>, _>(found.iter().map(|a| a.event_ts).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(details)
+    .bind::<Array<Nullable<Text>>, _>(evidence)
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| r.anomaly_id).collect())
@@ -161,6 +166,8 @@ struct Unpublished {
     event_ts: DateTime<Utc>,
     #[diesel(sql_type = Jsonb)]
     details: serde_json::Value,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    evidence: Option<serde_json::Value>,
 }
 
 /// Up to `limit` anomalies detected more than `older_than` ago and not yet
@@ -175,7 +182,7 @@ pub async fn unpublished(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let rows: Vec<Unpublished> = sql_query(
-        "SELECT a.anomaly_id, a.event_id, a.user_id, a.rule, a.severity, a.description, a.event_ts, a.details
+        "SELECT a.anomaly_id, a.event_id, a.user_id, a.rule, a.severity, a.description, a.event_ts, a.details, a.evidence
          FROM anomaly_outbox o JOIN anomalies a USING (anomaly_id)
          WHERE o.queued_at < now() - make_interval(secs => $1)
          ORDER BY o.queued_at LIMIT $2",
@@ -199,6 +206,7 @@ pub async fn unpublished(
             description: r.description,
             event_ts: r.event_ts,
             details: r.details,
+            evidence: r.evidence.unwrap_or_default(),
         })
         .collect())
 }

@@ -27,6 +27,7 @@ diesel::table! {
         event_ts -> Timestamptz,
         detected_at -> Timestamptz,
         details -> Jsonb,
+        evidence -> Nullable<Jsonb>,
     }
 }
 

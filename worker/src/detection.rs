@@ -56,13 +56,17 @@ impl WithinBatch for Detection<'_> {
                 parsed = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
                 Payload::Parsed(&parsed)
             };
-            found.extend(self.staged.evaluate(
+            let fired = self.staged.evaluate(
                 row.event_id,
                 &row.user_id,
                 &row.event_type,
                 row.event_ts,
                 &payload,
-            ));
+            );
+            if !fired.is_empty() {
+                let event = as_stored(row);
+                found.extend(fired.into_iter().map(|a| a.with_event(event.clone())));
+            }
         }
         span.record("anomalies", found.len());
         found
@@ -77,4 +81,18 @@ impl WithinBatch for Detection<'_> {
             self.staged.restore(&row.user_id, before);
         }
     }
+}
+
+/// `row` as the events table holds it, for an anomaly's evidence.
+fn as_stored(row: &NewEvent) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": row.event_id,
+        "user_id": row.user_id,
+        "type": row.event_type,
+        "source": row.source,
+        "time": row.event_ts,
+        "received_at": row.received_at,
+        "payload": serde_json::from_str::<serde_json::Value>(&row.payload)
+            .unwrap_or(serde_json::Value::Null),
+    })
 }

@@ -135,6 +135,33 @@ async fn the_seed_sequences_yield_their_anomalies_once_in_the_table_and_on_the_t
     assert_eq!(purchase["severity"], "medium");
     assert_eq!(purchase["details"]["value"], 1500.0);
     assert_eq!(purchase["details"]["above"], 1000.0);
+    // Each anomaly carries what fired it: the triggering event as stored,
+    // on the topic, in the table and through the read API.
+    let fired = &purchase["evidence"]["event"];
+    assert_eq!(fired["event_id"], purchase["event_id"]);
+    assert_eq!(fired["user_id"], buyer.as_str());
+    assert_eq!(fired["type"], "purchase");
+    assert_eq!(fired["source"], "api");
+    assert_eq!(fired["payload"], json!({"amount": 1500, "currency": "USD"}));
+    assert!(fired["time"].is_string() && fired["received_at"].is_string());
+    let in_table = db
+        .count(&format!(
+            "SELECT count(*) AS n FROM anomalies
+             WHERE user_id = '{buyer}' AND evidence->'event'->>'event_id' = event_id::text
+               AND evidence->'event'->'payload'->>'currency' = 'USD'"
+        ))
+        .await;
+    assert_eq!(in_table, 1);
+    let listed: Value = reqwest::get(worker.url(&format!("/api/v1/users/{buyer}/anomalies")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"][0]["evidence"], purchase["evidence"],
+        "{listed}"
+    );
     wait_for_metric(
         &worker,
         "eventpipe_worker_anomalies_detected_total{rule=\"heart_rate_high\",severity=\"high\"}",

@@ -126,6 +126,15 @@ pub struct AnomalyItem {
     /// Observed values and thresholds.
     #[schema(value_type = Object, example = json!({"field": "amount", "value": 1500.0, "above": 1000.0}))]
     pub details: serde_json::Value,
+    /// What fired it: `event`, the triggering event as stored (kept with
+    /// the anomaly after retention removes the event). Absent for
+    /// anomalies stored before evidence was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"event": {
+        "event_id": "0193a5c2-7e1a-7b3c-9f00-2b1d4c5e6f71", "user_id": "user-42", "type": "purchase",
+        "source": "web", "time": "2026-11-23T13:45:00Z", "received_at": "2026-11-23T13:45:00.120Z",
+        "payload": {"amount": 1500.0, "currency": "USD"}}}))]
+    pub evidence: Option<serde_json::Value>,
 }
 
 impl From<AnomalyRow> for AnomalyItem {
@@ -140,6 +149,7 @@ impl From<AnomalyRow> for AnomalyItem {
             time: time(&a.event_ts),
             detected_at: time(&a.detected_at),
             details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+            evidence: a.evidence.and_then(|e| serde_json::from_str(&e).ok()),
         }
     }
 }

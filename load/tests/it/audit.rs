@@ -3,7 +3,6 @@
 //! lost and 0 doubled, and the audit reports the losses, duplicates and
 //! strays it is then given.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,7 +12,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use eventpipe_load::config::Options;
 use eventpipe_load::ledger::{REJECTED, SENT};
 use eventpipe_load::{Exit, audit, metrics};
-use eventpipe_local::Pipeline;
 use eventpipe_store::ScratchDatabase;
 use sha2::{Digest, Sha256};
 
@@ -27,17 +25,9 @@ async fn the_audit_finds_every_loss_duplicate_and_stray_it_is_given() {
         .await
         .unwrap();
     let url = database.url.clone();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", url.clone()),
-        ("API_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_BATCH_WAIT_MS", "50".to_owned()),
-        // The API accepts only this key: the generator must send it.
-        ("API_KEY_SHA256", hex::encode(Sha256::digest(KEY))),
-    ]);
-    let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
-        .await
-        .unwrap();
+    // The API accepts only this key: the generator must send it.
+    let digest = hex::encode(Sha256::digest(KEY));
+    let pipeline = crate::local_run(&url, &[("API_KEY_SHA256", &digest)]).await;
 
     let config = Options::try_parse_from([
         "eventpipe-load",

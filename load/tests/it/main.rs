@@ -37,3 +37,21 @@ fn alone_blocking() -> RwLockWriteGuard<'static, ()> {
 fn shared_blocking() -> RwLockReadGuard<'static, ()> {
     MACHINE.blocking_read()
 }
+
+/// The local pipeline on free ports, storing in `database_url`, with
+/// `extra` settings.
+async fn local_run(database_url: &str, extra: &[(&str, &str)]) -> eventpipe_local::Pipeline {
+    let vars: std::collections::HashMap<String, String> = [
+        ("DATABASE_URL", database_url),
+        ("API_ADDR", "127.0.0.1:0"),
+        ("WORKER_ADDR", "127.0.0.1:0"),
+        ("WORKER_BATCH_WAIT_MS", "50"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    eventpipe_local::Pipeline::start(move |name| vars.get(name).cloned())
+        .await
+        .unwrap()
+}

@@ -3,9 +3,6 @@
 //! Makefile is told (the scenario names none). A target whose command
 //! cannot run fails here.
 
-use std::collections::HashMap;
-
-use eventpipe_local::Pipeline;
 use eventpipe_store::ScratchDatabase;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -17,15 +14,7 @@ async fn make_load_runs_the_realistic_scenario_audited_against_a_local_run() {
         .await
         .unwrap();
     let url = database.url.clone();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", url.clone()),
-        ("API_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_BATCH_WAIT_MS", "50".to_owned()),
-    ]);
-    let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
-        .await
-        .unwrap();
+    let pipeline = crate::local_run(&url, &[]).await;
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let output = tokio::task::block_in_place(|| {
         std::process::Command::new("make")

@@ -2,7 +2,6 @@
 //! partitions are dropped one after another during a load run, and the
 //! delivery audit finds every accepted event stored once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -10,7 +9,6 @@ use clap::Parser;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use eventpipe_load::config::Options;
 use eventpipe_load::{Exit, metrics};
-use eventpipe_local::Pipeline;
 use eventpipe_store::ScratchDatabase;
 use eventpipe_store::partitions::{self, Layout, day_start};
 use eventpipe_store::retention::Policy;
@@ -68,15 +66,7 @@ async fn retention_during_a_load_run_loses_nothing() {
     .await
     .unwrap();
 
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", url.clone()),
-        ("API_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_BATCH_WAIT_MS", "50".to_owned()),
-    ]);
-    let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
-        .await
-        .unwrap();
+    let pipeline = crate::local_run(&url, &[]).await;
     let config = Options::try_parse_from([
         "eventpipe-load",
         "--url",

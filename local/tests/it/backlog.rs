@@ -115,6 +115,28 @@ async fn connection(url: String, next: Arc<AtomicUsize>) -> Drive {
     }
 }
 
+/// The local run, with a database of its own and `extra` settings.
+async fn local_run(extra: &[(&str, &str)]) -> (ScratchDatabase, Pipeline) {
+    let db = ScratchDatabase::create(SERVER, "eventpipe_backlog")
+        .await
+        .unwrap();
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".to_owned(), db.url.clone()),
+        ("API_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WORKER_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WORKER_BATCH_WAIT_MS".to_owned(), "20".to_owned()),
+    ]);
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let pipeline = Pipeline::start(move |name| vars.get(name).cloned())
+        .await
+        .unwrap();
+    (db, pipeline)
+}
+
 /// Holds `LOCK TABLE events IN ACCESS EXCLUSIVE MODE` until dropped or
 /// released: the worker can neither read nor write events meanwhile.
 struct Held(AsyncPgConnection);
@@ -215,21 +237,9 @@ fn uncommitted(bootstrap: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_run_refuses_what_its_broker_could_not_keep_and_stores_every_202() {
-    let db = ScratchDatabase::create(SERVER, "eventpipe_backlog")
-        .await
-        .unwrap();
-    let url = db.url.clone();
-    let pipeline = Pipeline::start(move |name| match name {
-        "DATABASE_URL" => Some(url.clone()),
-        "API_ADDR" | "WORKER_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "WORKER_BATCH_WAIT_MS" => Some("20".to_owned()),
-        // One partition: all the drive lands where the broker keeps 5 MiB.
-        "KAFKA_EVENTS_PARTITIONS" => Some("1".to_owned()),
-        "KAFKA_CONFIG" => Some(PREFETCH.to_owned()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    // One partition: all the drive lands where the broker keeps 5 MiB.
+    let (db, pipeline) =
+        local_run(&[("KAFKA_EVENTS_PARTITIONS", "1"), ("KAFKA_CONFIG", PREFETCH)]).await;
     let api = format!("http://{}", pipeline.api);
     let worker = format!("http://{}", pipeline.worker);
 
@@ -407,18 +417,7 @@ fn held(bootstrap: &str) -> i64 {
 /// worker catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redrive_waits_for_the_workers_past_its_room() {
-    let db = ScratchDatabase::create(SERVER, "eventpipe_backlog")
-        .await
-        .unwrap();
-    let url = db.url.clone();
-    let pipeline = Pipeline::start(move |name| match name {
-        "DATABASE_URL" => Some(url.clone()),
-        "API_ADDR" | "WORKER_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "WORKER_BATCH_WAIT_MS" => Some("20".to_owned()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (db, pipeline) = local_run(&[]).await;
     let api = format!("http://{}", pipeline.api);
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
     conn.batch_execute("ALTER TABLE events ADD CONSTRAINT held_back CHECK (user_id <> 'redriven')")

@@ -71,17 +71,33 @@ impl Ops {
         command
             .args(args)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("EVENTPIPE_API_URL", format!("http://{}", self.pipeline.api))
-            .env(
-                "EVENTPIPE_WORKER_URL",
-                format!("http://{}", self.pipeline.worker),
-            )
-            .env("DATABASE_URL", &self.db.url)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &self.pipeline.bootstrap)
-            .env("KAFKA_CONNECT_TIMEOUT_MS", "3000");
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in vars {
             command.env(k, v);
+        }
+        self.output(command)
+    }
+
+    /// Runs `command` with the variables pointing at this pipeline (those
+    /// it sets already win).
+    fn output(&self, mut command: Command) -> Ran {
+        let set: Vec<String> = command
+            .get_envs()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        for (k, v) in [
+            ("EVENTPIPE_API_URL", format!("http://{}", self.pipeline.api)),
+            (
+                "EVENTPIPE_WORKER_URL",
+                format!("http://{}", self.pipeline.worker),
+            ),
+            ("DATABASE_URL", self.db.url.clone()),
+            ("KAFKA_BOOTSTRAP_SERVERS", self.pipeline.bootstrap.clone()),
+            ("KAFKA_CONNECT_TIMEOUT_MS", "3000".to_owned()),
+        ] {
+            if !set.iter().any(|s| s == k) {
+                command.env(k, v);
+            }
         }
         let output = tokio::task::block_in_place(|| command.output()).unwrap();
         Ran {
@@ -99,21 +115,8 @@ impl Ops {
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .arg("-s")
             .args(target)
-            .arg(concat!("EVENTPIPE=", env!("CARGO_BIN_EXE_eventpipe")))
-            .env("EVENTPIPE_API_URL", format!("http://{}", self.pipeline.api))
-            .env(
-                "EVENTPIPE_WORKER_URL",
-                format!("http://{}", self.pipeline.worker),
-            )
-            .env("DATABASE_URL", &self.db.url)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &self.pipeline.bootstrap)
-            .env("KAFKA_CONNECT_TIMEOUT_MS", "3000");
-        let output = tokio::task::block_in_place(|| command.output()).unwrap();
-        Ran {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .arg(concat!("EVENTPIPE=", env!("CARGO_BIN_EXE_eventpipe")));
+        self.output(command)
     }
 
     fn run(&self, args: &[&str]) -> Ran {

@@ -62,6 +62,11 @@ pub struct Options {
     #[arg(long)]
     pub rate: Option<f64>,
 
+    /// Events (not requests) per time unit, for constant-arrival-rate:
+    /// the request rate is this over the mean batch size. Instead of --rate.
+    #[arg(long, env = "LOAD_EVENTS_RATE", conflicts_with = "rate")]
+    pub events_rate: Option<f64>,
+
     /// The unit of --rate, --start-rate and stage targets. [default: 1s]
     #[arg(long, value_parser = duration::parse)]
     #[serde(default, deserialize_with = "duration::serde_text::deserialize")]
@@ -202,6 +207,14 @@ pub struct Options {
     #[arg(long, env = "LOAD_FOREVER")]
     #[serde(skip)]
     pub forever: bool,
+
+    /// With --forever and constant-arrival-rate: serve controls on ADDR
+    /// (host:port): `GET /` the settings and totals, `PUT /rate` the events
+    /// per second, `POST /burst` extra events over a while, `GET /health`,
+    /// `GET /metrics` (Prometheus).
+    #[arg(long, env = "LOAD_CONTROL_ADDR", value_name = "ADDR")]
+    #[serde(skip)]
+    pub control: Option<std::net::SocketAddr>,
 }
 
 /// A threshold in a scenario file: a string, or k6's object form.
@@ -353,6 +366,8 @@ pub struct Config {
     pub threads: usize,
     /// Repeat until interrupted.
     pub forever: bool,
+    /// Where to serve the controls (with `forever`).
+    pub control: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -385,6 +400,7 @@ impl Options {
         macro_rules! pick {
             ($($field:ident),*) => { Options { $($field: self.$field.or(file.$field),)*
                 scenario: self.scenario,
+                control: self.control,
                 threshold_flags: self.threshold_flags,
                 no_progress: self.no_progress,
                 no_summary: self.no_summary,
@@ -397,6 +413,7 @@ impl Options {
             api_key,
             executor,
             rate,
+            events_rate,
             time_unit,
             duration,
             stages,
@@ -465,7 +482,13 @@ impl Options {
                     )));
                 }
                 let (name, pieces) = if executor_name == "constant-arrival-rate" {
-                    let rate = per_second(self.rate.unwrap_or(1000.0), "rate")?;
+                    let rate = match self.events_rate {
+                        Some(events) => {
+                            let mean = self.batch_size.as_ref().map_or(1.0, BatchSizes::mean);
+                            per_second(events, "eventsRate")? / mean
+                        }
+                        None => per_second(self.rate.unwrap_or(1000.0), "rate")?,
+                    };
                     if rate == 0.0 || duration.is_zero() {
                         return Err(invalid(
                             "constant-arrival-rate needs a rate > 0 and a duration > 0",
@@ -597,6 +620,14 @@ impl Options {
                 "successStatuses must be HTTP statuses, got {success:?}"
             )));
         }
+        if let Some(addr) = self.control {
+            let constant = matches!(&executor, Executor::Arrivals { name, .. } if *name == "constant-arrival-rate");
+            if !self.forever || !constant {
+                return Err(invalid(format!(
+                    "control {addr}: the controls need --forever and constant-arrival-rate (they change its rate while it runs)"
+                )));
+            }
+        }
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
@@ -630,6 +661,7 @@ impl Options {
             calibrate: calibrating,
             threads,
             forever: self.forever,
+            control: self.control,
         })
     }
 }

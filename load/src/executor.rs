@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::audit::Sampler;
 use crate::bodies::{Bodies, BodySource};
 use crate::client::{Connection, Target};
+use crate::control::{Control, LiveSchedule};
 use crate::ledger::{ACCEPTED, Ledger, REJECTED, Tally, UNKNOWN};
 use crate::schedule::Schedule;
 use crate::stats::{Recorder, Sample};
@@ -40,16 +41,27 @@ pub struct Context {
     pub stop: Arc<AtomicBool>,
     /// Samples accepted events for the visibility latency.
     pub sampler: Option<Sampler>,
+    /// The controls of `--forever --control`, which count every outcome.
+    pub control: Option<Arc<Control>>,
 }
 
 /// How iterations are started.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Plan {
     /// Open model: on `schedule`, with up to `max_vus` VUs, `pre_allocated`
     /// of them connected before the start.
     Arrivals {
         /// Start times.
         schedule: Schedule,
+        /// VUs made ready before the start.
+        pre_allocated: u32,
+        /// VUs at most.
+        max_vus: u32,
+    },
+    /// Open model paced by the controls' rate as it changes.
+    Live {
+        /// Start times.
+        schedule: LiveSchedule,
         /// VUs made ready before the start.
         pre_allocated: u32,
         /// VUs at most.
@@ -78,6 +90,11 @@ pub async fn execute(context: Arc<Context>, plan: Plan, graceful_stop: Duration)
     let (hard_stop, hard) = watch::channel(false);
     let (started, handles) = match plan {
         Plan::Arrivals {
+            schedule,
+            pre_allocated,
+            max_vus,
+        } => open(context.clone(), schedule, pre_allocated, max_vus, hard).await,
+        Plan::Live {
             schedule,
             pre_allocated,
             max_vus,
@@ -178,6 +195,9 @@ impl Vu {
             status == 422
         };
         self.bodies.settle(outcome);
+        if let Some(control) = &context.control {
+            control.count(self.bodies.seqs.len() as u64, outcome);
+        }
         if outcome == ACCEPTED
             && let (Some(sampler), Some(seq)) = (&context.sampler, self.bodies.seqs.first())
         {
@@ -230,7 +250,7 @@ async fn open_vu(mut vu: Vu, mut jobs: mpsc::Receiver<Instant>, idle: Idle) -> T
 
 async fn open(
     context: Arc<Context>,
-    schedule: Schedule,
+    schedule: impl Iterator<Item = Duration> + Send + 'static,
     pre_allocated: u32,
     max_vus: u32,
     hard: watch::Receiver<bool>,

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bodies;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod duration;
 pub mod executor;
 pub mod ledger;
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use crate::bodies::BodySource;
 use crate::client::Target;
 use crate::config::{Config, Executor, InvalidConfig};
+use crate::control::{Control, LiveSchedule};
 use crate::executor::{Context, Plan};
 use crate::ledger::{Blocks, RunIds};
 use crate::metrics::{Snapshot, Value};
@@ -73,6 +75,16 @@ pub struct Finished {
 /// exports. Stops early when `interrupt` resolves (exit 105).
 pub async fn run(
     config: Config,
+    interrupt: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Finished> {
+    run_controlled(config, None, interrupt).await
+}
+
+/// [`run`], paced by `control` when given (a round of `--forever
+/// --control`).
+async fn run_controlled(
+    config: Config,
+    control: Option<Arc<Control>>,
     interrupt: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Finished> {
     let null_server = match config.calibrate {
@@ -128,13 +140,32 @@ pub async fn run(
         }
         None => None,
     };
-    let (plan, expected) = match &config.executor {
-        Executor::Arrivals {
-            schedule,
-            pre_allocated,
-            max_vus,
-            ..
-        } => (
+    let (plan, expected) = match (&config.executor, &control) {
+        (
+            Executor::Arrivals {
+                schedule,
+                pre_allocated,
+                max_vus,
+                ..
+            },
+            Some(control),
+        ) => (
+            Plan::Live {
+                schedule: LiveSchedule::new(control.clone(), schedule.duration(), stop.clone()),
+                pre_allocated: *pre_allocated,
+                max_vus: *max_vus,
+            },
+            None,
+        ),
+        (
+            Executor::Arrivals {
+                schedule,
+                pre_allocated,
+                max_vus,
+                ..
+            },
+            None,
+        ) => (
             Plan::Arrivals {
                 schedule: schedule.clone(),
                 pre_allocated: *pre_allocated,
@@ -142,7 +173,7 @@ pub async fn run(
             },
             Some(schedule.clone()),
         ),
-        Executor::Vus { vus, duration } => (
+        (Executor::Vus { vus, duration }, _) => (
             Plan::Vus {
                 vus: *vus,
                 duration: *duration,
@@ -150,7 +181,7 @@ pub async fn run(
             None,
         ),
     };
-    let open_model = matches!(plan, Plan::Arrivals { .. });
+    let open_model = matches!(plan, Plan::Arrivals { .. } | Plan::Live { .. });
     let timeseries = match &config.timeseries {
         Some(path) => Some(
             std::fs::File::create(path)
@@ -166,6 +197,7 @@ pub async fn run(
         timeout: config.timeout,
         stop: stop.clone(),
         sampler,
+        control,
     });
     let mut live = live::Live::new(
         recorder.clone(),
@@ -302,23 +334,11 @@ fn calibration(snapshot: &Snapshot, open_model: bool, threads: usize) -> String 
 
 fn describe_target(config: &Config, url: &str) -> String {
     let shape = &config.shape;
-    let sizes: Vec<String> = shape
-        .batch
-        .0
-        .iter()
-        .map(|(s, w)| format!("{s}:{w}"))
-        .collect();
-    let mix: Vec<String> = shape
-        .mix
-        .0
-        .iter()
-        .map(|(t, w)| format!("{t}={w}"))
-        .collect();
     format!(
         "{url} · events/request {} · {} users · mix {} · invalid {} · duplicates {}{}",
-        sizes.join(","),
+        shape.batch,
         shape.users,
-        mix.join(","),
+        shape.mix,
         shape.invalid_fraction,
         shape.duplicate_fraction,
         if config.gzip { " · gzip" } else { "" }
@@ -341,8 +361,12 @@ pub async fn run_forever(
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
+    let control = match config.control {
+        Some(addr) => Some(start_controls(&config, addr).await?),
+        None => None,
+    };
     for round in 1u64.. {
-        match run(config.clone(), wait(stopped.clone())).await {
+        match run_controlled(config.clone(), control.clone(), wait(stopped.clone())).await {
             Ok(finished) if finished.exit == Exit::Interrupted || *stopped.borrow() => {
                 return Ok(Some(finished));
             }
@@ -357,6 +381,34 @@ pub async fn run_forever(
         }
     }
     unreachable!("the rounds never run out")
+}
+
+/// Starts the controls of `--control ADDR` at the configured rate.
+async fn start_controls(
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Arc<Control>> {
+    let mean_batch = config.shape.batch.mean();
+    let requests = match &config.executor {
+        Executor::Arrivals { schedule, .. } => schedule.rate_at(Duration::ZERO),
+        Executor::Vus { .. } => 0.0,
+    };
+    let described = serde_json::json!({
+        "mix": config.shape.mix.to_string(),
+        "batch_size": config.shape.batch.to_string(),
+        "users": config.shape.users,
+        "url": config.url,
+    });
+    let control = Arc::new(Control::new(requests * mean_batch, mean_batch, described));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the controls to {addr} (--control)"))?;
+    let bound = listener.local_addr()?;
+    control.clone().serve(listener);
+    eprintln!(
+        "controls: http://{bound} (GET /, PUT /rate, POST /burst, GET /health, GET /metrics)"
+    );
+    Ok(control)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

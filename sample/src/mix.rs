@@ -28,6 +28,14 @@ pub const MAX_USERS: u64 = 10_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mix(pub Vec<(&'static str, u32)>);
 
+impl std::fmt::Display for Mix {
+    /// `type=weight,...`, as the flag takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mix: Vec<String> = self.0.iter().map(|(t, w)| format!("{t}={w}")).collect();
+        f.write_str(&mix.join(","))
+    }
+}
+
 impl Default for Mix {
     fn default() -> Self {
         Mix(vec![
@@ -98,6 +106,14 @@ impl FromStr for BatchSizes {
             return Err("needs at least one size with a positive weight".to_owned());
         }
         Ok(BatchSizes(sizes))
+    }
+}
+
+impl std::fmt::Display for BatchSizes {
+    /// `size:weight,...`, as the flag takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<String> = self.0.iter().map(|(s, w)| format!("{s}:{w}")).collect();
+        f.write_str(&sizes.join(","))
     }
 }
 

@@ -230,8 +230,10 @@ fn the_emitter_scenario_resolves_with_the_compose_flags() {
         "--no-progress",
         "--url",
         "http://api:8080",
-        "--rate",
-        "5",
+        "--events-rate",
+        "1000",
+        "--control",
+        "0.0.0.0:9464",
     ])
     .unwrap()
     .resolve()
@@ -239,4 +241,11 @@ fn the_emitter_scenario_resolves_with_the_compose_flags() {
     assert!(config.forever);
     assert!(config.audit.is_none(), "nothing may pile up between rounds");
     assert!(config.describe().contains("constant-arrival-rate"));
+    assert_eq!(config.control.map(|a| a.port()), Some(9464));
+    // 1,000 events per second, as requests of the mix's mean batch.
+    let eventpipe_load::config::Executor::Arrivals { schedule, .. } = &config.executor else {
+        panic!("not an arrival-rate executor");
+    };
+    let events = schedule.rate_at(std::time::Duration::ZERO) * config.shape.batch.mean();
+    assert!((events - 1000.0).abs() < 1e-6, "{events}");
 }

@@ -559,9 +559,20 @@ fn the_emitter_sends_sample_traffic_to_the_api() {
     assert!(script.contains("\"$${EMITTER_RATE}\" = 0") && script.contains("exit 0"));
     assert_eq!(emitter["restart"], "on-failure");
     assert!(emitter["depends_on"]["api"].is_object());
+    // 1,000 events per second by default, its controls published and
+    // scraped (the flags are the ones load/tests/it/control.rs drives).
     assert!(
         environment(emitter)
             .iter()
-            .any(|(k, v)| k == "EMITTER_RATE" && v == "${EMITTER_RATE:-5}")
+            .any(|(k, v)| k == "EMITTER_RATE" && v == "${EMITTER_RATE:-1000}")
     );
+    assert!(
+        script.contains("--events-rate \"$${EMITTER_RATE}\""),
+        "{script}"
+    );
+    assert!(script.contains("--control 0.0.0.0:9464"), "{script}");
+    assert_eq!(emitter["ports"][0], "9464:9464");
+    let prometheus =
+        std::fs::read_to_string(repo().join("deploy/prometheus/prometheus.yml")).unwrap();
+    assert!(prometheus.contains("targets: [\"emitter:9464\"]"));
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use eventpipe_contract::{EventRecord, kafka};
 use eventpipe_service::kafka::{self as kafka_client, PartitionLag};
 use eventpipe_service::producer_health::{
@@ -17,8 +17,6 @@ use eventpipe_service::producer_health::{
 };
 use eventpipe_service::telemetry::TraceHeaders;
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
@@ -344,73 +342,22 @@ impl EventSink {
         config: &KafkaConfig,
         topic: &str,
         partitions: i32,
-        var: &str,
+        var: &'static str,
     ) -> anyhow::Result<usize> {
-        let unreachable = || {
-            format!(
-                "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
-                config.bootstrap_servers
-            )
-        };
-        let mut found = self
-            .partition_count(topic, config.connect_timeout)
-            .await
-            .with_context(unreachable)?;
-        if found == 0 && config.create_topics {
-            self.create_topic(config, topic, partitions).await?;
-            // A new topic takes a moment to show in the brokers' metadata.
-            let deadline = std::time::Instant::now() + config.connect_timeout;
-            loop {
-                found = self
-                    .partition_count(topic, config.connect_timeout)
-                    .await
-                    .with_context(unreachable)?;
-                if found > 0 || std::time::Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        if found == 0 {
-            bail!(
-                "topic {topic:?} does not exist and could not be created ({var}, KAFKA_CREATE_TOPICS)"
-            );
-        }
-        Ok(found)
-    }
-
-    async fn create_topic(
-        &self,
-        config: &KafkaConfig,
-        name: &str,
-        partitions: i32,
-    ) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> = client_config(config)
-            .create()
-            .context("creating the Kafka admin client")?;
-        let topic = NewTopic::new(
-            name,
-            partitions,
-            TopicReplication::Fixed(config.replication_factor),
-        );
-        let options = AdminOptions::new().request_timeout(Some(config.connect_timeout));
-        match admin.create_topics([&topic], &options).await {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(name) => tracing::info!(topic = %name, "created topic"),
-                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                        Err((name, code)) => {
-                            tracing::warn!(topic = %name, error = %code, "could not create topic")
-                        }
-                    }
-                }
-            }
-            // Some brokers refuse the CreateTopics API (ACLs, managed
-            // services); the caller's second look decides.
-            Err(e) => tracing::warn!(error = %e, "could not create topics"),
-        }
-        Ok(())
+        let counts = kafka_client::ensure_topics(
+            &client_config(config),
+            &[kafka_client::NeededTopic {
+                name: topic,
+                var,
+                partitions,
+            }],
+            config.replication_factor,
+            config.create_topics,
+            config.connect_timeout,
+            &config.bootstrap_servers,
+        )
+        .await?;
+        Ok(counts.first().copied().unwrap_or(0))
     }
 
     /// Number of partitions the broker reports for `topic` (0 when it

@@ -101,6 +101,9 @@ impl Service {
     }
 }
 
+/// How long [`Pipeline::start`] waits for both services to serve.
+const SERVICES_START_WITHIN: Duration = Duration::from_secs(120);
+
 /// How long [`Pipeline::stop`] waits for the workers to store what the API
 /// accepted, with the embedded Kafka.
 pub const DRAIN_WITHIN: Duration = Duration::from_secs(60);
@@ -204,7 +207,7 @@ impl Pipeline {
                 stopped(stop),
             ))
         });
-        Ok(Self {
+        let pipeline = Self {
             api,
             worker,
             database_url,
@@ -215,7 +218,45 @@ impl Pipeline {
             events_topic,
             api_task,
             worker_task,
-        })
+        };
+        let mut pipeline = pipeline;
+        pipeline.started().await?;
+        Ok(pipeline)
+    }
+
+    /// Waits until both services serve HTTP; the error of one that
+    /// stopped at start-up instead (Kafka or PostgreSQL unreachable, a
+    /// topic that cannot be had), so the run never claims to be up while a
+    /// part of it is not.
+    async fn started(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + SERVICES_START_WITHIN;
+        for (name, addr, service) in [
+            ("API", self.api, &mut self.api_task),
+            ("worker", self.worker, &mut self.worker_task),
+        ] {
+            loop {
+                if service.task.is_finished() {
+                    let ended = (&mut service.task).await;
+                    return Err(match ended {
+                        Ok(Err(error)) => error.context(format!("the {name} stopped at start-up")),
+                        Ok(Ok(())) => anyhow::anyhow!("the {name} stopped at start-up"),
+                        Err(panic) => anyhow::anyhow!("the {name} panicked at start-up: {panic}"),
+                    });
+                }
+                let health = http.get(format!("http://{addr}/health")).send().await;
+                if health.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the {name} did not start within {} s",
+                    SERVICES_START_WITHIN.as_secs()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
     }
 
     /// The private PostgreSQL this run started, if it did.

@@ -8,8 +8,8 @@
 //! commands ([`eventpipe_local::ops`]).
 
 use eventpipe_api::config::help as api_config_help;
+use eventpipe_local::Pipeline;
 use eventpipe_local::ops::{self, LocalRun};
-use eventpipe_local::{EMBEDDED_TOPICS, Pipeline};
 use eventpipe_worker::config::{self as worker_config, redact_url};
 
 /// glibc malloc is a measurable share of the hot path; mimalloc is not.
@@ -120,15 +120,9 @@ fn print_help() {
     print!("{}", api_config_help());
     println!("\nWorker:");
     print!("{}", worker_config::help());
-    println!("\nEmbedded Kafka only (ignored when KAFKA_BOOTSTRAP_SERVERS is set):");
-    for (name_var, name, partitions_var, partitions) in EMBEDDED_TOPICS {
-        if !matches!(name_var, "KAFKA_EVENTS_TOPIC" | "KAFKA_DLQ_TOPIC") {
-            println!("  {name_var:<32}created in the embedded cluster [{name}]");
-        }
-        if partitions_var != "KAFKA_EVENTS_PARTITIONS" {
-            println!("  {partitions_var:<32}created in the embedded cluster [{partitions}]");
-        }
-    }
+    println!(
+        "\nEmbedded Kafka only (ignored when KAFKA_BOOTSTRAP_SERVERS is set; the topics are made with the worker's KAFKA_*_TOPIC and KAFKA_*_PARTITIONS):"
+    );
     println!(
         "  {:<32}with the embedded cluster, the API's linger defaults to {} ms (the broker shares the cores)",
         "KAFKA_LINGER_MS",

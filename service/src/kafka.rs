@@ -191,3 +191,112 @@ pub fn stored_bytes_bound(
     };
     BATCH_HEADER_BYTES + compressed
 }
+
+/// A topic a service needs: its name, the variable naming it, and the
+/// partitions to create it with.
+#[derive(Debug, Clone)]
+pub struct NeededTopic<'a> {
+    /// The topic.
+    pub name: &'a str,
+    /// The variable that names it, for messages.
+    pub var: &'static str,
+    /// Partitions when created.
+    pub partitions: i32,
+}
+
+/// Makes sure every topic of `needed` exists, creating the missing ones
+/// (with `replication`, -1: the brokers' default) when `create` allows,
+/// through clients made from `config` (the service's, so TLS and SASL
+/// apply). Their partition counts, in order. Fails naming the variable to
+/// fix when Kafka does not answer within `timeout` or a topic cannot be
+/// had (some brokers refuse CreateTopics: ACLs, managed services).
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    needed: &[NeededTopic<'_>],
+    replication: i32,
+    create: bool,
+    timeout: Duration,
+    bootstrap: &str,
+) -> anyhow::Result<Vec<usize>> {
+    use anyhow::Context as _;
+    let unreachable = || format!("cannot reach Kafka at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)");
+    let client: std::sync::Arc<BaseConsumer> = std::sync::Arc::new(
+        config
+            .create()
+            .context("creating a Kafka client (check KAFKA_CONFIG)")?,
+    );
+    let counts = |client: std::sync::Arc<BaseConsumer>| async move {
+        tokio::task::spawn_blocking(move || {
+            client
+                .fetch_metadata(None, Timeout::After(timeout))
+                .map(|metadata| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .filter(|t| t.error().is_none())
+                        .map(|t| (t.name().to_owned(), t.partitions().len()))
+                        .collect::<std::collections::HashMap<String, usize>>()
+                })
+        })
+        .await
+    };
+    let mut found = counts(client.clone()).await?.with_context(unreachable)?;
+    let missing: Vec<&NeededTopic<'_>> = needed
+        .iter()
+        .filter(|t| found.get(t.name).is_none_or(|&n| n == 0))
+        .collect();
+    if !missing.is_empty() && create {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            config.create().context("creating the Kafka admin client")?;
+        let topics: Vec<rdkafka::admin::NewTopic<'_>> = missing
+            .iter()
+            .map(|t| {
+                rdkafka::admin::NewTopic::new(
+                    t.name,
+                    t.partitions,
+                    rdkafka::admin::TopicReplication::Fixed(replication),
+                )
+            })
+            .collect();
+        let options = rdkafka::admin::AdminOptions::new().request_timeout(Some(timeout));
+        match admin.create_topics(&topics, &options).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = %name, "created topic"),
+                        Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => {
+                            tracing::warn!(topic = %name, error = %code, "could not create topic")
+                        }
+                    }
+                }
+            }
+            // Some brokers refuse the CreateTopics API (ACLs, managed
+            // services); the second look decides.
+            Err(e) => tracing::warn!(error = %e, "could not create topics"),
+        }
+        // A new topic takes a moment to show in the brokers' metadata.
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            found = counts(client.clone()).await?.with_context(unreachable)?;
+            let all = missing
+                .iter()
+                .all(|t| found.get(t.name).is_some_and(|&n| n > 0));
+            if all || std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    needed
+        .iter()
+        .map(|t| match found.get(t.name) {
+            Some(&n) if n > 0 => Ok(n),
+            _ => Err(anyhow::anyhow!(
+                "topic {:?} ({}) does not exist in Kafka at {bootstrap} and could not be created (KAFKA_CREATE_TOPICS); create it",
+                t.name,
+                t.var
+            )),
+        })
+        .collect()
+}

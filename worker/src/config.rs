@@ -24,6 +24,21 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/event
 /// The workers' consumer group when `KAFKA_GROUP_ID` is unset.
 pub const DEFAULT_GROUP_ID: &str = kafka::GROUP_ID;
 
+/// How the worker makes the topics it needs when they are missing.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSettings {
+    /// `KAFKA_CREATE_TOPICS`, default true.
+    pub create: bool,
+    /// `KAFKA_EVENTS_PARTITIONS`, default 6.
+    pub events_partitions: i32,
+    /// `KAFKA_DLQ_PARTITIONS`, default 1.
+    pub dlq_partitions: i32,
+    /// `KAFKA_ANOMALIES_PARTITIONS`, default 3.
+    pub anomalies_partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`, default -1 (the brokers' default).
+    pub replication_factor: i32,
+}
+
 /// What the worker handles when it runs as a Lambda function
 /// (`WORKER_FUNCTION_SERVES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +102,31 @@ pub const VARS: &[Var] = &[
         "KAFKA_DLQ_TOPIC",
         Some(kafka::DLQ_TOPIC),
         "dead-letter topic for messages that cannot be stored",
+    ),
+    var(
+        "KAFKA_CREATE_TOPICS",
+        Some("true"),
+        "create the events, DLQ and anomalies topics at start-up when they are missing",
+    ),
+    var(
+        "KAFKA_EVENTS_PARTITIONS",
+        Some("6"),
+        "partitions of the events topic when the worker creates it",
+    ),
+    var(
+        "KAFKA_DLQ_PARTITIONS",
+        Some("1"),
+        "partitions of the DLQ topic when the worker creates it",
+    ),
+    var(
+        "KAFKA_ANOMALIES_PARTITIONS",
+        Some("3"),
+        "partitions of the anomalies topic when the worker creates it",
+    ),
+    var(
+        "KAFKA_REPLICATION_FACTOR",
+        Some("-1"),
+        "replication factor of topics the worker creates (-1: the broker's default)",
     ),
     var(
         "KAFKA_CONNECT_TIMEOUT_MS",
@@ -255,6 +295,9 @@ pub struct WorkerConfig {
     pub events_topic: String,
     /// `KAFKA_DLQ_TOPIC`, default `events.dlq`.
     pub dlq_topic: String,
+    /// `KAFKA_CREATE_TOPICS`, `KAFKA_*_PARTITIONS` and
+    /// `KAFKA_REPLICATION_FACTOR`: the topics made when missing.
+    pub topics: TopicSettings,
     /// `KAFKA_CONNECT_TIMEOUT_MS`, default 10000.
     pub connect_timeout: Duration,
     /// `KAFKA_CONFIG`; may hold credentials, so `Debug` shows only keys.
@@ -328,6 +371,7 @@ impl fmt::Debug for WorkerConfig {
             .field("group_id", &self.group_id)
             .field("events_topic", &self.events_topic)
             .field("dlq_topic", &self.dlq_topic)
+            .field("topics", &self.topics)
             .field(
                 "kafka_extra_keys",
                 &self.kafka_extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -377,6 +421,13 @@ impl WorkerConfig {
             group_id: env.required("KAFKA_GROUP_ID")?,
             events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
             dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
+            topics: TopicSettings {
+                create: env.required("KAFKA_CREATE_TOPICS")?,
+                events_partitions: env.positive("KAFKA_EVENTS_PARTITIONS")?,
+                dlq_partitions: env.positive("KAFKA_DLQ_PARTITIONS")?,
+                anomalies_partitions: env.positive("KAFKA_ANOMALIES_PARTITIONS")?,
+                replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
+            },
             connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
             kafka_extra: env.key_values("KAFKA_CONFIG")?,
             batch_size: env.positive("WORKER_BATCH_SIZE")?,

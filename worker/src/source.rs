@@ -421,36 +421,45 @@ impl Source {
         sent
     }
 
-    /// Fails, naming the variable to fix, when no broker answers within
-    /// `timeout` or a topic the worker needs does not exist.
-    pub fn check_topics(&self, config: &WorkerConfig, timeout: Duration) -> anyhow::Result<()> {
-        let metadata = tokio::task::block_in_place(|| {
-            self.consumer.fetch_metadata(None, Timeout::After(timeout))
-        })
-        .with_context(|| {
-            format!(
-                "cannot reach Kafka at {} (KAFKA_BOOTSTRAP_SERVERS)",
-                config.bootstrap_servers
-            )
-        })?;
+    /// Makes sure the topics the worker needs exist (the events topic, the
+    /// DLQ and, with rules, the anomalies topic), creating the missing ones
+    /// when `KAFKA_CREATE_TOPICS` allows; fails, naming the variable to fix,
+    /// when no broker answers within `timeout` or a topic cannot be had.
+    pub async fn ensure_topics(
+        &self,
+        config: &WorkerConfig,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let topics = &config.topics;
         let mut needed = vec![
-            (&config.events_topic, "KAFKA_EVENTS_TOPIC"),
-            (&config.dlq_topic, "KAFKA_DLQ_TOPIC"),
+            kafka_client::NeededTopic {
+                name: &config.events_topic,
+                var: "KAFKA_EVENTS_TOPIC",
+                partitions: topics.events_partitions,
+            },
+            kafka_client::NeededTopic {
+                name: &config.dlq_topic,
+                var: "KAFKA_DLQ_TOPIC",
+                partitions: topics.dlq_partitions,
+            },
         ];
         if config.rules.is_some() {
-            needed.push((&config.anomalies_topic, "KAFKA_ANOMALIES_TOPIC"));
-        }
-        for (topic, var) in needed {
-            let exists = metadata.topics().iter().any(|t| {
-                t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
+            needed.push(kafka_client::NeededTopic {
+                name: &config.anomalies_topic,
+                var: "KAFKA_ANOMALIES_TOPIC",
+                partitions: topics.anomalies_partitions,
             });
-            anyhow::ensure!(
-                exists,
-                "topic {topic:?} ({var}) does not exist in Kafka at {}; create it",
-                config.bootstrap_servers
-            );
         }
-        Ok(())
+        kafka_client::ensure_topics(
+            &client_config(config),
+            &needed,
+            topics.replication_factor,
+            topics.create,
+            timeout,
+            &config.bootstrap_servers,
+        )
+        .await
+        .map(drop)
     }
 
     /// Waits, up to `within`, for a broker the cluster named to answer

@@ -71,7 +71,9 @@ pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<W
     metrics
         .register(Box::new(source.producer_health().rebuilt_counter()))
         .context("registering metrics")?;
-    source.check_topics(&config, config.connect_timeout)?;
+    source
+        .ensure_topics(&config, config.connect_timeout)
+        .await?;
     tokio::task::block_in_place(|| source.await_brokers(std::time::Duration::from_secs(1)));
     let dead_letters = Arc::new(DlqWatermarks::new(
         source.producer(),

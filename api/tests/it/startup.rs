@@ -28,7 +28,10 @@ async fn a_missing_topic_that_may_not_be_created_stops_start_up() {
         .err()
         .expect("start-up must fail");
     let message = format!("{error:#}");
-    assert!(message.contains("\"nowhere\" does not exist"), "{message}");
+    assert!(
+        message.contains("\"nowhere\" (KAFKA_EVENTS_TOPIC) does not exist"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

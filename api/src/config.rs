@@ -47,7 +47,7 @@ pub const VARS: &[Var] = &[
     var(
         "KAFKA_CREATE_TOPICS",
         Some("true"),
-        "create the events topic at start-up when it is missing",
+        "create the events topic when it is missing, at start-up and whenever the readiness probe finds it gone",
     ),
     var(
         "KAFKA_CONNECT_TIMEOUT_MS",

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use eventpipe_service::http::{layers, observe, openapi as docs};
+use eventpipe_service::kafka::Reach;
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -139,7 +140,22 @@ async fn watch_backlog(state: AppState) {
     }
 }
 
-/// Keeps `kafka_up` current for `/ready`, replaces a producer that can no
+/// Recreates the events topic a broker that answers no longer knows
+/// (deleted, or an in-memory broker restarted) when `KAFKA_CREATE_TOPICS`
+/// allows; otherwise, or when that fails, Kafka counts as down with the
+/// reason.
+async fn restore_topic(state: &AppState) -> (bool, Option<String>) {
+    tracing::warn!(
+        topic = %state.config.kafka.events_topic,
+        "the events topic is missing from Kafka (deleted, or a broker that keeps nothing restarted)"
+    );
+    match state.sink.ensure_topic(&state.config.kafka).await {
+        Ok(()) => (true, None),
+        Err(error) => (false, Some(format!("{error:#}"))),
+    }
+}
+
+/// Keeps the Kafka status current for `/ready`, replaces a producer that can no
 /// longer deliver even when no request comes to notice, and forgives a run
 /// of failed sends once Kafka answers and the failures stopped (a replica
 /// out of rotation gets no requests to prove itself with).
@@ -148,8 +164,13 @@ pub(crate) async fn probe_kafka(state: AppState) {
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
         state.sink.heal();
-        let up = state.sink.probe(PROBE_INTERVAL).await;
-        if up != state.kafka_up.swap(up, Ordering::Relaxed) {
+        let (up, problem) = match state.sink.probe(PROBE_INTERVAL).await {
+            Reach::Answers => (true, None),
+            Reach::Down => (false, None),
+            Reach::Missing(_) => restore_topic(&state).await,
+        };
+        state.sink.health().broker_answers(up);
+        if up != state.kafka.set(up, problem) {
             if up {
                 tracing::info!("Kafka reachable again");
             } else {

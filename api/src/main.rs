@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use eventpipe_api::config::{self, ApiConfig};
+use eventpipe_service::settings::print_out;
 
 /// glibc malloc is a measurable share of the hot path; mimalloc is not.
 #[global_allocator]
@@ -14,13 +15,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("-h" | "--help") => {
-            println!("eventpipe-api: validates events and produces them to Kafka.\n");
-            println!("Usage: eventpipe-api [openapi]\n");
-            print!("{}", config::help());
+            print_out(&format!(
+                "eventpipe-api: validates events and produces them to Kafka.\n\nUsage: eventpipe-api [openapi]\n\n{}",
+                config::help()
+            ))?;
             return Ok(());
         }
         Some("openapi") => {
-            print!("{}", eventpipe_api::openapi::document_json());
+            print_out(&eventpipe_api::openapi::document_json())?;
             return Ok(());
         }
         Some(other) => anyhow::bail!("unknown argument {other:?}; see --help"),

@@ -360,24 +360,6 @@ impl EventSink {
         Ok(counts.first().copied().unwrap_or(0))
     }
 
-    /// Number of partitions the broker reports for `topic` (0 when it
-    /// does not know the topic); an error when no broker answers.
-    async fn partition_count(&self, topic: &str, timeout: Duration) -> anyhow::Result<usize> {
-        let producer = self.producer.get();
-        let name = topic.to_owned();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&name), Timeout::After(timeout))
-        })
-        .await??;
-        Ok(metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len()))
-    }
-
     /// Waits, up to `within`, for a broker the cluster named to answer,
     /// so the producer has its id before the first request
     /// ([`eventpipe_service::kafka::await_brokers`]).
@@ -390,9 +372,19 @@ impl EventSink {
         .await;
     }
 
-    /// True when a broker answers a metadata request for the events topic.
-    pub async fn probe(&self, timeout: Duration) -> bool {
-        matches!(self.partition_count(&self.topic, timeout).await, Ok(n) if n > 0)
+    /// Whether a broker answers a metadata request and knows the events
+    /// topic.
+    pub async fn probe(&self, timeout: Duration) -> kafka_client::Reach {
+        let producer = self.producer.get();
+        let name = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&name), Timeout::After(timeout));
+            kafka_client::reach(metadata, &[&name])
+        })
+        .await
+        .unwrap_or(kafka_client::Reach::Down)
     }
 
     /// Messages enqueued but not yet acknowledged.

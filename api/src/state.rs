@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use eventpipe_service::kafka::KafkaStatus;
 
 use crate::auth::ApiKeys;
 use crate::backlog::Backlog;
@@ -34,8 +35,8 @@ pub struct App {
     pub backlog: Backlog,
     /// Reads the workers' progress, when a backlog bound is set.
     pub progress: Option<GroupProgress>,
-    /// Whether the last Kafka probe succeeded.
-    pub kafka_up: AtomicBool,
+    /// What the last Kafka probe found.
+    pub kafka: KafkaStatus,
     /// Set once shutdown began: `/ready` turns 503 so traffic moves away.
     pub draining: AtomicBool,
     /// Events handed to the producer and not yet answered for.
@@ -152,7 +153,7 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
         limiter,
         backlog,
         progress,
-        kafka_up: AtomicBool::new(true),
+        kafka: KafkaStatus::new(true),
         draining: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
     })))

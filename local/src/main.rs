@@ -10,6 +10,7 @@
 use eventpipe_api::config::help as api_config_help;
 use eventpipe_local::Pipeline;
 use eventpipe_local::ops::{self, LocalRun};
+use eventpipe_service::settings::{HELP_NAME_WIDTH, print_out};
 use eventpipe_worker::config::{self as worker_config, redact_url};
 
 /// glibc malloc is a measurable share of the hot path; mimalloc is not.
@@ -21,12 +22,12 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-h" | "--help") => {
-            print_help();
+            print_out(&help())?;
             return Ok(());
         }
         Some(command) if ops::COMMANDS.contains(&command) => {
             if args.iter().any(|a| a == "-h" || a == "--help") {
-                print!("{}", ops::help());
+                print_out(&ops::help())?;
                 return Ok(());
             }
             eventpipe_service::telemetry::init_command_logging();
@@ -109,33 +110,30 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_help() {
-    println!(
-        "eventpipe: runs the pipeline locally: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the API and the worker.\n"
-    );
-    println!("Usage: eventpipe [COMMAND]  (no command: run the pipeline)\n");
-    print!("{}", ops::help());
-    println!();
-    println!("API:");
-    print!("{}", api_config_help());
-    println!("\nWorker:");
-    print!("{}", worker_config::help());
-    println!(
-        "\nEmbedded Kafka only (ignored when KAFKA_BOOTSTRAP_SERVERS is set; the topics are made with the worker's KAFKA_*_TOPIC and KAFKA_*_PARTITIONS):"
-    );
-    println!(
-        "  {:<32}with the embedded cluster, the API's linger defaults to {} ms (the broker shares the cores)",
-        "KAFKA_LINGER_MS",
-        eventpipe_local::EMBEDDED_LINGER_MS
-    );
-    println!(
-        "  {:<32}with the embedded cluster, the API's compression defaults to {} (the broker is in this process)",
-        "KAFKA_COMPRESSION",
-        eventpipe_local::EMBEDDED_COMPRESSION
-    );
-    println!(
-        "  {:<32}with the embedded cluster, set to what it keeps per partition, {} (higher is refused)",
-        "API_MAX_BACKLOG_BYTES",
-        eventpipe_embedded_kafka::KEEPS_BYTES_PER_PARTITION
-    );
+fn help() -> String {
+    format!(
+        "eventpipe: runs the pipeline locally: embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the API and the worker.
+
+Usage: eventpipe [COMMAND]  (no command: run the pipeline)
+
+{ops}
+API:
+{api}
+Worker:
+{worker}
+Embedded Kafka only (ignored when KAFKA_BOOTSTRAP_SERVERS is set; the topics are made with the worker's KAFKA_*_TOPIC and KAFKA_*_PARTITIONS):
+  {linger:<HELP_NAME_WIDTH$}with the embedded cluster, the API's linger defaults to {linger_ms} ms (the broker shares the cores)
+  {compression:<HELP_NAME_WIDTH$}with the embedded cluster, the API's compression defaults to {codec} (the broker is in this process)
+  {backlog:<HELP_NAME_WIDTH$}with the embedded cluster, set to what it keeps per partition, {keeps} (higher is refused)
+",
+        ops = ops::help(),
+        api = api_config_help(),
+        worker = worker_config::help(),
+        linger = "KAFKA_LINGER_MS",
+        linger_ms = eventpipe_local::EMBEDDED_LINGER_MS,
+        compression = "KAFKA_COMPRESSION",
+        codec = eventpipe_local::EMBEDDED_COMPRESSION,
+        backlog = "API_MAX_BACKLOG_BYTES",
+        keeps = eventpipe_embedded_kafka::KEEPS_BYTES_PER_PARTITION,
+    )
 }

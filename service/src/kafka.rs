@@ -100,6 +100,82 @@ pub fn await_brokers<C: rdkafka::ClientContext>(
     }
 }
 
+/// What a look at the cluster found, for readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// A broker answered and knows every topic asked about.
+    Answers,
+    /// A broker answered but does not know these topics: deleted, or a
+    /// broker that keeps nothing across a restart (an in-memory one).
+    Missing(Vec<String>),
+    /// No broker answered.
+    Down,
+}
+
+/// The last look at the cluster, shared by a service's probe and its
+/// `/ready`: whether Kafka is usable, and if not, why when more is known
+/// than that no broker answered.
+#[derive(Debug)]
+pub struct KafkaStatus {
+    up: std::sync::atomic::AtomicBool,
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl KafkaStatus {
+    /// Starts as `up`.
+    pub fn new(up: bool) -> Self {
+        KafkaStatus {
+            up: std::sync::atomic::AtomicBool::new(up),
+            problem: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Records a look; whether Kafka was usable before it.
+    pub fn set(&self, up: bool, problem: Option<String>) -> bool {
+        *self
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+        self.up.swap(up, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the last look found Kafka usable.
+    pub fn up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why it is not, when known (a missing topic that could not be made).
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// [`Reach`] from a metadata answer: which of `topics` it lacks (a topic
+/// with an error or no partitions counts as missing).
+pub fn reach(metadata: Result<rdkafka::metadata::Metadata, KafkaError>, topics: &[&str]) -> Reach {
+    let Ok(metadata) = metadata else {
+        return Reach::Down;
+    };
+    let missing: Vec<String> = topics
+        .iter()
+        .filter(|name| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == **name && t.error().is_none() && !t.partitions().is_empty())
+        })
+        .map(|name| (*name).to_owned())
+        .collect();
+    if missing.is_empty() {
+        Reach::Answers
+    } else {
+        Reach::Missing(missing)
+    }
+}
+
 /// Where a consumer group stands on one partition, from the broker: what
 /// the group committed against the partition's ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

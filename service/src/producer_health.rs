@@ -19,8 +19,14 @@
 //!   broker answers metadata requests (a replica taken out of rotation gets
 //!   no sends to prove itself with);
 //! - **replaced** at once after a fatal error, or after
-//!   `KAFKA_REBUILD_AFTER_REFUSED_SENDS` sends in a row refused by a broker,
-//!   at most once per [`REBUILD_BACKOFF`].
+//!   `KAFKA_REBUILD_AFTER_REFUSED_SENDS` sends in a row refused by a broker
+//!   or timed out while a broker answers metadata requests (the service's
+//!   probe tells, [`ProducerHealth::broker_answers`]), at most once per
+//!   [`REBUILD_BACKOFF`]. Timeouts count only while a broker answers: then
+//!   the producer, not the cluster, is what is stuck. Seen with a broker
+//!   that restarted empty: it no longer knew the idempotent producer's id,
+//!   librdkafka bumped the epoch locally again and again, and every send
+//!   timed out while the cluster answered; a new producer gets a new id.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -45,7 +51,7 @@ pub const UNREADY_AFTER_VAR: Var = var(
 pub const REBUILD_AFTER_VAR: Var = var(
     "KAFKA_REBUILD_AFTER_REFUSED_SENDS",
     Some("20"),
-    "sends in a row refused by a broker after which the producer is replaced by a new one (0: only after a fatal error)",
+    "sends in a row refused by a broker, or timed out while a broker answers, after which the producer is replaced by a new one (0: only after a fatal error)",
 );
 
 /// How long without a failed send, with the broker answering, before a run
@@ -105,6 +111,8 @@ pub enum RebuildReason {
     Fatal,
     /// Brokers kept refusing its sends.
     Refused,
+    /// Its sends kept timing out while a broker answered.
+    TimedOut,
 }
 
 impl RebuildReason {
@@ -113,13 +121,19 @@ impl RebuildReason {
         match self {
             RebuildReason::Fatal => "fatal",
             RebuildReason::Refused => "refused",
+            RebuildReason::TimedOut => "timed_out",
         }
     }
 }
 
 #[derive(Default)]
 struct State {
+    /// Sends in a row refused, or timed out while a broker answered.
     refused_in_row: u32,
+    /// Whether the last failure in that run was a timeout.
+    last_timed_out: bool,
+    /// Whether a broker answered the service's last probe.
+    broker_answers: bool,
     last_failure: Option<Instant>,
     last_error: String,
     fatal: Option<String>,
@@ -143,11 +157,15 @@ impl ProducerHealth {
         let rebuilt = IntCounterVec::new(
             Opts::new(
                 rebuilt_metric,
-                "Kafka producers replaced by a new one, by reason (fatal, refused)",
+                "Kafka producers replaced by a new one, by reason (fatal, refused, timed_out)",
             ),
             &["reason"],
         )?;
-        for reason in [RebuildReason::Fatal, RebuildReason::Refused] {
+        for reason in [
+            RebuildReason::Fatal,
+            RebuildReason::Refused,
+            RebuildReason::TimedOut,
+        ] {
             rebuilt.with_label_values(&[reason.label()]);
         }
         Ok(ProducerHealth {
@@ -180,8 +198,9 @@ impl ProducerHealth {
             SendOutcome::Refused | SendOutcome::TimedOut => {
                 let mut state = self.state();
                 self.failed_in_row.fetch_add(1, Ordering::Relaxed);
-                if outcome == SendOutcome::Refused {
+                if outcome == SendOutcome::Refused || state.broker_answers {
                     state.refused_in_row += 1;
+                    state.last_timed_out = outcome == SendOutcome::TimedOut;
                 } else {
                     state.refused_in_row = 0;
                 }
@@ -240,7 +259,11 @@ impl ProducerHealth {
         if state.fatal.is_some() {
             Some(RebuildReason::Fatal)
         } else if self.rule.rebuild_after > 0 && state.refused_in_row >= self.rule.rebuild_after {
-            Some(RebuildReason::Refused)
+            Some(if state.last_timed_out {
+                RebuildReason::TimedOut
+            } else {
+                RebuildReason::Refused
+            })
         } else {
             None
         }
@@ -251,10 +274,17 @@ impl ProducerHealth {
         let mut state = self.state();
         *state = State {
             last_rebuild: Some(Instant::now()),
+            broker_answers: state.broker_answers,
             ..State::default()
         };
         self.failed_in_row.store(0, Ordering::Relaxed);
         self.rebuilt.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// Notes whether a broker answered the service's last probe: sends that
+    /// time out while one does count towards a replacement.
+    pub fn broker_answers(&self, answers: bool) {
+        self.state().broker_answers = answers;
     }
 
     /// Forgets a run of failures that ended [`FORGIVE_AFTER`] ago, given
@@ -473,6 +503,29 @@ mod tests {
         let h = health(1, 1);
         h.record(SendOutcome::Local, &"queue full");
         assert_eq!((h.problem(), h.rebuild_due()), (None, None));
+    }
+
+    #[test]
+    fn timeouts_call_for_a_rebuild_only_while_a_broker_answers() {
+        let h = health(1, 2);
+        h.record(SendOutcome::TimedOut, &"x");
+        h.record(SendOutcome::TimedOut, &"x");
+        assert_eq!(
+            h.rebuild_due(),
+            None,
+            "the cluster is down: no new producer helps"
+        );
+        h.broker_answers(true);
+        h.record(SendOutcome::TimedOut, &"x");
+        assert_eq!(h.rebuild_due(), None);
+        h.record(SendOutcome::TimedOut, &"x");
+        assert_eq!(h.rebuild_due(), Some(RebuildReason::TimedOut));
+        h.rebuilt(RebuildReason::TimedOut);
+        assert_eq!(h.rebuilt.with_label_values(&["timed_out"]).get(), 1);
+        assert!(
+            h.state().broker_answers,
+            "a replacement keeps what the probe saw"
+        );
     }
 
     #[test]

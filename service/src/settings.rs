@@ -139,14 +139,35 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// The column `--help` prints variables' descriptions at: the longest
+/// name (`KAFKA_REBUILD_AFTER_REFUSED_SENDS`) and a space; a longer name
+/// moves the column for its list.
+pub const HELP_NAME_WIDTH: usize = 34;
+
 /// `vars` as `--help` prints them.
 pub fn help(vars: &[Var]) -> String {
     let mut out = String::from("Environment variables (default in brackets):\n");
+    let width = vars
+        .iter()
+        .map(|v| v.name.len() + 1)
+        .fold(HELP_NAME_WIDTH, usize::max);
     for v in vars {
         let default = v.default.map(|d| format!(" [{d}]")).unwrap_or_default();
-        out.push_str(&format!("  {:<32}{}{}\n", v.name, v.doc, default));
+        out.push_str(&format!("  {:<width$}{}{}\n", v.name, v.doc, default));
     }
     out
+}
+
+/// Writes `text` to standard output. A reader that went away
+/// (`eventpipe --help | head`) ends the output quietly, where `print!`
+/// would panic.
+pub fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// `RUST_LOG`, read by [`crate::init_tracing`]; every service lists it.
@@ -175,6 +196,31 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+    }
+
+    #[test]
+    fn help_keeps_a_space_after_every_name() {
+        let long = "A_NAME_LONGER_THAN_THE_HELP_COLUMN_IS";
+        let text = help(&[
+            var(long, Some("1"), "what it does"),
+            var("A_NUMBER", Some("3"), "a number"),
+        ]);
+        assert!(
+            text.contains(&format!("  {long} what it does [1]\n")),
+            "{text}"
+        );
+        let column = long.len() + 3;
+        assert_eq!(
+            text.lines().nth(2).unwrap().find("a number"),
+            Some(column),
+            "{text}"
+        );
+        let short = help(VARS);
+        assert_eq!(
+            short.lines().nth(1).unwrap().find("a number"),
+            Some(HELP_NAME_WIDTH + 2),
+            "{short}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use eventpipe_contract::kafka;
 use eventpipe_service::http::layers::{self, HttpTimeouts};
+use eventpipe_service::kafka::NeededTopic;
 use eventpipe_service::producer_health::{self, HealthRule};
 use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
@@ -106,7 +107,7 @@ pub const VARS: &[Var] = &[
     var(
         "KAFKA_CREATE_TOPICS",
         Some("true"),
-        "create the events, DLQ and anomalies topics at start-up when they are missing",
+        "create the events, DLQ and anomalies topics when they are missing, at start-up and whenever the readiness probe finds one gone",
     ),
     var(
         "KAFKA_EVENTS_PARTITIONS",
@@ -524,6 +525,34 @@ fn read_rules(path: Option<String>) -> Result<Vec<rules::Rule>, ConfigError> {
         None => (rules::DEFAULT_RULES.to_owned(), "default rules".to_owned()),
     };
     rules::parse(&text, &origin).map_err(|e| ConfigError::new("WORKER_RULES_FILE", e))
+}
+
+impl WorkerConfig {
+    /// The topics this worker reads and writes, with the partitions each
+    /// is made with when missing: events, the DLQ, and anomalies when
+    /// detection is on.
+    pub fn needed_topics(&self) -> Vec<NeededTopic<'_>> {
+        let mut needed = vec![
+            NeededTopic {
+                name: &self.events_topic,
+                var: "KAFKA_EVENTS_TOPIC",
+                partitions: self.topics.events_partitions,
+            },
+            NeededTopic {
+                name: &self.dlq_topic,
+                var: "KAFKA_DLQ_TOPIC",
+                partitions: self.topics.dlq_partitions,
+            },
+        ];
+        if self.rules.is_some() {
+            needed.push(NeededTopic {
+                name: &self.anomalies_topic,
+                var: "KAFKA_ANOMALIES_TOPIC",
+                partitions: self.topics.anomalies_partitions,
+            });
+        }
+        needed
+    }
 }
 
 /// The variables as `--help` prints them.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use eventpipe_service::http::{layers, observe, openapi as docs};
+use eventpipe_service::kafka::Reach;
 use tokio::net::TcpListener;
 
 pub mod config;
@@ -122,6 +123,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// Recreates the topics a broker that answers no longer knows (deleted,
+/// or an in-memory broker restarted) when `KAFKA_CREATE_TOPICS` allows;
+/// otherwise, or when that fails, Kafka counts as down with the reason.
+async fn restore_topics(worker: &Worker, missing: &[String]) -> (bool, Option<String>) {
+    tracing::warn!(
+        topics = ?missing,
+        "topics are missing from Kafka (deleted, or a broker that keeps nothing restarted)"
+    );
+    match worker
+        .source
+        .ensure_topics(&worker.config, worker.config.connect_timeout)
+        .await
+    {
+        Ok(()) => (true, None),
+        Err(error) => (false, Some(format!("{error:#}"))),
+    }
+}
+
 /// Keeps the readiness flags current, the outbox depth and, for a
 /// `member` of the consumer group, the group's lag; replaces a producer
 /// that can no longer deliver; has a member that sits idle while the
@@ -130,8 +149,16 @@ pub(crate) async fn probe(worker: Arc<Worker>, member: bool) {
     let config = &worker.config;
     let mut watch = GroupWatch::new(config.stall_after, config.rejoin_after);
     loop {
-        let kafka = tokio::task::block_in_place(|| worker.source.probe(PROBE_INTERVAL));
-        worker.kafka_up.store(kafka, Ordering::Relaxed);
+        let needed = worker.config.needed_topics();
+        let topics: Vec<&str> = needed.iter().map(|t| t.name).collect();
+        let (kafka, problem) =
+            match tokio::task::block_in_place(|| worker.source.probe(&topics, PROBE_INTERVAL)) {
+                Reach::Answers => (true, None),
+                Reach::Down => (false, None),
+                Reach::Missing(missing) => restore_topics(&worker, &missing).await,
+            };
+        worker.source.producer_health().broker_answers(kafka);
+        worker.kafka.set(kafka, problem);
         worker.source.heal_producer();
         if kafka {
             tokio::task::block_in_place(|| worker.dead_letters.refresh());

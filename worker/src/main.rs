@@ -8,6 +8,7 @@
 //! environment variables.
 
 use anyhow::Context;
+use eventpipe_service::settings::print_out;
 use eventpipe_worker::config::{self, WorkerConfig};
 use eventpipe_worker::maintenance;
 
@@ -20,24 +21,24 @@ async fn main() -> anyhow::Result<()> {
     let command = std::env::args().nth(1);
     match command.as_deref() {
         Some("-h" | "--help") => {
-            println!("eventpipe-worker: stores the events topic in PostgreSQL exactly once.\n");
-            println!(
-                "Usage: eventpipe-worker [migrate | openapi | retention [--dry-run] [--json]]\n"
-            );
-            println!("  migrate     apply pending migrations to DATABASE_URL");
-            println!("  openapi     print the OpenAPI document of the worker's HTTP API");
-            println!(
-                "  retention   make the partitions and remove what RETENTION_*_DAYS no longer keep,"
-            );
-            println!(
-                "              as the running workers do every WORKER_MAINTENANCE_INTERVAL_SECS;"
-            );
-            println!("              --dry-run lists what would be removed, --json prints JSON\n");
-            print!("{}", config::help());
+            print_out(&format!(
+                "eventpipe-worker: stores the events topic in PostgreSQL exactly once.
+
+Usage: eventpipe-worker [migrate | openapi | retention [--dry-run] [--json]]
+
+  migrate     apply pending migrations to DATABASE_URL
+  openapi     print the OpenAPI document of the worker's HTTP API
+  retention   make the partitions and remove what RETENTION_*_DAYS no longer keep,
+              as the running workers do every WORKER_MAINTENANCE_INTERVAL_SECS;
+              --dry-run lists what would be removed, --json prints JSON
+
+{}",
+                config::help()
+            ))?;
             return Ok(());
         }
         Some("openapi") => {
-            print!("{}", eventpipe_worker::openapi::document_json());
+            print_out(&eventpipe_worker::openapi::document_json())?;
             return Ok(());
         }
         Some("migrate") => {

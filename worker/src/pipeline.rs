@@ -358,14 +358,13 @@ pub async fn run(worker: Arc<Worker>, mut stop: watch::Receiver<bool>) -> anyhow
     let mut lanes_before: Vec<Option<oneshot::Receiver<()>>> = (0..lanes).map(|_| None).collect();
     let mut before: Option<oneshot::Receiver<bool>> = None;
     loop {
-        // Read before the batch: a revoke while it fills counts against it.
-        let revocations = worker.source.revocations();
         let batch = tokio::select! {
             batch = worker.source.next_batch(config.batch_size, config.batch_wait) => batch,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let batch = match batch {
-            Ok(b) => b,
+        // A revoke after the batch's first message counts against it.
+        let (batch, revocations) = match batch {
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!(error = %e, "consumer error");
                 continue;
@@ -645,9 +644,18 @@ async fn store_rows(
             traces,
             batch: telemetry::span_context(&Span::current()),
         };
-        // Publication waits for Kafka; the next batch need not. A full
-        // queue (Kafka slow) holds the pipeline back rather than memory.
-        let _ = worker.publications.send(publication).await;
+        // Publication waits for Kafka; storing need not. With the queue
+        // full (Kafka slow, or a producer being replaced) the anomalies
+        // stay in the outbox for the sweep: neither memory nor the
+        // pipeline waits on the anomalies topic.
+        if let Err(mpsc::error::TrySendError::Full(left)) =
+            worker.publications.try_send(publication)
+        {
+            tracing::debug!(
+                anomalies = left.anomalies.len(),
+                "the publication queue is full; the sweep publishes these"
+            );
+        }
     }
     Ok(refused)
 }

@@ -165,10 +165,9 @@ fn client_config(config: &WorkerConfig) -> ClientConfig {
 }
 
 impl Source {
-    /// Creates the consumer (subscribed to the events topic when `joins`
-    /// the group; a function is handed its messages instead) and the
+    /// Creates the consumer (not yet in the group: [`Source::join`]) and the
     /// producer for the DLQ and anomalies topics.
-    pub fn new(config: &WorkerConfig, metrics: Metrics, joins: bool) -> anyhow::Result<Self> {
+    pub fn new(config: &WorkerConfig, metrics: Metrics) -> anyhow::Result<Self> {
         let consumer: StreamConsumer<SourceContext> = client_config(config)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
@@ -180,11 +179,6 @@ impl Source {
                 expected: Mutex::default(),
             })
             .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
-        if joins {
-            consumer
-                .subscribe(&[&config.events_topic])
-                .with_context(|| format!("subscribing to {}", config.events_topic))?;
-        }
         let watcher = client_config(config)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
@@ -250,6 +244,16 @@ impl Source {
         kafka_client::group_lag(&self.watcher, &self.events_topic, timeout)
     }
 
+    /// Joins the consumer group (subscribes to the events topic), once the
+    /// topic exists: a member that joins before the topic is made is
+    /// assigned nothing until its next metadata refresh (23 s seen against
+    /// tansu), while the lag grows.
+    pub fn join(&self) -> anyhow::Result<()> {
+        self.consumer
+            .subscribe(&[&self.events_topic])
+            .with_context(|| format!("subscribing to {}", self.events_topic))
+    }
+
     /// Leaves the consumer group and joins it again, for a new assignment.
     pub fn rejoin(&self) -> Result<(), KafkaError> {
         self.consumer.unsubscribe();
@@ -257,18 +261,28 @@ impl Source {
     }
 
     /// Waits for the first message, then gathers more until `max` or
-    /// `wait` has passed since the first.
+    /// `wait` has passed since the first. Also returns
+    /// [`Source::revocations`] as it was when the first message arrived:
+    /// the batch may commit only if no revoke comes after that. Read then,
+    /// not before the wait: rebalances are served by the same polls that
+    /// deliver messages, in order, so a revoke (and the assignment after
+    /// it) that came while this worker waited idle belongs to before the
+    /// batch, whose messages are then all from the new assignment. Counted
+    /// before the wait, a batch read right after an idle worker's
+    /// reassignment was stored but never committed, and its partitions'
+    /// lag stood still until more events came (seen against tansu).
     pub async fn next_batch(
         &self,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<Received>, KafkaError> {
+    ) -> Result<(Vec<Received>, u64), KafkaError> {
         let context = self.consumer.context();
         let read = |m: OwnedMessage| {
             context.read(m.topic(), m.partition(), m.offset());
             Received(m)
         };
         let first = read(self.consumer.recv().await?.detach());
+        let revocations = self.revocations();
         let mut batch = Vec::with_capacity(max.min(10_000));
         batch.push(first);
         let deadline = Instant::now() + wait;
@@ -286,7 +300,7 @@ impl Source {
                 Err(_elapsed) => break,
             }
         }
-        Ok(batch)
+        Ok((batch, revocations))
     }
 
     /// How many times partitions were revoked so far. A batch read before a
@@ -431,25 +445,7 @@ impl Source {
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let topics = &config.topics;
-        let mut needed = vec![
-            kafka_client::NeededTopic {
-                name: &config.events_topic,
-                var: "KAFKA_EVENTS_TOPIC",
-                partitions: topics.events_partitions,
-            },
-            kafka_client::NeededTopic {
-                name: &config.dlq_topic,
-                var: "KAFKA_DLQ_TOPIC",
-                partitions: topics.dlq_partitions,
-            },
-        ];
-        if config.rules.is_some() {
-            needed.push(kafka_client::NeededTopic {
-                name: &config.anomalies_topic,
-                var: "KAFKA_ANOMALIES_TOPIC",
-                partitions: topics.anomalies_partitions,
-            });
-        }
+        let needed = config.needed_topics();
         kafka_client::ensure_topics(
             &client_config(config),
             &needed,
@@ -474,11 +470,13 @@ impl Source {
         );
     }
 
-    /// True when a broker answers a metadata request.
-    pub fn probe(&self, timeout: Duration) -> bool {
-        self.consumer
-            .fetch_metadata(None, Timeout::After(timeout))
-            .is_ok()
+    /// Whether a broker answers a metadata request and knows `topics`.
+    /// Blocks.
+    pub fn probe(&self, topics: &[&str], timeout: Duration) -> kafka_client::Reach {
+        kafka_client::reach(
+            self.consumer.fetch_metadata(None, Timeout::After(timeout)),
+            topics,
+        )
     }
 }
 

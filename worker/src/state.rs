@@ -8,6 +8,7 @@ use anyhow::Context;
 use eventpipe_anomaly::{Anomaly, Detector};
 use eventpipe_query::ReadSide;
 use eventpipe_query::db::Analytics;
+use eventpipe_service::kafka::KafkaStatus;
 use eventpipe_service::telemetry::{SpanContext, TraceHeaders};
 use eventpipe_store::DbPool;
 use tokio::sync::mpsc;
@@ -36,8 +37,8 @@ pub struct Worker {
     pub metrics: Metrics,
     /// Whether PostgreSQL answered the last probe.
     pub database_up: AtomicBool,
-    /// Whether Kafka answered the last probe.
-    pub kafka_up: AtomicBool,
+    /// What the last Kafka probe found.
+    pub kafka: KafkaStatus,
     /// Why this worker is not doing its job (it holds no partition while
     /// the group stalls), when it is not; see [`crate::progress`].
     pub idle: std::sync::Mutex<Option<String>>,
@@ -67,13 +68,16 @@ pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<W
     let metrics = Metrics::new().context("registering metrics")?;
     let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
     let database_up = eventpipe_store::ping(&pool).await;
-    let source = Source::new(&config, metrics.clone(), joins)?;
+    let source = Source::new(&config, metrics.clone())?;
     metrics
         .register(Box::new(source.producer_health().rebuilt_counter()))
         .context("registering metrics")?;
     source
         .ensure_topics(&config, config.connect_timeout)
         .await?;
+    if joins {
+        source.join()?;
+    }
     tokio::task::block_in_place(|| source.await_brokers(std::time::Duration::from_secs(1)));
     let dead_letters = Arc::new(DlqWatermarks::new(
         source.producer(),
@@ -105,7 +109,7 @@ pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<W
         source,
         metrics,
         database_up: AtomicBool::new(database_up),
-        kafka_up: AtomicBool::new(false),
+        kafka: KafkaStatus::new(false),
         idle: std::sync::Mutex::new(None),
     }))
 }

@@ -27,11 +27,11 @@ pub async fn get_ready(State(app): State<AppState>) -> (StatusCode, Json<Health>
         .then(|| app.backlog.problem())
         .flatten();
     Health {
-        kafka: Some(app.kafka_up.load(Ordering::Relaxed)),
+        kafka: Some(app.kafka.up()),
         producer: Some(problem.is_none()),
         backlog: app.progress.is_some().then_some(backlog.is_none()),
         shutting_down: Some(app.draining.load(Ordering::Relaxed)),
-        reason: problem.or(backlog),
+        reason: app.kafka.problem().or(problem).or(backlog),
         ..Health::default()
     }
     .readiness()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use eventpipe_contract::kafka;
-use eventpipe_service::settings::{ConfigError, Env, Var, var};
+use eventpipe_service::settings::{ConfigError, Env, Var, print_out, var};
 use eventpipe_worker::config::{DEFAULT_DATABASE_URL, DEFAULT_GROUP_ID, redact_url};
 use serde::{Deserialize, Serialize};
 
@@ -294,9 +294,9 @@ pub trait Report: Serialize {
 /// Prints `report` as asked; the exit status it calls for.
 pub fn print(report: &impl Report, json: bool) -> anyhow::Result<i32> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        print_out(&(serde_json::to_string_pretty(report)? + "\n"))?;
     } else {
-        print!("{}", report.human());
+        print_out(&report.human())?;
     }
     Ok(if report.ok() { 0 } else { 1 })
 }

@@ -237,7 +237,10 @@ async fn kafka(target: &Target) -> KafkaStatus {
                         high: p.high,
                         committed: done,
                         // Nothing committed yet: all that is held is to do.
-                        lag: (role == "events").then(|| p.high - done.unwrap_or(p.low).max(p.low)),
+                        // Never below 0: a broker can report a high
+                        // watermark below what was read (seen with tansu).
+                        lag: (role == "events")
+                            .then(|| (p.high - done.unwrap_or(p.low).max(p.low)).max(0)),
                         oldest_unconsumed_age_secs: None,
                         deleted_unread: done.filter(|&c| c < p.low).map(|c| p.low - c),
                     }
@@ -471,8 +474,13 @@ impl Report for Status {
                     "    {:>9} {:>12} {:>12} {:>12} {:>8} {:>12}",
                     "partition", "low", "high", "committed", "lag", "oldest lag"
                 );
+                let mut past_end = false;
                 for p in &topic.partitions {
-                    let committed = p.committed.map_or("-".to_owned(), |c| c.to_string());
+                    let ahead = p.committed.is_some_and(|c| c > p.high);
+                    past_end |= ahead;
+                    let committed = p.committed.map_or("-".to_owned(), |c| {
+                        format!("{c}{}", if ahead { "*" } else { "" })
+                    });
                     let oldest = p
                         .oldest_unconsumed_age_secs
                         .map_or("-".to_owned(), human_secs);
@@ -485,6 +493,12 @@ impl Report for Status {
                         committed,
                         p.lag.unwrap_or(0),
                         oldest
+                    );
+                }
+                if past_end {
+                    let _ = writeln!(
+                        out,
+                        "    * committed past the end the broker reports: it under-reports that partition's high watermark (nothing is lost; the lag counts as 0)"
                     );
                 }
             }

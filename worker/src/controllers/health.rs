@@ -31,10 +31,10 @@ pub async fn get_ready(State(worker): State<Arc<Worker>>) -> (StatusCode, Json<H
         .clone();
     Health {
         database: Some(worker.database_up.load(Ordering::Relaxed)),
-        kafka: Some(worker.kafka_up.load(Ordering::Relaxed)),
+        kafka: Some(worker.kafka.up()),
         producer: Some(producer.is_none()),
         consuming: Some(idle.is_none()),
-        reason: idle.or(producer),
+        reason: worker.kafka.problem().or(idle).or(producer),
         ..Health::default()
     }
     .readiness()

@@ -605,6 +605,11 @@ mod tests {
             ("WORKER_FUNCTION_SERVES", "sqs"),
             ("KAFKA_UNREADY_AFTER_FAILED_SENDS", "0"),
             ("KAFKA_REBUILD_AFTER_REFUSED_SENDS", "many"),
+            ("KAFKA_CREATE_TOPICS", "maybe"),
+            ("KAFKA_EVENTS_PARTITIONS", "0"),
+            ("KAFKA_DLQ_PARTITIONS", "-1"),
+            ("KAFKA_ANOMALIES_PARTITIONS", "three"),
+            ("KAFKA_REPLICATION_FACTOR", "all"),
         ];
         for (name, value) in cases {
             let err = WorkerConfig::from_lookup(|n| match n {

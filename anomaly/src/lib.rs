@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use eventpipe_contract::Anomaly;
+
 pub use self::engine::UserState;
 use self::engine::{Seen, evaluate};
 pub use self::payload::Payload;
@@ -29,42 +31,6 @@ use self::rules::{Rule, Severity};
 /// Namespace of anomaly ids: UUIDv5 of `rule:event_id` in it, so the same
 /// rule firing on the same event always gets the same id.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x5d1c_7a3e_2f4b_4c8e_9a61_0b7e_3c2d_1f00);
-
-/// An anomaly, as stored and published.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Anomaly {
-    /// UUIDv5 of the rule and the event.
-    pub anomaly_id: Uuid,
-    /// The event that triggered it.
-    pub event_id: Uuid,
-    /// Its user.
-    pub user_id: String,
-    /// The rule's name.
-    pub rule: String,
-    /// `low`, `medium` or `high`.
-    pub severity: &'static str,
-    /// The rule's description.
-    pub description: String,
-    /// The triggering event's time.
-    pub event_ts: DateTime<Utc>,
-    /// What the rule observed, and its limits.
-    pub details: Value,
-    /// What fired it: `{"event": {...}}`, the triggering event as stored
-    /// (id, user, type, source, time, receipt time, payload). The engine
-    /// knows only what its rules read, so whoever stores the event fills
-    /// this in ([`Anomaly::with_event`]); `null` on anomalies stored
-    /// before evidence was kept.
-    pub evidence: Value,
-}
-
-impl Anomaly {
-    /// This anomaly with `event`, the triggering event as stored, as its
-    /// evidence.
-    pub fn with_event(mut self, event: Value) -> Self {
-        self.evidence = serde_json::json!({ "event": event });
-        self
-    }
-}
 
 /// The id of `rule` firing on `event_id`.
 pub fn anomaly_id(rule: &str, event_id: Uuid) -> Uuid {

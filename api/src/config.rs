@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use eventpipe_contract::{Rules, kafka};
+use eventpipe_contract::Rules;
 
 pub use crate::backlog::BacklogLimits;
 use eventpipe_service::http::layers::{self, HttpTimeouts};
 use eventpipe_service::producer_health::{self, HealthRule};
+use eventpipe_service::settings::kafka::{self, KafkaConnection, TopicCreation};
 use eventpipe_service::settings::{self, Env, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
 use sha2::{Digest, Sha256};
@@ -24,36 +25,12 @@ pub const VARS: &[Var] = &[
         Some("127.0.0.1:8080"),
         "address the HTTP server listens on",
     ),
-    var(
-        "KAFKA_BOOTSTRAP_SERVERS",
-        None,
-        "Kafka brokers, host:port[,host:port] (required)",
-    ),
-    var(
-        "KAFKA_EVENTS_TOPIC",
-        Some(kafka::EVENTS_TOPIC),
-        "topic accepted events are produced to",
-    ),
-    var(
-        "KAFKA_EVENTS_PARTITIONS",
-        Some("6"),
-        "partitions of the events topic when the API creates it",
-    ),
-    var(
-        "KAFKA_REPLICATION_FACTOR",
-        Some("-1"),
-        "replication factor of topics the API creates (-1: the broker's default)",
-    ),
-    var(
-        "KAFKA_CREATE_TOPICS",
-        Some("true"),
-        "create the events topic when it is missing, at start-up and whenever the readiness probe finds it gone",
-    ),
-    var(
-        "KAFKA_CONNECT_TIMEOUT_MS",
-        Some("10000"),
-        "how long start-up waits for Kafka to answer before failing",
-    ),
+    kafka::BOOTSTRAP_SERVERS,
+    kafka::EVENTS_TOPIC,
+    kafka::EVENTS_PARTITIONS,
+    kafka::REPLICATION_FACTOR,
+    kafka::CREATE_TOPICS,
+    kafka::CONNECT_TIMEOUT_MS,
     var(
         "KAFKA_MESSAGE_TIMEOUT_MS",
         Some("5000"),
@@ -86,11 +63,7 @@ pub const VARS: &[Var] = &[
         Some("10000"),
         "rejected events waiting for Kafka at most; beyond, they are dropped and counted",
     ),
-    var(
-        "KAFKA_CONFIG",
-        None,
-        "extra librdkafka properties, key=value;key=value (e.g. security.protocol=SASL_SSL;sasl.mechanism=PLAIN)",
-    ),
+    kafka::CONFIG,
     var(
         "API_MAX_BODY_BYTES",
         Some("5242880"),
@@ -151,11 +124,7 @@ pub const VARS: &[Var] = &[
         Some("10000"),
         "events a replica may have waiting for Kafka's acknowledgement; a request beyond it gets 503 at once",
     ),
-    var(
-        "KAFKA_GROUP_ID",
-        Some(kafka::GROUP_ID),
-        "the workers' consumer group: its committed offsets measure the backlog the API_MAX_BACKLOG_* bounds keep",
-    ),
+    kafka::GROUP_ID,
     var(
         "API_MAX_BACKLOG_BYTES",
         None,
@@ -182,34 +151,28 @@ pub const VARS: &[Var] = &[
     settings::LOG_FORMAT_VAR,
 ];
 
-/// Kafka producer settings.
-#[derive(Clone)]
+/// Kafka producer settings, each field named after its variable in
+/// [`VARS`] (where its default is).
+#[derive(Debug, Clone)]
 pub struct KafkaConfig {
-    /// `KAFKA_BOOTSTRAP_SERVERS`.
-    pub bootstrap_servers: String,
-    /// `KAFKA_EVENTS_TOPIC`, default `events`.
+    /// `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_CONNECT_TIMEOUT_MS`, `KAFKA_CONFIG`.
+    pub connection: KafkaConnection,
+    /// `KAFKA_EVENTS_TOPIC`.
     pub events_topic: String,
-    /// `KAFKA_EVENTS_PARTITIONS`, default 6.
+    /// `KAFKA_EVENTS_PARTITIONS`.
     pub events_partitions: i32,
-    /// `KAFKA_REPLICATION_FACTOR`, default -1 (broker default).
-    pub replication_factor: i32,
-    /// `KAFKA_CREATE_TOPICS`, default true.
-    pub create_topics: bool,
-    /// `KAFKA_CONNECT_TIMEOUT_MS`, default 10000.
-    pub connect_timeout: Duration,
-    /// `KAFKA_MESSAGE_TIMEOUT_MS`, default 5000.
+    /// `KAFKA_CREATE_TOPICS`, `KAFKA_REPLICATION_FACTOR`.
+    pub topics: TopicCreation,
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`.
     pub message_timeout: Duration,
-    /// `KAFKA_LINGER_MS`, default 0.
+    /// `KAFKA_LINGER_MS`.
     pub linger_ms: u32,
-    /// `KAFKA_COMPRESSION`, default lz4.
+    /// `KAFKA_COMPRESSION`.
     pub compression: String,
-    /// `KAFKA_QUEUE_MAX_MESSAGES`, default 200000.
+    /// `KAFKA_QUEUE_MAX_MESSAGES`.
     pub queue_max_messages: u32,
     /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and `KAFKA_REBUILD_AFTER_REFUSED_SENDS`.
     pub health: HealthRule,
-    /// `KAFKA_CONFIG`: extra librdkafka properties. May hold credentials, so
-    /// `Debug` shows only the keys.
-    pub extra: Vec<(String, String)>,
     /// `API_INVALID_TOPIC` and `API_INVALID_QUEUE_MAX_MESSAGES`: where
     /// rejected events are kept, if anywhere.
     pub invalid: Option<InvalidTopic>,
@@ -224,38 +187,16 @@ pub struct InvalidTopic {
     pub queue_max_messages: u32,
 }
 
-impl fmt::Debug for KafkaConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaConfig")
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("events_topic", &self.events_topic)
-            .field("events_partitions", &self.events_partitions)
-            .field("replication_factor", &self.replication_factor)
-            .field("create_topics", &self.create_topics)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("message_timeout", &self.message_timeout)
-            .field("linger_ms", &self.linger_ms)
-            .field("compression", &self.compression)
-            .field("queue_max_messages", &self.queue_max_messages)
-            .field("health", &self.health)
-            .field(
-                "extra_keys",
-                &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
 /// Size and count limits on requests.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// `API_MAX_BODY_BYTES`, default 5 MiB.
+    /// `API_MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
-    /// `API_MAX_DECOMPRESSED_BYTES`, default 5 MiB.
+    /// `API_MAX_DECOMPRESSED_BYTES`.
     pub max_decompressed_bytes: usize,
-    /// `API_MAX_BATCH_EVENTS`, default 1000.
+    /// `API_MAX_BATCH_EVENTS`.
     pub max_batch_events: usize,
-    /// `API_MAX_EVENT_BYTES`, default 64 KiB.
+    /// `API_MAX_EVENT_BYTES`.
     pub max_event_bytes: usize,
 }
 
@@ -285,10 +226,11 @@ impl KeyDigests {
     }
 }
 
-/// Everything the API needs to run.
+/// Everything the API needs to run, each field named after its variables
+/// in [`VARS`] (where their defaults are).
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// `API_ADDR`, default `127.0.0.1:8080`.
+    /// `API_ADDR`.
     pub addr: SocketAddr,
     /// Kafka settings.
     pub kafka: KafkaConfig,
@@ -300,13 +242,13 @@ pub struct ApiConfig {
     pub api_keys: KeyDigests,
     /// Per-key rate limit; `None` when `API_RATE_LIMIT_EVENTS_PER_SEC` is 0.
     pub rate_limit: Option<RateLimit>,
-    /// `API_SHUTDOWN_GRACE_SECS`, default 10.
+    /// `API_SHUTDOWN_GRACE_SECS`.
     pub shutdown_grace: Duration,
-    /// `API_MAX_IN_FLIGHT_EVENTS`, default 10000.
+    /// `API_MAX_IN_FLIGHT_EVENTS`.
     pub max_in_flight_events: usize,
-    /// `API_MAX_IN_FLIGHT_REQUESTS`, default 1024.
+    /// `API_MAX_IN_FLIGHT_REQUESTS`.
     pub max_in_flight_requests: usize,
-    /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
+    /// `HTTP_REQUEST_TIMEOUT_SECS` and `HTTP_BODY_TIMEOUT_SECS`.
     pub http: HttpTimeouts,
     /// The backlog bounds (`API_MAX_BACKLOG_*`, `KAFKA_GROUP_ID`).
     pub backlog: BacklogLimits,
@@ -350,7 +292,7 @@ impl ApiConfig {
         let backlog = BacklogLimits {
             max_bytes: env.optional_positive("API_MAX_BACKLOG_BYTES")?,
             max_messages: env.optional_positive("API_MAX_BACKLOG_MESSAGES")?,
-            group_id: env.required("KAFKA_GROUP_ID")?,
+            group_id: env.required(kafka::GROUP_ID.name)?,
             check_interval: Duration::from_millis(env.positive("API_BACKLOG_CHECK_MS")?),
         };
         if let Some(max) = backlog.max_bytes {
@@ -367,18 +309,15 @@ impl ApiConfig {
         Ok(ApiConfig {
             addr: env.required("API_ADDR")?,
             kafka: KafkaConfig {
-                bootstrap_servers: env.required("KAFKA_BOOTSTRAP_SERVERS")?,
-                events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
-                events_partitions: env.positive("KAFKA_EVENTS_PARTITIONS")?,
-                replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
-                create_topics: env.required("KAFKA_CREATE_TOPICS")?,
-                connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
+                connection: KafkaConnection::from_env(&env)?,
+                events_topic: env.required(kafka::EVENTS_TOPIC.name)?,
+                events_partitions: env.positive(kafka::EVENTS_PARTITIONS.name)?,
+                topics: TopicCreation::from_env(&env)?,
                 message_timeout: Duration::from_millis(env.positive("KAFKA_MESSAGE_TIMEOUT_MS")?),
                 linger_ms: env.required("KAFKA_LINGER_MS")?,
                 compression,
                 queue_max_messages: env.positive("KAFKA_QUEUE_MAX_MESSAGES")?,
                 health: HealthRule::from_env(&env)?,
-                extra: env.key_values("KAFKA_CONFIG")?,
                 invalid: match env.optional::<String>("API_INVALID_TOPIC")? {
                     Some(topic) => Some(InvalidTopic {
                         topic,

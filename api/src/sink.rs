@@ -272,7 +272,12 @@ pub(crate) fn producer_config(config: &KafkaConfig, queue_max_messages: u32) -> 
 
 /// The settings every API client starts from.
 pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
-    kafka_client::client_config(&config.bootstrap_servers, "eventpipe-api", &config.extra)
+    let connection = &config.connection;
+    kafka_client::client_config(
+        &connection.bootstrap_servers,
+        "eventpipe-api",
+        &connection.properties,
+    )
 }
 
 impl EventSink {
@@ -351,10 +356,10 @@ impl EventSink {
                 var,
                 partitions,
             }],
-            config.replication_factor,
-            config.create_topics,
-            config.connect_timeout,
-            &config.bootstrap_servers,
+            config.topics.replication_factor,
+            config.topics.create,
+            config.connection.connect_timeout,
+            &config.connection.bootstrap_servers,
         )
         .await?;
         Ok(counts.first().copied().unwrap_or(0))

@@ -138,7 +138,7 @@ pub async fn start(config: ApiConfig) -> anyhow::Result<AppState> {
     let progress = if config.backlog.any() {
         let progress = GroupProgress::new(&config.kafka, &config.backlog.group_id)?;
         // Read once before serving, so the first requests need not wait.
-        read_progress(&backlog, &progress, config.kafka.connect_timeout).await;
+        read_progress(&backlog, &progress, config.kafka.connection.connect_timeout).await;
         Some(progress)
     } else {
         None

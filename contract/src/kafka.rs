@@ -1,19 +1,14 @@
 //! Names every producer and consumer of eventpipe topics agrees on: default
-//! topic names and partition counts, message header names, and the schema
+//! topic names (partition counts are the `KAFKA_*_PARTITIONS` variables'
+//! defaults, in `eventpipe_service::settings::kafka`), message header names, and the schema
 //! version those headers carry.
 
 /// Default name of the topic accepted events are produced to.
 pub const EVENTS_TOPIC: &str = "events";
-/// Default partition count of [`EVENTS_TOPIC`].
-pub const EVENTS_PARTITIONS: i32 = 6;
 /// Default name of the dead-letter topic for messages the worker cannot store.
 pub const DLQ_TOPIC: &str = "events.dlq";
-/// Default partition count of [`DLQ_TOPIC`].
-pub const DLQ_PARTITIONS: i32 = 1;
 /// Default name of the topic detected anomalies are published to.
 pub const ANOMALIES_TOPIC: &str = "anomalies";
-/// Default partition count of [`ANOMALIES_TOPIC`].
-pub const ANOMALIES_PARTITIONS: i32 = 3;
 
 /// Default consumer group of the workers: their committed offsets say
 /// what is stored, for the workers themselves, the API's backlog bound and

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eventpipe_api::config::ApiConfig;
-use eventpipe_contract::kafka;
 use eventpipe_embedded_kafka::{EmbeddedKafka, KEEPS_BYTES_PER_PARTITION};
 use eventpipe_store as db;
 use eventpipe_worker::config::{WorkerConfig, redact_url};
@@ -33,29 +32,6 @@ pub const EMBEDDED_COMPRESSION: &str = "none";
 
 /// Brokers in the embedded cluster: enough for `acks=all` to mean something.
 const EMBEDDED_BROKERS: i32 = 3;
-
-/// Topics created in the embedded cluster: (name variable, default name,
-/// partitions variable, default partitions).
-pub const EMBEDDED_TOPICS: [(&str, &str, &str, i32); 3] = [
-    (
-        "KAFKA_EVENTS_TOPIC",
-        kafka::EVENTS_TOPIC,
-        "KAFKA_EVENTS_PARTITIONS",
-        kafka::EVENTS_PARTITIONS,
-    ),
-    (
-        "KAFKA_DLQ_TOPIC",
-        kafka::DLQ_TOPIC,
-        "KAFKA_DLQ_PARTITIONS",
-        kafka::DLQ_PARTITIONS,
-    ),
-    (
-        "KAFKA_ANOMALIES_TOPIC",
-        kafka::ANOMALIES_TOPIC,
-        "KAFKA_ANOMALIES_PARTITIONS",
-        kafka::ANOMALIES_PARTITIONS,
-    ),
-];
 
 /// A running pipeline. Dropped without [`Pipeline::stop`], its services run
 /// on until the runtime ends (as in a test).
@@ -173,15 +149,15 @@ impl Pipeline {
         }
 
         let database_url = worker_config.database_url.clone();
-        db::create_database_if_missing(&database_url)
+        db::create_database_if_missing(database_url.expose())
             .await
             .with_context(|| {
                 format!(
                     "PostgreSQL is not reachable at {}: start it (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL",
-                    redact_url(&database_url)
+                    redact_url(database_url.expose())
                 )
             })?;
-        db::migrate(&database_url).await?;
+        db::migrate(database_url.expose()).await?;
 
         let api_listener = bind(api_config.addr, "API_ADDR").await?;
         let worker_listener = bind(worker_config.addr, "WORKER_ADDR").await?;
@@ -210,7 +186,7 @@ impl Pipeline {
         let pipeline = Self {
             api,
             worker,
-            database_url,
+            database_url: database_url.expose().to_owned(),
             bootstrap,
             embedded,
             postgres: private,
@@ -364,14 +340,16 @@ async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<tokio::net::TcpList
 /// and sized as configured.
 fn start_embedded_kafka(setting: impl Fn(&str) -> Option<String>) -> anyhow::Result<EmbeddedKafka> {
     let kafka = EmbeddedKafka::start(EMBEDDED_BROKERS)?;
-    for (name_var, name, partitions_var, partitions) in EMBEDDED_TOPICS {
-        let partitions = match setting(partitions_var) {
-            Some(text) => text
-                .parse()
-                .with_context(|| format!("{partitions_var} must be a whole number"))?,
-            None => partitions,
-        };
-        let name = setting(name_var).unwrap_or_else(|| name.to_owned());
+    for (name_var, partitions_var) in eventpipe_service::settings::kafka::TOPICS {
+        let partitions_text = setting(partitions_var.name)
+            .or_else(|| partitions_var.default.map(str::to_owned))
+            .unwrap_or_default();
+        let partitions: i32 = partitions_text
+            .parse()
+            .with_context(|| format!("{} must be a whole number", partitions_var.name))?;
+        let name = setting(name_var.name)
+            .or_else(|| name_var.default.map(str::to_owned))
+            .unwrap_or_default();
         kafka.create_topic(&name, partitions)?;
     }
     if let Some(invalid) = setting("API_INVALID_TOPIC").filter(|t| !t.trim().is_empty()) {

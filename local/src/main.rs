@@ -39,7 +39,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let telemetry = eventpipe_service::telemetry::init("eventpipe")?;
 
-    let pipeline = Pipeline::start(|name| std::env::var(name).ok()).await?;
+    // Ctrl-C is ours from now on, also while the pipeline starts (a
+    // signal before the listener exists would kill the process outright).
+    let (interrupted, mut interrupt) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        eventpipe_service::shutdown_signal().await;
+        let _ = interrupted.send(());
+    });
+    tokio::task::yield_now().await;
+    let pipeline = tokio::select! {
+        pipeline = Pipeline::start(|name| std::env::var(name).ok()) => pipeline?,
+        _ = &mut interrupt => {
+            println!("  Interrupted while starting; nothing was accepted yet.");
+            return Ok(());
+        }
+    };
     let (api, worker) = (pipeline.api, pipeline.worker);
     let recorded = LocalRun {
         pid: std::process::id(),
@@ -85,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  Stop with Ctrl-C.");
     println!();
 
-    eventpipe_service::shutdown_signal().await;
+    let _ = interrupt.await;
     LocalRun::forget();
     if pipeline.kafka_is_embedded() {
         println!(

@@ -40,7 +40,7 @@ pub fn with_trace(headers: OwnedHeaders, trace: Option<&TraceHeaders>) -> OwnedH
 pub fn client_config(
     bootstrap_servers: &str,
     client_id: &str,
-    extra: &[(String, String)],
+    extra: &[(String, crate::settings::Secret<String>)],
 ) -> ClientConfig {
     let mut client = ClientConfig::new();
     client
@@ -50,7 +50,7 @@ pub fn client_config(
         // Come back within a second of a broker returning, not ten.
         .set("reconnect.backoff.max.ms", "1000");
     for (key, value) in extra {
-        client.set(key, value);
+        client.set(key, value.expose());
     }
     client
 }

@@ -1,6 +1,7 @@
-//! The anomalies table: replaying a user's stored history into the
-//! detector's state, writing anomalies in the batch's transaction, and the
-//! outbox that records which are not yet on the topic.
+//! The anomalies table: reading a user's stored history for the rules to
+//! replay, writing anomalies in the batch's transaction (statements that
+//! take the caller's connection, so the worker runs them in its own
+//! transaction), and the outbox that records which are not yet on the topic.
 
 use std::time::Duration;
 
@@ -11,21 +12,26 @@ use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUu
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use eventpipe_anomaly::{Anomaly, Past};
+use eventpipe_contract::Anomaly;
 
 use crate::database::DbPool;
 use crate::error::StoreError;
 
-#[derive(QueryableByName)]
-struct PastRow {
+/// A stored event of a user's history, as the rules replay it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PastEvent {
+    /// Its user.
     #[diesel(sql_type = Text)]
-    user_id: String,
+    pub user_id: String,
+    /// Its type.
     #[diesel(sql_type = Text)]
-    event_type: String,
+    pub event_type: String,
+    /// Its time.
     #[diesel(sql_type = Timestamptz)]
-    event_ts: DateTime<Utc>,
+    pub event_ts: DateTime<Utc>,
+    /// Its payload.
     #[diesel(sql_type = Jsonb)]
-    payload: serde_json::Value,
+    pub payload: serde_json::Value,
 }
 
 /// The stored events of `users` that the rules may still need: for each
@@ -36,7 +42,7 @@ pub async fn history(
     users: &[String],
     lookbacks: &[(String, Duration)],
     since: DateTime<Utc>,
-) -> Result<Vec<Past>, StoreError> {
+) -> Result<Vec<PastEvent>, StoreError> {
     if users.is_empty() || lookbacks.is_empty() {
         return Ok(Vec::new());
     }
@@ -45,7 +51,7 @@ pub async fn history(
         .iter()
         .map(|(_, l)| since - chrono::Duration::from_std(*l).unwrap_or(chrono::Duration::MAX))
         .collect();
-    let rows: Vec<PastRow> = sql_query(
+    Ok(sql_query(
         "SELECT e.user_id, e.event_type, e.event_ts, e.payload
          FROM events e
          JOIN unnest($2::text[], $3::timestamptz[]) AS l (event_type, since)
@@ -60,16 +66,7 @@ pub async fn history(
     .bind::<Array<Timestamptz>, _>(&starts)
     .bind::<Timestamptz, _>(starts.iter().min().copied().unwrap_or(since))
     .load(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Past {
-            user_id: r.user_id,
-            event_type: r.event_type,
-            ts: r.event_ts,
-            payload: r.payload,
-        })
-        .collect())
+    .await?)
 }
 
 #[derive(QueryableByName)]
@@ -125,10 +122,7 @@ pub async fn outbox_depth(pool: &DbPool) -> Result<i64, StoreError> {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         depth: i64,
     }
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut conn = crate::database::connection(pool).await?;
     let row: Depth = sql_query("SELECT count(*) AS depth FROM anomaly_outbox")
         .get_result(&mut conn)
         .await?;
@@ -137,10 +131,7 @@ pub async fn outbox_depth(pool: &DbPool) -> Result<i64, StoreError> {
 
 /// Records that `ids` are on the topic.
 pub async fn mark_published(pool: &DbPool, ids: &[Uuid]) -> Result<(), StoreError> {
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut conn = crate::database::connection(pool).await?;
     sql_query("DELETE FROM anomaly_outbox WHERE anomaly_id = ANY($1)")
         .bind::<Array<SqlUuid>, _>(ids)
         .execute(&mut conn)
@@ -177,10 +168,7 @@ pub async fn unpublished(
     older_than: Duration,
     limit: i64,
 ) -> Result<Vec<Anomaly>, StoreError> {
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut conn = crate::database::connection(pool).await?;
     let rows: Vec<Unpublished> = sql_query(
         "SELECT a.anomaly_id, a.event_id, a.user_id, a.rule, a.severity, a.description, a.event_ts, a.details, a.evidence
          FROM anomaly_outbox o JOIN anomalies a USING (anomaly_id)

@@ -8,26 +8,25 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-
-/// The URL with any password replaced, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use eventpipe_service::settings::redact_url;
 
 /// The migrations in `migrations/`, built into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 /// A pool of PostgreSQL connections.
 pub type DbPool = Pool<AsyncPgConnection>;
+
+/// A connection taken from the pool, returned to it when dropped.
+pub type Connection<'a> =
+    diesel_async::pooled_connection::bb8::PooledConnection<'a, AsyncPgConnection>;
+
+/// A connection from `pool`, or [`StoreError::Unavailable`]: the caller's
+/// statements and transactions run on it (with [`AsyncConnection`]).
+pub async fn connection(pool: &DbPool) -> Result<Connection<'_>, crate::error::StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| crate::error::StoreError::Unavailable(e.to_string()))
+}
 
 /// Builds the pool. Connections are made lazily, so this succeeds while the
 /// database is down; [`ping`] says whether it answers.

@@ -3,10 +3,10 @@
 //! it actually inserted; a last statement, just before the commit, adds
 //! exactly those rows to the counts per minute, five minutes and hour, to
 //! the users seen and to the ingest-lag histogram (last, because every
-//! writer shares those rows' locks). What else must happen in the same
-//! transaction (the worker's anomaly detection: replay history, evaluate
-//! the new rows, write the anomalies) is a [`WithinBatch`] the caller
-//! passes in: this module knows when those steps run, not what they do.
+//! writer shares those rows' locks). Both statements ([`insert`],
+//! [`add_to_rollups`]) run on the caller's connection: the worker runs
+//! them in its own transaction with the anomaly rules between them
+//! (`worker/src/pipeline/durable.rs`); [`store_batch`] runs them alone.
 //!
 //! The statement binds one array per column and `unnest`s them, instead of
 //! Diesel's multi-row `VALUES` (one bind per cell): the batch is ten binds
@@ -32,7 +32,7 @@
 //! midnight, the statement also looks for the id among stored events within
 //! the window of its time (an index probe of the partitions the window
 //! touches); only those rows pay for it. A batch holding an id twice stores
-//! its first copy ([`store_batch`] drops the later ones before binding). A
+//! its first copy ([`insert`] drops the later ones before binding). A
 //! batch with no row near a midnight runs the statement without the probe
 //! at all: its plan would open every partition of `events` just to set it
 //! up, which measured about 10 % of the insert.
@@ -50,9 +50,6 @@ use diesel::sql_types::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use eventpipe_anomaly::{Anomaly, Past};
-
-use crate::anomalies;
 use crate::database::DbPool;
 use crate::error::StoreError;
 
@@ -153,8 +150,11 @@ WITH inserted AS (
 -- The inserts above run to completion whatever this reads.
 SELECT FROM inserted LIMIT 0";
 
-/// Runs [`ADD_TO_ROLLUPS`] for `rows`, those of the batch that were new.
-async fn add_to_rollups(
+/// Adds `rows`, those of the batch that were new, to the counts per
+/// minute, five minutes and hour, the users seen and the ingest-lag
+/// histogram ([`ADD_TO_ROLLUPS`]): the last statement of a batch's
+/// transaction.
+pub async fn add_to_rollups(
     conn: &mut AsyncPgConnection,
     rows: &[&NewEvent],
 ) -> Result<(), StoreError> {
@@ -173,13 +173,11 @@ async fn add_to_rollups(
     Ok(())
 }
 
-/// What a write did.
+/// What a batch written by [`store_batch`] did.
 #[derive(Debug, Default)]
 pub struct Stored {
     /// Rows that were new.
     pub inserted: usize,
-    /// Anomalies that were new (to publish once the transaction commits).
-    pub anomalies: Vec<Anomaly>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -213,68 +211,51 @@ pub struct NewEvent {
     pub kafka_offset: i64,
 }
 
-/// Stored events a [`WithinBatch`] asks for.
-#[derive(Debug, Clone)]
-pub struct History {
-    /// Whose events.
-    pub users: Vec<String>,
-    /// Per event type (`*`: any), how far before the batch's first event of
-    /// the user to look.
-    pub lookbacks: Vec<(String, std::time::Duration)>,
-}
-
-/// What runs inside a batch's transaction beside the rows: the worker's
-/// anomaly detection. The transaction asks for [`WithinBatch::history`]
-/// first (stored events of users it must replay), then inserts the rows,
-/// then hands [`WithinBatch::evaluate`] the rows that were new (a
-/// redelivered row was evaluated when it was new) and stores what it
-/// returns with them, in the same transaction.
-pub trait WithinBatch: Send {
-    /// The stored history to replay before this batch is evaluated; `None`
-    /// when none is needed.
-    fn history(&self) -> Option<History>;
-    /// Receives the history asked for, each user's events in partition order.
-    fn replay(&mut self, past: Vec<Past>);
-    /// Evaluates the rows that were new in this batch, in batch order;
-    /// returns the anomalies they raise.
-    fn evaluate(&mut self, new_rows: Vec<&NewEvent>) -> Vec<Anomaly>;
-    /// Called after the transaction failed for a reason tied to `row`
-    /// (row-by-row retries), so state built for it can be put back.
-    fn row_failed(&mut self, row: &NewEvent);
-    /// Called before `row` is written on its own (row-by-row retries).
-    fn row_starting(&mut self, row: &NewEvent);
-}
-
 /// How far apart two copies of an event's time may be for the second to
 /// be recognised as the first re-sent, unless configured otherwise.
 pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Inserts `rows` in one transaction, with `within`'s steps when given; a
-/// row whose id is stored in the same partition, or with a time within
-/// `dedup_window` of its own, is not stored again.
+/// Inserts `rows` in one transaction with their rollups, and nothing else
+/// (no anomaly rules): for tests, benches and tools. The worker runs
+/// [`insert`] and [`add_to_rollups`] in a transaction of its own, with the
+/// rules between them.
 pub async fn store_batch(
     pool: &DbPool,
     rows: &[NewEvent],
     dedup_window: Duration,
-    within: Option<&mut (dyn WithinBatch + '_)>,
 ) -> Result<Stored, StoreError> {
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    insert_all(&mut conn, rows, dedup_window, within).await
+    let rows: Vec<&NewEvent> = rows.iter().collect();
+    let mut conn = crate::database::connection(pool).await?;
+    conn.transaction::<Stored, StoreError, _>(async |conn| {
+        let mut new = insert(conn, &rows, dedup_window).await?;
+        let inserted = new.len();
+        let new_rows: Vec<&NewEvent> = rows
+            .iter()
+            .copied()
+            .filter(|r| new.remove(&r.event_id))
+            .collect();
+        add_to_rollups(conn, &new_rows).await?;
+        Ok(Stored { inserted })
+    })
+    .await
 }
 
-async fn insert_all(
+/// Inserts `rows` on `conn` (in the caller's transaction), skipping each
+/// one whose id is stored in the same partition or with a time within
+/// `dedup_window` of its own; returns the ids that were new.
+pub async fn insert(
     conn: &mut AsyncPgConnection,
-    rows: &[NewEvent],
+    rows: &[&NewEvent],
     dedup_window: Duration,
-    within: Option<&mut (dyn WithinBatch + '_)>,
-) -> Result<Stored, StoreError> {
+) -> Result<HashSet<Uuid>, StoreError> {
+    let mut ids = HashSet::with_capacity(rows.len());
     // A batch holding an id twice stores its first copy (copies on two
     // sides of a midnight would otherwise both be new to the statement).
-    let mut ids = HashSet::with_capacity(rows.len());
-    let mut firsts: Vec<&NewEvent> = rows.iter().filter(|r| ids.insert(r.event_id)).collect();
+    let mut firsts: Vec<&NewEvent> = rows
+        .iter()
+        .copied()
+        .filter(|r| ids.insert(r.event_id))
+        .collect();
     // Inserted in event id order: two transactions writing at once (write
     // lanes, workers) that hold some of the same ids (a client re-sending
     // an id under another user) then wait for each other's ids in one
@@ -316,92 +297,6 @@ async fn insert_all(
             .bind::<Double, _>(dedup_window.as_secs_f64())
             .bind::<Array<Bool>, _>(near);
     }
-    conn.transaction::<Stored, StoreError, _>(async |conn| {
-        let Some(within) = within else {
-            let returned: Vec<Inserted> = statement.load(conn).await?;
-            let new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
-            let new_rows: Vec<&NewEvent> = firsts
-                .iter()
-                .copied()
-                .filter(|r| new.contains(&r.event_id))
-                .collect();
-            add_to_rollups(conn, &new_rows).await?;
-            return Ok(Stored {
-                inserted: new.len(),
-                anomalies: Vec::new(),
-            });
-        };
-        if let Some(History { users, lookbacks }) = within.history() {
-            let since = rows
-                .iter()
-                .filter(|r| users.contains(&r.user_id))
-                .map(|r| r.event_ts)
-                .min()
-                .unwrap_or_else(Utc::now);
-            within.replay(anomalies::history(conn, &users, &lookbacks, since).await?);
-        }
-        let returned: Vec<Inserted> = statement.load(conn).await?;
-        let mut new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
-        let inserted = new.len();
-        // A new row is evaluated once, even if the batch repeats it.
-        let new_rows: Vec<&NewEvent> = rows
-            .iter()
-            .filter(|row| new.remove(&row.event_id))
-            .collect();
-        let mut found = within.evaluate(new_rows.clone());
-        let written: HashSet<Uuid> = anomalies::insert(conn, &found).await?.into_iter().collect();
-        found.retain(|a| written.contains(&a.anomaly_id));
-        add_to_rollups(conn, &new_rows).await?;
-        Ok(Stored {
-            inserted,
-            anomalies: found,
-        })
-    })
-    .await
-}
-
-/// Inserts rows one by one to find which the database refuses, after a
-/// batch was refused as a whole. Returns what was stored and the refused
-/// row indexes with the reason.
-pub async fn store_each(
-    pool: &DbPool,
-    rows: &[NewEvent],
-    dedup_window: Duration,
-    mut within: Option<&mut (dyn WithinBatch + '_)>,
-) -> Result<(Stored, Vec<(usize, String)>), StoreError> {
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let mut stored = Stored::default();
-    let mut refused = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(within) = within.as_deref_mut() {
-            within.row_starting(row);
-        }
-        match insert_all(
-            &mut conn,
-            std::slice::from_ref(row),
-            dedup_window,
-            within.as_deref_mut(),
-        )
-        .await
-        {
-            Ok(one) => {
-                stored.inserted += one.inserted;
-                stored.anomalies.extend(one.anomalies);
-            }
-            Err(error) => {
-                // A row whose transaction fails must leave its user's state as it was.
-                if let Some(within) = within.as_deref_mut() {
-                    within.row_failed(row);
-                }
-                match error {
-                    StoreError::Refused(reason) => refused.push((i, reason)),
-                    unavailable => return Err(unavailable),
-                }
-            }
-        }
-    }
-    Ok((stored, refused))
+    let returned: Vec<Inserted> = statement.load(conn).await?;
+    Ok(returned.into_iter().map(|r| r.event_id).collect())
 }

@@ -1,7 +1,8 @@
 //! eventpipe's storage in PostgreSQL: the migrations (embedded), the pool,
 //! the schema check, the write path's statements ([`events`] for batches of
 //! events and their rollups, [`anomalies`] for anomalies, their history and
-//! the outbox), the time partitions ([`partitions`]) and [`retention`], and
+//! the outbox; each takes the caller's connection, so the worker sequences
+//! its own transaction), the time partitions ([`partitions`]) and [`retention`], and
 //! scratch databases for tests and benches. The worker's
 //! write path reaches PostgreSQL only through this crate; the read side
 //! (`eventpipe-query`) has its own module for its queries.
@@ -18,10 +19,12 @@ pub mod schema;
 mod scratch;
 
 pub use database::{
-    DbPool, MIGRATIONS, check_schema, create_database_if_missing, migrate, ping, pool, redact_url,
+    Connection, DbPool, MIGRATIONS, check_schema, connection, create_database_if_missing, migrate,
+    ping, pool, redact_url,
 };
+/// Runs a transaction on a [`Connection`]: the worker sequences the
+/// statements of [`events`] and [`anomalies`] in one.
+pub use diesel_async::AsyncConnection;
 pub use error::StoreError;
-pub use events::{
-    DEFAULT_DEDUP_WINDOW, History, NewEvent, Stored, WithinBatch, store_batch, store_each,
-};
+pub use events::{DEFAULT_DEDUP_WINDOW, NewEvent, Stored, store_batch};
 pub use scratch::ScratchDatabase;

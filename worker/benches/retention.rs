@@ -59,7 +59,7 @@ async fn write_until(pool: DbPool, stop: Arc<AtomicBool>) -> Vec<(Instant, Durat
             })
             .collect();
         let started = Instant::now();
-        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap();
         latencies.push((started, started.elapsed()));

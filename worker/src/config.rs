@@ -1,16 +1,15 @@
 //! The worker's configuration: one typed struct read from environment
 //! variables, validated at start-up with errors naming the variable.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventpipe_contract::kafka;
 use eventpipe_service::http::layers::{self, HttpTimeouts};
 use eventpipe_service::kafka::NeededTopic;
 use eventpipe_service::producer_health::{self, HealthRule};
-use eventpipe_service::settings::{self, Env, var};
+use eventpipe_service::settings::kafka::{self, KafkaConnection, TopicCreation};
+use eventpipe_service::settings::{self, Env, Secret, SecretUrl, database, var};
 pub use eventpipe_service::settings::{ConfigError, Var};
 
 use eventpipe_anomaly::RuleSet;
@@ -19,25 +18,17 @@ pub use eventpipe_store::partitions::Layout;
 pub use eventpipe_store::redact_url;
 pub use eventpipe_store::retention::Policy;
 
-/// Where the worker (and the operations commands) look for PostgreSQL when
-/// `DATABASE_URL` is unset.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/eventpipe";
-/// The workers' consumer group when `KAFKA_GROUP_ID` is unset.
-pub const DEFAULT_GROUP_ID: &str = kafka::GROUP_ID;
-
 /// How the worker makes the topics it needs when they are missing.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicSettings {
-    /// `KAFKA_CREATE_TOPICS`, default true.
-    pub create: bool,
-    /// `KAFKA_EVENTS_PARTITIONS`, default 6.
+    /// `KAFKA_CREATE_TOPICS` and `KAFKA_REPLICATION_FACTOR`.
+    pub creation: TopicCreation,
+    /// `KAFKA_EVENTS_PARTITIONS`.
     pub events_partitions: i32,
-    /// `KAFKA_DLQ_PARTITIONS`, default 1.
+    /// `KAFKA_DLQ_PARTITIONS`.
     pub dlq_partitions: i32,
-    /// `KAFKA_ANOMALIES_PARTITIONS`, default 3.
+    /// `KAFKA_ANOMALIES_PARTITIONS`.
     pub anomalies_partitions: i32,
-    /// `KAFKA_REPLICATION_FACTOR`, default -1 (the brokers' default).
-    pub replication_factor: i32,
 }
 
 /// What the worker handles when it runs as a Lambda function
@@ -69,11 +60,7 @@ pub const VARS: &[Var] = &[
         Some("127.0.0.1:8081"),
         "address of the worker's HTTP server (analytics API, health, readiness, metrics)",
     ),
-    var(
-        "DATABASE_URL",
-        Some(DEFAULT_DATABASE_URL),
-        "PostgreSQL connection URL",
-    ),
+    database::DATABASE_URL,
     var(
         "DATABASE_POOL_SIZE",
         Some("4"),
@@ -84,61 +71,17 @@ pub const VARS: &[Var] = &[
         Some("false"),
         "apply pending migrations at start-up (the `migrate` command does it explicitly)",
     ),
-    var(
-        "KAFKA_BOOTSTRAP_SERVERS",
-        None,
-        "Kafka brokers, host:port[,host:port] (required)",
-    ),
-    var(
-        "KAFKA_GROUP_ID",
-        Some(DEFAULT_GROUP_ID),
-        "consumer group; workers in one group share the partitions",
-    ),
-    var(
-        "KAFKA_EVENTS_TOPIC",
-        Some(kafka::EVENTS_TOPIC),
-        "topic events are consumed from",
-    ),
-    var(
-        "KAFKA_DLQ_TOPIC",
-        Some(kafka::DLQ_TOPIC),
-        "dead-letter topic for messages that cannot be stored",
-    ),
-    var(
-        "KAFKA_CREATE_TOPICS",
-        Some("true"),
-        "create the events, DLQ and anomalies topics when they are missing, at start-up and whenever the readiness probe finds one gone",
-    ),
-    var(
-        "KAFKA_EVENTS_PARTITIONS",
-        Some("6"),
-        "partitions of the events topic when the worker creates it",
-    ),
-    var(
-        "KAFKA_DLQ_PARTITIONS",
-        Some("1"),
-        "partitions of the DLQ topic when the worker creates it",
-    ),
-    var(
-        "KAFKA_ANOMALIES_PARTITIONS",
-        Some("3"),
-        "partitions of the anomalies topic when the worker creates it",
-    ),
-    var(
-        "KAFKA_REPLICATION_FACTOR",
-        Some("-1"),
-        "replication factor of topics the worker creates (-1: the broker's default)",
-    ),
-    var(
-        "KAFKA_CONNECT_TIMEOUT_MS",
-        Some("10000"),
-        "how long start-up waits for Kafka to answer before failing",
-    ),
-    var(
-        "KAFKA_CONFIG",
-        None,
-        "extra librdkafka properties for consumer and producer, key=value;key=value",
-    ),
+    kafka::BOOTSTRAP_SERVERS,
+    kafka::GROUP_ID,
+    kafka::EVENTS_TOPIC,
+    kafka::DLQ_TOPIC,
+    kafka::CREATE_TOPICS,
+    kafka::EVENTS_PARTITIONS,
+    kafka::DLQ_PARTITIONS,
+    kafka::ANOMALIES_PARTITIONS,
+    kafka::REPLICATION_FACTOR,
+    kafka::CONNECT_TIMEOUT_MS,
+    kafka::CONFIG,
     var(
         "WORKER_BATCH_SIZE",
         Some("10000"),
@@ -196,11 +139,7 @@ pub const VARS: &[Var] = &[
         Some("100000"),
         "users whose rule state is kept in memory; the least recently seen are evicted (and rebuilt from PostgreSQL when seen again)",
     ),
-    var(
-        "KAFKA_ANOMALIES_TOPIC",
-        Some(kafka::ANOMALIES_TOPIC),
-        "topic anomalies are published to, keyed by user_id",
-    ),
+    kafka::ANOMALIES_TOPIC,
     var(
         "WORKER_ANALYTICS_TOKEN",
         None,
@@ -277,71 +216,68 @@ pub const VARS: &[Var] = &[
     settings::LOG_FORMAT_VAR,
 ];
 
-/// Everything the worker needs to run.
-#[derive(Clone)]
+/// Everything the worker needs to run, each field named after its
+/// variables in [`VARS`] (where their defaults are).
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// `WORKER_ADDR`, default `127.0.0.1:8081`.
+    /// `WORKER_ADDR`.
     pub addr: SocketAddr,
-    /// `DATABASE_URL`; may hold a password, so `Debug` hides it.
-    pub database_url: String,
-    /// `DATABASE_POOL_SIZE`, default 4.
+    /// `DATABASE_URL`.
+    pub database_url: SecretUrl,
+    /// `DATABASE_POOL_SIZE`.
     pub pool_size: u32,
-    /// `DATABASE_MIGRATE`, default false.
+    /// `DATABASE_MIGRATE`.
     pub migrate: bool,
-    /// `KAFKA_BOOTSTRAP_SERVERS`.
-    pub bootstrap_servers: String,
-    /// `KAFKA_GROUP_ID`, default `eventpipe-worker`.
+    /// `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_CONNECT_TIMEOUT_MS`, `KAFKA_CONFIG`.
+    pub kafka: KafkaConnection,
+    /// `KAFKA_GROUP_ID`.
     pub group_id: String,
-    /// `KAFKA_EVENTS_TOPIC`, default `events`.
+    /// `KAFKA_EVENTS_TOPIC`.
     pub events_topic: String,
-    /// `KAFKA_DLQ_TOPIC`, default `events.dlq`.
+    /// `KAFKA_DLQ_TOPIC`.
     pub dlq_topic: String,
     /// `KAFKA_CREATE_TOPICS`, `KAFKA_*_PARTITIONS` and
     /// `KAFKA_REPLICATION_FACTOR`: the topics made when missing.
     pub topics: TopicSettings,
-    /// `KAFKA_CONNECT_TIMEOUT_MS`, default 10000.
-    pub connect_timeout: Duration,
-    /// `KAFKA_CONFIG`; may hold credentials, so `Debug` shows only keys.
-    pub kafka_extra: Vec<(String, String)>,
-    /// `WORKER_BATCH_SIZE`, default 10000.
+    /// `WORKER_BATCH_SIZE`.
     pub batch_size: usize,
-    /// `WORKER_BATCH_WAIT_MS`, default 200.
+    /// `WORKER_BATCH_WAIT_MS`.
     pub batch_wait: Duration,
-    /// `WORKER_WRITE_LANES`, default 2.
+    /// `WORKER_WRITE_LANES`.
     pub write_lanes: usize,
-    /// `WORKER_RETRY_MAX_MS`, default 5000.
+    /// `WORKER_RETRY_MAX_MS`.
     pub retry_max: Duration,
-    /// `WORKER_SHUTDOWN_GRACE_SECS`, default 10.
+    /// `WORKER_SHUTDOWN_GRACE_SECS`.
     pub shutdown_grace: Duration,
-    /// `WORKER_STALL_AFTER_SECS`, default 60.
+    /// `WORKER_STALL_AFTER_SECS`.
     pub stall_after: Duration,
-    /// `WORKER_REJOIN_AFTER_SECS`, default 120.
+    /// `WORKER_REJOIN_AFTER_SECS`.
     pub rejoin_after: Duration,
-    /// `WORKER_FUNCTION_RETRY_SECS`, default 30.
+    /// `WORKER_FUNCTION_RETRY_SECS`.
     pub function_retry: Duration,
-    /// `WORKER_FUNCTION_SERVES`, default `kafka`.
+    /// `WORKER_FUNCTION_SERVES`.
     pub function_serves: FunctionServes,
     /// `KAFKA_UNREADY_AFTER_FAILED_SENDS` and
     /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`, for the DLQ and anomalies producer.
     pub producer_health: HealthRule,
-    /// `HTTP_REQUEST_TIMEOUT_SECS` (30) and `HTTP_BODY_TIMEOUT_SECS` (10).
+    /// `HTTP_REQUEST_TIMEOUT_SECS` and `HTTP_BODY_TIMEOUT_SECS`.
     pub http: HttpTimeouts,
     /// The anomaly rules (`WORKER_RULES_FILE`, or the defaults); `None`
     /// when `WORKER_ANOMALIES` is false.
     pub rules: Option<Arc<RuleSet>>,
-    /// `WORKER_ANOMALY_MAX_USERS`, default 100000.
+    /// `WORKER_ANOMALY_MAX_USERS`.
     pub anomaly_max_users: usize,
-    /// `KAFKA_ANOMALIES_TOPIC`, default `anomalies`.
+    /// `KAFKA_ANOMALIES_TOPIC`.
     pub anomalies_topic: String,
-    /// `WORKER_ANALYTICS_TOKEN`; a secret, so `Debug` says only whether it is set.
-    pub analytics_token: Option<String>,
-    /// `WORKER_ANALYTICS_POOL_SIZE`, default 2.
+    /// `WORKER_ANALYTICS_TOKEN`.
+    pub analytics_token: Option<Secret<String>>,
+    /// `WORKER_ANALYTICS_POOL_SIZE`.
     pub analytics_pool_size: u32,
-    /// `WORKER_ANALYTICS_TIMEOUT_MS`, default 10000.
+    /// `WORKER_ANALYTICS_TIMEOUT_MS`.
     pub analytics_timeout_ms: u64,
-    /// `WORKER_ANALYTICS_MAX_BUCKETS`, default 10000.
+    /// `WORKER_ANALYTICS_MAX_BUCKETS`.
     pub analytics_max_buckets: usize,
-    /// `WORKER_DEDUP_WINDOW_HOURS`, default 1.
+    /// `WORKER_DEDUP_WINDOW_HOURS`.
     pub dedup_window: Duration,
     /// Partitions and retention.
     pub maintenance: Maintenance,
@@ -354,54 +290,18 @@ pub struct Maintenance {
     pub retention: Policy,
     /// `PARTITION_SPAN_DAYS` and `WORKER_MAINTENANCE_LOCK_TIMEOUT_MS`.
     pub layout: Layout,
-    /// `PARTITION_AHEAD_DAYS`, default 3.
+    /// `PARTITION_AHEAD_DAYS`.
     pub ahead_days: u32,
-    /// `WORKER_MAINTENANCE_INTERVAL_SECS`, default 3600.
+    /// `WORKER_MAINTENANCE_INTERVAL_SECS`.
     pub interval: Duration,
-    /// `RETENTION_READER_GRACE_SECS`, default 60.
+    /// `RETENTION_READER_GRACE_SECS`.
     pub reader_grace: Duration,
-}
-
-impl fmt::Debug for WorkerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkerConfig")
-            .field("addr", &self.addr)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("pool_size", &self.pool_size)
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("group_id", &self.group_id)
-            .field("events_topic", &self.events_topic)
-            .field("dlq_topic", &self.dlq_topic)
-            .field("topics", &self.topics)
-            .field(
-                "kafka_extra_keys",
-                &self.kafka_extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .field("batch_size", &self.batch_size)
-            .field("batch_wait", &self.batch_wait)
-            .field("write_lanes", &self.write_lanes)
-            .field("retry_max", &self.retry_max)
-            .field("stall_after", &self.stall_after)
-            .field("rejoin_after", &self.rejoin_after)
-            .field("function_retry", &self.function_retry)
-            .field("function_serves", &self.function_serves)
-            .field("producer_health", &self.producer_health)
-            .field("rules", &self.rules.as_ref().map(|r| r.rules.len()))
-            .field("anomalies_topic", &self.anomalies_topic)
-            .field("analytics_token_set", &self.analytics_token.is_some())
-            .field("analytics_pool_size", &self.analytics_pool_size)
-            .field("analytics_timeout_ms", &self.analytics_timeout_ms)
-            .field("analytics_max_buckets", &self.analytics_max_buckets)
-            .field("dedup_window", &self.dedup_window)
-            .field("maintenance", &self.maintenance)
-            .finish()
-    }
 }
 
 /// `DATABASE_URL` alone (its default from [`VARS`]), for the `migrate`
 /// command, which needs nothing else and must run before Kafka exists.
-pub fn database_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    Env::new(VARS, lookup).required("DATABASE_URL")
+pub fn database_url(lookup: impl Fn(&str) -> Option<String>) -> Result<SecretUrl, ConfigError> {
+    database::database_url(&Env::new(VARS, lookup))
 }
 
 impl WorkerConfig {
@@ -415,22 +315,19 @@ impl WorkerConfig {
         let env = Env::new(VARS, lookup);
         Ok(WorkerConfig {
             addr: env.required("WORKER_ADDR")?,
-            database_url: env.required("DATABASE_URL")?,
+            database_url: database::database_url(&env)?,
             pool_size: env.positive("DATABASE_POOL_SIZE")?,
             migrate: env.required("DATABASE_MIGRATE")?,
-            bootstrap_servers: env.required("KAFKA_BOOTSTRAP_SERVERS")?,
-            group_id: env.required("KAFKA_GROUP_ID")?,
-            events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
-            dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
+            kafka: KafkaConnection::from_env(&env)?,
+            group_id: env.required(kafka::GROUP_ID.name)?,
+            events_topic: env.required(kafka::EVENTS_TOPIC.name)?,
+            dlq_topic: env.required(kafka::DLQ_TOPIC.name)?,
             topics: TopicSettings {
-                create: env.required("KAFKA_CREATE_TOPICS")?,
-                events_partitions: env.positive("KAFKA_EVENTS_PARTITIONS")?,
-                dlq_partitions: env.positive("KAFKA_DLQ_PARTITIONS")?,
-                anomalies_partitions: env.positive("KAFKA_ANOMALIES_PARTITIONS")?,
-                replication_factor: env.required("KAFKA_REPLICATION_FACTOR")?,
+                creation: TopicCreation::from_env(&env)?,
+                events_partitions: env.positive(kafka::EVENTS_PARTITIONS.name)?,
+                dlq_partitions: env.positive(kafka::DLQ_PARTITIONS.name)?,
+                anomalies_partitions: env.positive(kafka::ANOMALIES_PARTITIONS.name)?,
             },
-            connect_timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
-            kafka_extra: env.key_values("KAFKA_CONFIG")?,
             batch_size: env.positive("WORKER_BATCH_SIZE")?,
             batch_wait: Duration::from_millis(env.positive("WORKER_BATCH_WAIT_MS")?),
             write_lanes: write_lanes(&env)?,
@@ -450,10 +347,11 @@ impl WorkerConfig {
                 None
             },
             anomaly_max_users: env.positive("WORKER_ANOMALY_MAX_USERS")?,
-            anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
+            anomalies_topic: env.required(kafka::ANOMALIES_TOPIC.name)?,
             analytics_token: env
                 .raw("WORKER_ANALYTICS_TOKEN")
-                .filter(|t| !t.trim().is_empty()),
+                .filter(|t| !t.trim().is_empty())
+                .map(Secret::new),
             analytics_pool_size: env.positive("WORKER_ANALYTICS_POOL_SIZE")?,
             analytics_timeout_ms: env.positive("WORKER_ANALYTICS_TIMEOUT_MS")?,
             analytics_max_buckets: env.positive("WORKER_ANALYTICS_MAX_BUCKETS")?,
@@ -702,7 +600,10 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(c.analytics_token.as_deref(), Some("t0ken-s3cret"));
+        assert_eq!(
+            c.analytics_token.as_ref().map(|t| t.expose().as_str()),
+            Some("t0ken-s3cret")
+        );
         assert!(!format!("{c:?}").contains("t0ken-s3cret"));
     }
 }

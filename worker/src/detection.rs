@@ -1,12 +1,26 @@
-//! The anomaly engine inside a batch's transaction: [`Detection`] lends
-//! the store the engine's steps (replay a user's stored history, evaluate
-//! the rows that were new) without the store knowing the engine, and
-//! keeps a user's state as it was when a row's own transaction fails.
+//! The anomaly engine inside a batch's transaction: [`Detection`] holds a
+//! lane's staged detector state and runs the engine's steps that the
+//! transaction (`pipeline/durable.rs`) sequences between the store's
+//! statements: the users whose stored history must be replayed first,
+//! the replay, the evaluation of the rows that were new; and it keeps a
+//! user's state as it was when a row's own transaction fails.
+
+use std::time::Duration;
 
 use eventpipe_anomaly::{Anomaly, Past, Payload, Staged, UserState};
-use eventpipe_store::{History, NewEvent, WithinBatch};
+use eventpipe_store::NewEvent;
+use eventpipe_store::anomalies::PastEvent;
 
-/// A batch's staged detector state, as the store's [`WithinBatch`].
+/// Whose stored events to replay, and how far back per event type (`*`:
+/// any) before the batch's first event of the user.
+pub struct History {
+    /// Whose events.
+    pub users: Vec<String>,
+    /// Per event type, how far back.
+    pub lookbacks: Vec<(String, Duration)>,
+}
+
+/// A batch's staged detector state, evaluated inside its transaction.
 pub struct Detection<'a> {
     staged: &'a mut Staged,
     /// A user's state before the row being written on its own.
@@ -23,22 +37,34 @@ impl<'a> Detection<'a> {
     }
 }
 
-impl WithinBatch for Detection<'_> {
-    fn history(&self) -> Option<History> {
+impl Detection<'_> {
+    /// The stored history to replay before this batch is evaluated; `None`
+    /// when none is needed.
+    pub fn history(&self) -> Option<History> {
         (!self.staged.missing.is_empty()).then(|| History {
             users: self.staged.missing.clone(),
             lookbacks: self.staged.lookbacks(),
         })
     }
 
-    fn replay(&mut self, past: Vec<Past>) {
-        for event in &past {
-            self.staged.replay(event);
+    /// Replays the history asked for, each user's events in partition
+    /// order.
+    pub fn replay(&mut self, past: Vec<PastEvent>) {
+        for event in past {
+            self.staged.replay(&Past {
+                user_id: event.user_id,
+                event_type: event.event_type,
+                ts: event.event_ts,
+                payload: event.payload,
+            });
         }
         self.staged.missing.clear();
     }
 
-    fn evaluate(&mut self, new_rows: Vec<&NewEvent>) -> Vec<Anomaly> {
+    /// Evaluates the rows that were new in this batch, in batch order (a
+    /// redelivered row was evaluated when it was new); returns the
+    /// anomalies they raise.
+    pub fn evaluate(&mut self, new_rows: &[&NewEvent]) -> Vec<Anomaly> {
         let span = eventpipe_service::child_span!(
             "evaluate rules",
             rows = new_rows.len(),
@@ -46,7 +72,7 @@ impl WithinBatch for Detection<'_> {
         );
         let _entered = span.enter();
         let mut found = Vec::new();
-        for row in new_rows {
+        for &row in new_rows {
             let parsed;
             let payload = if !self.staged.needs_payload(&row.event_type) {
                 Payload::Empty
@@ -72,11 +98,14 @@ impl WithinBatch for Detection<'_> {
         found
     }
 
-    fn row_starting(&mut self, row: &NewEvent) {
+    /// Called before `row` is written on its own (row-by-row retries).
+    pub fn row_starting(&mut self, row: &NewEvent) {
         self.before = self.staged.state_of(&row.user_id);
     }
 
-    fn row_failed(&mut self, row: &NewEvent) {
+    /// Called after `row`'s own transaction failed, so the state built for
+    /// it is put back.
+    pub fn row_failed(&mut self, row: &NewEvent) {
         if let Some(before) = self.before.take() {
             self.staged.restore(&row.user_id, before);
         }

@@ -133,7 +133,7 @@ async fn restore_topics(worker: &Worker, missing: &[String]) -> (bool, Option<St
     );
     match worker
         .source
-        .ensure_topics(&worker.config, worker.config.connect_timeout)
+        .ensure_topics(&worker.config, worker.config.kafka.connect_timeout)
         .await
     {
         Ok(()) => (true, None),

@@ -44,7 +44,7 @@ Usage: eventpipe-worker [migrate | openapi | retention [--dry-run] [--json]]
         Some("migrate") => {
             eventpipe_service::init_tracing();
             let url = config::database_url(|name| std::env::var(name).ok())?;
-            let applied = eventpipe_store::migrate(&url).await?;
+            let applied = eventpipe_store::migrate(url.expose()).await?;
             println!("{applied} migration(s) applied");
             return Ok(());
         }
@@ -86,7 +86,7 @@ async fn retention(flags: Vec<String>) -> anyhow::Result<()> {
     let url = config::database_url(lookup)?;
     let settings = config::maintenance_config(lookup)?;
     if dry_run {
-        let plan = maintenance::dry_run(&url, settings.retention).await?;
+        let plan = maintenance::dry_run(url.expose(), settings.retention).await?;
         if json {
             println!("{}", maintenance::plan_json(&plan));
         } else {
@@ -94,7 +94,7 @@ async fn retention(flags: Vec<String>) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let outcome = maintenance::pass(&url, settings, chrono::Utc::now(), |_| {}).await?;
+    let outcome = maintenance::pass(url.expose(), settings, chrono::Utc::now(), |_| {}).await?;
     let maintenance::Outcome::Done(report) = outcome else {
         anyhow::bail!(
             "another worker is running maintenance now (it holds the advisory lock); try again later"

@@ -117,9 +117,12 @@ pub async fn run(worker: Arc<Worker>) {
     let settings = worker.config.maintenance;
     loop {
         let metrics = &worker.metrics;
-        let outcome = pass(&worker.config.database_url, settings, Utc::now(), |r| {
-            count_removed(metrics, r)
-        })
+        let outcome = pass(
+            worker.config.database_url.expose(),
+            settings,
+            Utc::now(),
+            |r| count_removed(metrics, r),
+        )
         .await;
         let failed = outcome.is_err();
         record(metrics, &outcome);

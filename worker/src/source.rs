@@ -158,9 +158,9 @@ pub use eventpipe_service::kafka::PartitionLag;
 
 fn client_config(config: &WorkerConfig) -> ClientConfig {
     kafka_client::client_config(
-        &config.bootstrap_servers,
+        &config.kafka.bootstrap_servers,
         "eventpipe-worker",
-        &config.kafka_extra,
+        &config.kafka.properties,
     )
 }
 
@@ -449,10 +449,10 @@ impl Source {
         kafka_client::ensure_topics(
             &client_config(config),
             &needed,
-            topics.replication_factor,
-            topics.create,
+            topics.creation.replication_factor,
+            topics.creation.create,
             timeout,
-            &config.bootstrap_servers,
+            &config.kafka.bootstrap_servers,
         )
         .await
         .map(drop)

@@ -62,18 +62,18 @@ pub async fn start(config: WorkerConfig) -> anyhow::Result<Arc<Worker>> {
 /// function handed its batches by the platform ([`crate::function`]).
 pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<Worker>> {
     if config.migrate {
-        eventpipe_store::migrate(&config.database_url).await?;
+        eventpipe_store::migrate(config.database_url.expose()).await?;
     }
-    eventpipe_store::check_schema(&config.database_url).await?;
+    eventpipe_store::check_schema(config.database_url.expose()).await?;
     let metrics = Metrics::new().context("registering metrics")?;
-    let pool = eventpipe_store::pool(&config.database_url, config.pool_size).await?;
+    let pool = eventpipe_store::pool(config.database_url.expose(), config.pool_size).await?;
     let database_up = eventpipe_store::ping(&pool).await;
     let source = Source::new(&config, metrics.clone())?;
     metrics
         .register(Box::new(source.producer_health().rebuilt_counter()))
         .context("registering metrics")?;
     source
-        .ensure_topics(&config, config.connect_timeout)
+        .ensure_topics(&config, config.kafka.connect_timeout)
         .await?;
     if joins {
         source.join()?;
@@ -82,14 +82,14 @@ pub async fn start_as(config: WorkerConfig, joins: bool) -> anyhow::Result<Arc<W
     let dead_letters = Arc::new(DlqWatermarks::new(
         source.producer(),
         config.dlq_topic.clone(),
-        config.connect_timeout,
+        config.kafka.connect_timeout,
     ));
     let read = Arc::new(ReadSide {
         analytics: Analytics::new(
-            eventpipe_store::pool(&config.database_url, config.analytics_pool_size).await?,
+            eventpipe_store::pool(config.database_url.expose(), config.analytics_pool_size).await?,
             config.analytics_timeout_ms,
         ),
-        token: config.analytics_token.clone(),
+        token: config.analytics_token.as_ref().map(|t| t.expose().clone()),
         max_buckets: config.analytics_max_buckets,
         dead_letters: Some(dead_letters.clone()),
     });

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use eventpipe_contract::kafka;
-use eventpipe_service::settings::{ConfigError, Env, Var, print_out, var};
-use eventpipe_worker::config::{DEFAULT_DATABASE_URL, DEFAULT_GROUP_ID, redact_url};
+use eventpipe_service::settings::kafka::{self, properties};
+use eventpipe_service::settings::{ConfigError, Env, Secret, Var, database, print_out, var};
 use serde::{Deserialize, Serialize};
 
 /// The variables the commands read.
@@ -23,51 +22,19 @@ pub const VARS: &[Var] = &[
         Some("http://127.0.0.1:8081"),
         "the worker's base URL (default: the local run's, if one is running)",
     ),
-    var(
-        "DATABASE_URL",
-        Some(DEFAULT_DATABASE_URL),
-        "PostgreSQL connection URL (default: the local run's, if one is running)",
-    ),
-    var(
-        "KAFKA_BOOTSTRAP_SERVERS",
-        None,
-        "brokers, host:port[,host:port] (default: the local run's embedded cluster)",
-    ),
-    var(
-        "KAFKA_CONFIG",
-        None,
-        "extra librdkafka properties, key=value;key=value (TLS, SASL)",
-    ),
-    var(
-        "KAFKA_EVENTS_TOPIC",
-        Some(kafka::EVENTS_TOPIC),
-        "the events topic",
-    ),
-    var(
-        "KAFKA_DLQ_TOPIC",
-        Some(kafka::DLQ_TOPIC),
-        "the dead-letter topic",
-    ),
-    var(
-        "KAFKA_ANOMALIES_TOPIC",
-        Some(kafka::ANOMALIES_TOPIC),
-        "the anomalies topic",
-    ),
+    database::DATABASE_URL,
+    kafka::BOOTSTRAP_SERVERS,
+    kafka::CONFIG,
+    kafka::EVENTS_TOPIC,
+    kafka::DLQ_TOPIC,
+    kafka::ANOMALIES_TOPIC,
     var(
         "API_INVALID_TOPIC",
         None,
         "the topic the API keeps rejected events on, for `invalid list`",
     ),
-    var(
-        "KAFKA_GROUP_ID",
-        Some(DEFAULT_GROUP_ID),
-        "the workers' consumer group, whose offsets and lag `status` shows",
-    ),
-    var(
-        "KAFKA_CONNECT_TIMEOUT_MS",
-        Some("5000"),
-        "how long to wait for Kafka and the services",
-    ),
+    kafka::GROUP_ID,
+    kafka::CONNECT_TIMEOUT_MS,
 ];
 
 /// Where the pipeline's parts are.
@@ -82,7 +49,7 @@ pub struct Target {
     /// Kafka, when known.
     pub bootstrap: Option<String>,
     /// `KAFKA_CONFIG`.
-    pub kafka_extra: Vec<(String, String)>,
+    pub kafka_extra: Vec<(String, Secret<String>)>,
     /// `KAFKA_EVENTS_TOPIC`.
     pub events_topic: String,
     /// `KAFKA_DLQ_TOPIC`.
@@ -124,19 +91,19 @@ impl Target {
             embedded: local.is_some_and(|l| {
                 l.embedded && set("KAFKA_BOOTSTRAP_SERVERS").is_none_or(|b| b == l.bootstrap)
             }),
-            kafka_extra: env.key_values("KAFKA_CONFIG")?,
-            events_topic: env.required("KAFKA_EVENTS_TOPIC")?,
-            dlq_topic: env.required("KAFKA_DLQ_TOPIC")?,
-            anomalies_topic: env.required("KAFKA_ANOMALIES_TOPIC")?,
+            kafka_extra: properties(&env)?,
+            events_topic: env.required(kafka::EVENTS_TOPIC.name)?,
+            dlq_topic: env.required(kafka::DLQ_TOPIC.name)?,
+            anomalies_topic: env.required(kafka::ANOMALIES_TOPIC.name)?,
             invalid_topic: env.optional("API_INVALID_TOPIC")?,
-            group_id: env.required("KAFKA_GROUP_ID")?,
-            timeout: Duration::from_millis(env.positive("KAFKA_CONNECT_TIMEOUT_MS")?),
+            group_id: env.required(kafka::GROUP_ID.name)?,
+            timeout: kafka::connect_timeout(&env)?,
         })
     }
 
     /// The database URL without its password, for messages.
     pub fn database(&self) -> String {
-        redact_url(&self.database_url)
+        eventpipe_service::settings::redact_url(&self.database_url)
     }
 
     /// Kafka's address, or an error saying how to give it.

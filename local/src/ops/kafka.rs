@@ -66,7 +66,7 @@ pub struct Retention {
 pub struct Kafka {
     consumer: BaseConsumer,
     bootstrap: String,
-    extra: Vec<(String, String)>,
+    extra: Vec<(String, eventpipe_service::settings::Secret<String>)>,
     timeout: Duration,
 }
 

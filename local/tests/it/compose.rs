@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use eventpipe_contract::kafka;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -363,11 +362,8 @@ fn topics_are_created_with_the_contract_names_and_partitions() {
         .as_str()
         .unwrap()
         .to_owned();
-    for (topic, partitions) in [
-        (kafka::EVENTS_TOPIC, kafka::EVENTS_PARTITIONS),
-        (kafka::DLQ_TOPIC, kafka::DLQ_PARTITIONS),
-        (kafka::ANOMALIES_TOPIC, kafka::ANOMALIES_PARTITIONS),
-    ] {
+    for (topic, partitions) in eventpipe_service::settings::kafka::TOPICS {
+        let (topic, partitions) = (topic.default.unwrap(), partitions.default.unwrap());
         assert!(
             init.contains(&format!(" {topic}:{partitions}"))
                 || init.contains(&format!("in {topic}:{partitions}")),

@@ -218,3 +218,54 @@ fn a_circle_is_found() {
     assert!(get.contains(&src.join("lib.rs")), "{get:?}");
     assert!(lib.contains(&src.join("controllers/get.rs")), "{lib:?}");
 }
+
+/// The most lines a source file may have before its tests: a file past it
+/// does more than one job, or one job in more words than a reader holds.
+const MOST_LINES: usize = 500;
+
+/// The lines of `text` before its `#[cfg(test)]` module (all of them
+/// without one).
+fn lines_before_tests(text: &str) -> usize {
+    text.lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .count()
+}
+
+#[test]
+fn no_source_file_is_longer_than_500_lines_before_its_tests() {
+    let mut long = Vec::new();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(repo()).unwrap() {
+        let krate = entry.unwrap().path();
+        if !krate.join("Cargo.toml").exists() {
+            continue;
+        }
+        // Sources and benches; `tests/` is tests through and through.
+        for dir in ["src", "benches"] {
+            if krate.join(dir).is_dir() {
+                rust_files(&krate.join(dir), &mut files);
+            }
+        }
+    }
+    assert!(files.len() > 100, "found only {} files", files.len());
+    for file in &files {
+        let lines = lines_before_tests(&std::fs::read_to_string(file).unwrap());
+        if lines > MOST_LINES {
+            let name = file.strip_prefix(repo()).unwrap().display().to_string();
+            long.push(format!("{name}: {lines}"));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "files longer than {MOST_LINES} lines before their tests:\n{}",
+        long.join("\n")
+    );
+}
+
+/// The count above can fail: it stops at the tests, not before.
+#[test]
+fn lines_are_counted_up_to_the_tests() {
+    let text = "fn a() {}\nfn b() {}\n\n#[cfg(test)]\nmod tests {\n}\n";
+    assert_eq!(lines_before_tests(text), 3);
+    assert_eq!(lines_before_tests(&"x\n".repeat(501)), 501);
+}

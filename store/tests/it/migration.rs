@@ -176,7 +176,7 @@ async fn a_populated_database_keeps_every_row() {
             })
             .collect()
     };
-    let again = eventpipe_store::store_batch(&pool, &stored, DEFAULT_DEDUP_WINDOW, None)
+    let again = eventpipe_store::store_batch(&pool, &stored, DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     assert_eq!(

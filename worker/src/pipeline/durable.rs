@@ -5,15 +5,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use eventpipe_service::telemetry::{self, OpenTelemetrySpanExt, Status, TraceHeaders};
-use eventpipe_store::{NewEvent, StoreError, WithinBatch};
+use eventpipe_anomaly::Anomaly;
+use eventpipe_service::telemetry::{self, OpenTelemetrySpanExt, Status};
+use eventpipe_store::{AsyncConnection, NewEvent, StoreError, anomalies, events};
 use prometheus::IntCounter;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, Span};
 
-use super::prepare::Prepared;
+use super::prepare::{Prepared, Row};
 use super::spans::{dead_letter_span, event_spans};
-use crate::detection::Detection;
+use crate::detection::{Detection, History};
 use crate::state::{Publication, Worker};
 
 /// What became of a batch.
@@ -36,7 +37,7 @@ pub(super) async fn process(
     lanes_before: Vec<Option<oneshot::Receiver<()>>>,
     lanes_done: Vec<oneshot::Sender<()>>,
 ) -> Outcome {
-    let events = event_spans(batch);
+    let spans = event_spans(batch);
     let mut poison: Vec<(usize, &'static str, String)> = batch.poison.clone();
     let failures = Some(&worker.metrics.db_write_failures);
     let turns = lanes_before.into_iter().zip(lanes_done);
@@ -54,13 +55,7 @@ pub(super) async fn process(
                 drop(done);
                 return Some(Vec::new());
             }
-            let store = || {
-                store_rows(
-                    worker,
-                    &batch.rows[lane.clone()],
-                    &batch.traces[lane.clone()],
-                )
-            };
+            let store = || store_rows(worker, &batch.rows[lane.clone()]);
             let refused = retrying(worker, stop, failures, store).await;
             drop(done);
             let refused = refused?;
@@ -80,12 +75,12 @@ pub(super) async fn process(
         }
     }
     for (row, error) in refused {
-        if let Some((_, span)) = events.iter().find(|(r, _)| *r == row) {
+        if let Some((_, span)) = spans.iter().find(|(r, _)| *r == row) {
             span.set_status(Status::error(format!("refused by the database: {error}")));
         }
-        poison.push((batch.row_messages[row], "refused_by_database", error));
+        poison.push((batch.rows[row].message, "refused_by_database", error));
     }
-    drop(events);
+    drop(spans);
     poison.sort_by_key(|(i, _, _)| *i);
 
     for (i, reason, error) in &poison {
@@ -121,11 +116,7 @@ pub(super) async fn process(
 /// transaction); when the database refuses the batch for a data reason,
 /// finds the refused rows one by one. Publishes the anomalies once the rows
 /// are durable. Returns the refused rows' indexes.
-async fn store_rows(
-    worker: &Worker,
-    rows: &[NewEvent],
-    traces: &[Option<TraceHeaders>],
-) -> Result<Vec<(usize, String)>, StoreError> {
+async fn store_rows(worker: &Worker, rows: &[Row]) -> Result<Vec<(usize, String)>, StoreError> {
     let started = Instant::now();
     // The lane's users' states are lent to it for the transaction; other
     // lanes (other users) stage theirs meanwhile.
@@ -140,7 +131,7 @@ async fn store_rows(
                 detector.forget();
                 *built_under = revocations;
             }
-            Some(detector.stage(rows.iter().map(|r| r.user_id.as_str())))
+            Some(detector.stage(rows.iter().map(|r| r.event.user_id.as_str())))
         }
         None => None,
     };
@@ -151,23 +142,19 @@ async fn store_rows(
         rows = rows.len(),
         stored = tracing::field::Empty,
     );
-    let written = eventpipe_store::store_batch(
-        &worker.pool,
-        rows,
-        worker.config.dedup_window,
-        detection.as_mut().map(|d| d as &mut dyn WithinBatch),
-    )
-    .instrument(transaction.clone())
-    .await;
+    let window = worker.config.dedup_window;
+    let mut conn = eventpipe_store::connection(&worker.pool).await?;
+    let written = write(&mut conn, rows, window, detection.as_mut())
+        .instrument(transaction.clone())
+        .await;
     let (stored, refused) = match written {
         Ok(stored) => (stored, Vec::new()),
         Err(StoreError::Refused(reason)) => {
             tracing::warn!(%reason, rows = rows.len(), "batch refused; storing row by row");
             transaction.set_status(Status::error(format!("refused: {reason}")));
-            let within = detection.as_mut().map(|d| d as &mut dyn WithinBatch);
             let one_by_one =
                 eventpipe_service::child_span!("transaction per row", rows = rows.len());
-            eventpipe_store::store_each(&worker.pool, rows, worker.config.dedup_window, within)
+            write_each(&mut conn, rows, window, detection.as_mut())
                 .instrument(one_by_one)
                 .await?
         }
@@ -176,6 +163,7 @@ async fn store_rows(
             return Err(e);
         }
     };
+    drop(conn);
     transaction.record("stored", stored.inserted);
     drop(transaction);
     drop(detection);
@@ -195,15 +183,17 @@ async fn store_rows(
         .inc_by((rows.len() - refused.len()).saturating_sub(stored.inserted) as u64);
     let now = Utc::now();
     for row in rows {
-        let latency = (now - row.received_at)
+        let latency = (now - row.event.received_at)
             .num_microseconds()
             .unwrap_or(0)
             .max(0);
         metrics.end_to_end.observe(latency as f64 / 1e6);
     }
     if !stored.anomalies.is_empty() {
-        let received: std::collections::HashMap<_, _> =
-            rows.iter().map(|r| (r.event_id, r.received_at)).collect();
+        let received: std::collections::HashMap<_, _> = rows
+            .iter()
+            .map(|r| (r.event.event_id, r.event.received_at))
+            .collect();
         for anomaly in &stored.anomalies {
             metrics
                 .anomalies
@@ -218,8 +208,7 @@ async fn store_rows(
     if !stored.anomalies.is_empty() {
         let raised_by: std::collections::HashMap<_, _> = rows
             .iter()
-            .zip(traces)
-            .filter_map(|(r, t)| Some((r.event_id, t.as_ref()?)))
+            .filter_map(|r| Some((r.event.event_id, r.trace.as_ref()?)))
             .collect();
         let traces = stored
             .anomalies
@@ -245,6 +234,102 @@ async fn store_rows(
         }
     }
     Ok(refused)
+}
+
+/// What a transaction wrote.
+#[derive(Default)]
+struct Written {
+    /// Rows that were new.
+    inserted: usize,
+    /// Anomalies that were new (to publish once the transaction commits).
+    anomalies: Vec<Anomaly>,
+}
+
+/// Writes `rows` in one transaction, the worker's own sequence of the
+/// store's statements: the stored history the rules must replay first,
+/// the insert (which returns the rows that were new), the rules on those
+/// rows and the anomalies they raise (with their outbox rows), and last
+/// the rollups, whose rows every writer shares, so they are locked only
+/// until the commit that follows.
+async fn write(
+    conn: &mut eventpipe_store::Connection<'_>,
+    rows: &[Row],
+    dedup_window: Duration,
+    detection: Option<&mut Detection<'_>>,
+) -> Result<Written, StoreError> {
+    let all: Vec<&NewEvent> = rows.iter().map(|r| &r.event).collect();
+    let all = all.as_slice();
+    conn.transaction::<Written, StoreError, _>(async |tx| {
+        let mut detection = detection;
+        if let Some(detection) = detection.as_deref_mut()
+            && let Some(History { users, lookbacks }) = detection.history()
+        {
+            let since = all
+                .iter()
+                .filter(|e| users.contains(&e.user_id))
+                .map(|e| e.event_ts)
+                .min()
+                .unwrap_or_else(Utc::now);
+            detection.replay(anomalies::history(tx, &users, &lookbacks, since).await?);
+        }
+        let mut new = events::insert(tx, all, dedup_window).await?;
+        let inserted = new.len();
+        // A new row is evaluated once, even if the batch repeats it.
+        let new_rows: Vec<&NewEvent> = all
+            .iter()
+            .copied()
+            .filter(|e| new.remove(&e.event_id))
+            .collect();
+        let mut found = match detection {
+            Some(detection) => detection.evaluate(&new_rows),
+            None => Vec::new(),
+        };
+        let written: std::collections::HashSet<_> =
+            anomalies::insert(tx, &found).await?.into_iter().collect();
+        found.retain(|a| written.contains(&a.anomaly_id));
+        events::add_to_rollups(tx, &new_rows).await?;
+        Ok(Written {
+            inserted,
+            anomalies: found,
+        })
+    })
+    .await
+}
+
+/// Writes `rows` one transaction each, to find which the database refuses
+/// after their batch was refused as a whole: what was stored, and the
+/// refused rows' indexes with the reason. A row whose transaction fails
+/// leaves its user's rule state as it was.
+async fn write_each(
+    conn: &mut eventpipe_store::Connection<'_>,
+    rows: &[Row],
+    dedup_window: Duration,
+    mut detection: Option<&mut Detection<'_>>,
+) -> Result<(Written, Vec<(usize, String)>), StoreError> {
+    let mut stored = Written::default();
+    let mut refused = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(detection) = detection.as_deref_mut() {
+            detection.row_starting(&row.event);
+        }
+        let one = std::slice::from_ref(row);
+        match write(conn, one, dedup_window, detection.as_deref_mut()).await {
+            Ok(one) => {
+                stored.inserted += one.inserted;
+                stored.anomalies.extend(one.anomalies);
+            }
+            Err(error) => {
+                if let Some(detection) = detection.as_deref_mut() {
+                    detection.row_failed(&row.event);
+                }
+                match error {
+                    StoreError::Refused(reason) => refused.push((i, reason)),
+                    unavailable => return Err(unavailable),
+                }
+            }
+        }
+    }
+    Ok((stored, refused))
 }
 
 /// Runs `attempt` until it succeeds, backing off while it fails (counting

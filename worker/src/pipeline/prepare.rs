@@ -6,17 +6,21 @@ use eventpipe_store::NewEvent;
 use crate::decode::{Verdict, decode};
 use crate::source::Received;
 
+/// One event of a batch to store: its row, the index of the message it
+/// came in, and the trace context headers that message carried.
+pub(super) struct Row {
+    pub(super) event: NewEvent,
+    pub(super) message: usize,
+    pub(super) trace: Option<TraceHeaders>,
+}
+
 /// A decoded batch, ready to be made durable.
 pub(super) struct Prepared {
     pub(super) messages: Vec<Received>,
     /// The rows, grouped by lane (in batch order within each).
-    pub(super) rows: Vec<NewEvent>,
+    pub(super) rows: Vec<Row>,
     /// Where each lane's rows are in `rows`, lane by lane.
     pub(super) lanes: Vec<std::ops::Range<usize>>,
-    /// For each row, the index of its message.
-    pub(super) row_messages: Vec<usize>,
-    /// For each row, the trace context headers its message carried.
-    pub(super) traces: Vec<Option<TraceHeaders>>,
     /// For each message, the span context it carried; empty when traces
     /// are not exported.
     pub(super) contexts: Vec<Option<SpanContext>>,
@@ -24,6 +28,13 @@ pub(super) struct Prepared {
     pub(super) poison: Vec<(usize, &'static str, String)>,
     /// [`crate::source::Source::revocations`] when its first message came.
     pub(super) revocations: u64,
+}
+
+impl Prepared {
+    /// The row that message `i` became, if it became one.
+    pub(super) fn row_of(&self, i: usize) -> Option<&Row> {
+        self.rows.iter().find(|r| r.message == i)
+    }
 }
 
 /// The lane of a user's events among `lanes`: a hash of the id (FNV-1a),
@@ -37,8 +48,6 @@ pub fn lane_of(user_id: &str, lanes: usize) -> usize {
 
 pub(super) fn prepare(messages: Vec<Received>, revocations: u64, lanes: usize) -> Prepared {
     let mut rows = Vec::with_capacity(messages.len());
-    let mut row_messages = Vec::with_capacity(messages.len());
-    let mut traces = Vec::with_capacity(messages.len());
     let mut poison = Vec::new();
     let traced = telemetry::enabled();
     let mut contexts = Vec::with_capacity(if traced { messages.len() } else { 0 });
@@ -48,51 +57,35 @@ pub(super) fn prepare(messages: Vec<Received>, revocations: u64, lanes: usize) -
             contexts.push(trace.as_ref().and_then(TraceHeaders::context));
         }
         match decode(m.payload(), m.schema_version(), m.partition(), m.offset()) {
-            Verdict::Row(row) => {
-                rows.push(*row);
-                row_messages.push(i);
-                traces.push(trace);
-            }
+            Verdict::Row(event) => rows.push(Row {
+                event: *event,
+                message: i,
+                trace,
+            }),
             Verdict::Poison { reason, error } => poison.push((i, reason, error)),
         }
     }
-    let (rows, row_messages, traces, lanes) = by_lane(rows, row_messages, traces, lanes);
+    let (rows, lanes) = by_lane(rows, lanes);
     Prepared {
         messages,
         rows,
         lanes,
-        row_messages,
-        traces,
         contexts,
         poison,
         revocations,
     }
 }
 
-/// Reorders the rows (and their message indexes and traces) so each lane's
-/// are together, in batch order; where each lane's rows are (a range per
-/// lane, empty when it has none).
-#[allow(clippy::type_complexity)]
-fn by_lane(
-    rows: Vec<NewEvent>,
-    row_messages: Vec<usize>,
-    traces: Vec<Option<TraceHeaders>>,
-    lanes: usize,
-) -> (
-    Vec<NewEvent>,
-    Vec<usize>,
-    Vec<Option<TraceHeaders>>,
-    Vec<std::ops::Range<usize>>,
-) {
+/// Reorders the rows so each lane's are together, in batch order; where
+/// each lane's rows are (a range per lane, empty when it has none).
+fn by_lane(rows: Vec<Row>, lanes: usize) -> (Vec<Row>, Vec<std::ops::Range<usize>>) {
     let lanes = lanes.max(1);
-    let mut tagged: Vec<(usize, NewEvent, usize, Option<TraceHeaders>)> = rows
+    let mut tagged: Vec<(usize, Row)> = rows
         .into_iter()
-        .zip(row_messages)
-        .zip(traces)
-        .map(|((row, message), trace)| (lane_of(&row.user_id, lanes), row, message, trace))
+        .map(|row| (lane_of(&row.event.user_id, lanes), row))
         .collect();
     // Stable: batch order within a lane.
-    tagged.sort_by_key(|(lane, ..)| *lane);
+    tagged.sort_by_key(|(lane, _)| *lane);
     let mut bounds = Vec::with_capacity(lanes);
     let mut start = 0;
     for lane in 0..lanes {
@@ -100,15 +93,7 @@ fn by_lane(
         bounds.push(start..end);
         start = end;
     }
-    let mut rows = Vec::with_capacity(tagged.len());
-    let mut row_messages = Vec::with_capacity(tagged.len());
-    let mut traces = Vec::with_capacity(tagged.len());
-    for (_, row, message, trace) in tagged {
-        rows.push(row);
-        row_messages.push(message);
-        traces.push(trace);
-    }
-    (rows, row_messages, traces, bounds)
+    (tagged.into_iter().map(|(_, row)| row).collect(), bounds)
 }
 
 #[cfg(test)]
@@ -134,15 +119,30 @@ mod tests {
         }
     }
 
+    /// The rows' events, message indexes and traces, as three lists.
+    fn unzip(rows: Vec<Row>) -> (Vec<NewEvent>, Vec<usize>, Vec<Option<TraceHeaders>>) {
+        let mut unzipped = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            unzipped.0.push(row.event);
+            unzipped.1.push(row.message);
+            unzipped.2.push(row.trace);
+        }
+        unzipped
+    }
+
     #[test]
     fn lanes_keep_each_users_events_together_in_batch_order() {
         let users = ["ann", "bob", "cy", "dee", "ed", "flo", "gus"];
         let rows: Vec<NewEvent> = (0..70u128)
             .map(|n| row(users[n as usize % users.len()], n))
             .collect();
-        let messages: Vec<usize> = (0..70).collect();
-        let traces = vec![None; 70];
-        let (rows, messages, traces, lanes) = by_lane(rows, messages, traces, 3);
+        let rows = rows.into_iter().enumerate().map(|(message, event)| Row {
+            event,
+            message,
+            trace: None,
+        });
+        let (rows, lanes) = by_lane(rows.collect(), 3);
+        let (rows, messages, traces) = unzip(rows);
         assert_eq!((rows.len(), messages.len(), traces.len()), (70, 70, 70));
         assert_eq!(lanes.len(), 3, "a range per lane: {lanes:?}");
         assert!(
@@ -176,11 +176,17 @@ mod tests {
     #[test]
     fn one_lane_or_no_rows_changes_nothing() {
         let rows = vec![row("b", 1), row("a", 2)];
-        let (rows, _, _, lanes) = by_lane(rows, vec![0, 1], vec![None, None], 1);
+        let rows = rows.into_iter().enumerate().map(|(message, event)| Row {
+            event,
+            message,
+            trace: None,
+        });
+        let (rows, lanes) = by_lane(rows.collect(), 1);
+        let (rows, _, _) = unzip(rows);
         assert_eq!(rows[0].user_id, "b");
         assert_eq!(lanes.len(), 1);
         assert_eq!(lanes[0], 0..2);
-        let (_, _, _, lanes) = by_lane(Vec::new(), Vec::new(), Vec::new(), 4);
+        let (_, lanes) = by_lane(Vec::new(), 4);
         assert!(lanes.len() == 4 && lanes.iter().all(|l| l.is_empty()));
     }
 }

@@ -31,10 +31,9 @@ pub(super) fn batch_span(worker: &Worker, batch: &Prepared) -> Span {
     );
     let mut linked = HashSet::new();
     let event_ids: std::collections::HashMap<usize, uuid::Uuid> = batch
-        .row_messages
+        .rows
         .iter()
-        .zip(&batch.rows)
-        .map(|(&i, row)| (i, row.event_id))
+        .map(|row| (row.message, row.event.event_id))
         .collect();
     for (i, context) in batch.contexts.iter().enumerate() {
         let Some(context) = context else { continue };
@@ -70,11 +69,14 @@ pub(super) fn event_spans(batch: &Prepared) -> Vec<(usize, Span)> {
     }
     let batch_context = telemetry::span_context(&Span::current());
     let mut spans = Vec::new();
-    for (row, (event, &i)) in batch.rows.iter().zip(&batch.row_messages).enumerate() {
-        let Some(context) = batch.contexts[i].as_ref().filter(|c| c.is_sampled()) else {
+    for (index, row) in batch.rows.iter().enumerate() {
+        let Some(context) = batch.contexts[row.message]
+            .as_ref()
+            .filter(|c| c.is_sampled())
+        else {
             continue;
         };
-        let message = &batch.messages[i];
+        let (event, message) = (&row.event, &batch.messages[row.message]);
         let span = eventpipe_service::span!(
             parent: None,
             "store event",
@@ -86,7 +88,7 @@ pub(super) fn event_spans(batch: &Prepared) -> Vec<(usize, Span)> {
         );
         let _ = span.set_parent(telemetry::remote_parent(context.clone()));
         span.add_link(batch_context.clone());
-        spans.push((row, span));
+        spans.push((index, span));
     }
     spans
 }
@@ -113,8 +115,8 @@ pub(super) fn dead_letter_span(
         messaging.kafka.offset = message.offset(),
     );
     span.set_status(Status::error(format!("{reason}: {error}")));
-    if let Some(row) = batch.row_messages.iter().position(|&m| m == i) {
-        span.set_attribute("eventpipe.event_id", batch.rows[row].event_id.to_string());
+    if let Some(row) = batch.row_of(i) {
+        span.set_attribute("eventpipe.event_id", row.event.event_id.to_string());
     }
     if let Some(context) = &batch.contexts[i] {
         span.add_link(context.clone());

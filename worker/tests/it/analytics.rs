@@ -22,21 +22,21 @@ async fn serve_known(
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
     let rows = known_events();
     assert_eq!(
-        store_batch(&pool, &rows[..5], DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, &rows[..5], DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap()
             .inserted,
         5
     );
     assert_eq!(
-        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap()
             .inserted,
         4
     );
     assert_eq!(
-        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap()
             .inserted,

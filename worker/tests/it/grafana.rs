@@ -189,7 +189,7 @@ fn select<'a>(value: &'a Value, selector: &str) -> Option<&'a Value> {
 async fn every_infinity_query_is_accepted_by_the_worker_and_has_its_columns() {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW, None)
+    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     db.connect()
@@ -295,7 +295,7 @@ fn expand_sql(sql: &str, from: &str, to: &str) -> String {
 async fn every_sql_panel_runs_as_the_dashboards_role() {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW, None)
+    store_batch(&pool, &known_events(), DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     db.apply_dashboards_role().await;

@@ -89,7 +89,7 @@ async fn any_time_is_stored_and_lands_in_its_day_s_partition() {
         at_time(4, at("2199-12-31T23:59:59.999Z")),
         at_time(5, at("0001-01-01T00:00:00Z")),
     ];
-    let stored = store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+    let stored = store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     assert_eq!(stored.inserted, 5);
@@ -121,7 +121,7 @@ async fn an_event_is_recognised_across_partition_boundaries_and_after_its_partit
     ))
     .await;
     let store = async |rows: &[NewEvent]| {
-        store_batch(&pool, rows, DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, rows, DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap()
             .inserted
@@ -193,7 +193,7 @@ async fn forty_days_kept_thirty_drops_the_old_partitions_and_keeps_the_rest() {
         .map(|i| at_time(i + 1, now - Days::hours(3 * i as i64)))
         .chain([at_time(1000, at("1990-06-01T00:00:00Z"))])
         .collect();
-    let stored = store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+    let stored = store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     assert_eq!(stored.inserted, 321);
@@ -374,7 +374,7 @@ async fn counts_over_removed_raw_events_come_from_the_rollups_and_say_so() {
     let rows: Vec<NewEvent> = (0..40 * 144u128)
         .map(|i| at_time(i + 1, base - Days::minutes(10 * i as i64)))
         .collect();
-    store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW, None)
+    store_batch(&pool, &rows, DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     db.run_sql(

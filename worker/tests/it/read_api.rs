@@ -26,7 +26,7 @@ async fn serve(
 ) -> (TestDb, Running, eventpipe_embedded_kafka::EmbeddedKafka) {
     let db = TestDb::create().await;
     let pool = eventpipe_store::pool(&db.url, 1).await.unwrap();
-    store_batch(&pool, rows, DEFAULT_DEDUP_WINDOW, None)
+    store_batch(&pool, rows, DEFAULT_DEDUP_WINDOW)
         .await
         .unwrap();
     let kafka = kafka();
@@ -93,7 +93,7 @@ async fn pages_walk_every_event_once_newest_first_even_while_events_arrive() {
         let n = 1000 + page as u128 * 2;
         let newer = event(n, "late", "click", "web", "2026-11-20T11:00:00Z");
         let older = event(n + 1, "late", "click", "web", "2026-11-20T09:00:00Z");
-        store_batch(&pool, &[newer, older], DEFAULT_DEDUP_WINDOW, None)
+        store_batch(&pool, &[newer, older], DEFAULT_DEDUP_WINDOW)
             .await
             .unwrap();
     })

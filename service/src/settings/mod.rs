@@ -1,12 +1,21 @@
 //! Settings from environment variables. A service declares its variables
 //! once, as a [`Var`] list: `--help` prints that list and [`Env`] refuses to
 //! read a variable missing from it, so the two cannot drift apart. Every
-//! error names the variable at fault.
+//! error names the variable at fault. The variables several services read
+//! are declared once, in [`kafka`] and [`database`]; values that must not be
+//! logged are a [`Secret`] or a [`SecretUrl`].
+
+pub mod database;
+pub mod kafka;
+mod secret;
+
+pub use secret::{Secret, SecretUrl, redact_url};
 
 use std::fmt;
 use std::str::FromStr;
 
 /// One environment variable a service reads.
+#[derive(Debug, Clone, Copy)]
 pub struct Var {
     /// Its name.
     pub name: &'static str,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod limits;
 pub mod openapi;
 pub mod pages;
+pub mod params;
 pub mod schemas;
 pub mod state;
 
@@ -44,7 +45,7 @@ pub use state::{DeadLetters, ReadSide};
 /// Every read-side route, each declared once with its documentation; the
 /// state and the read-token check are added by [`routes`].
 pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
-    let mut router = OpenApiRouter::with_openapi(openapi::QueryDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::QueryDoc::openapi())
         .routes(routes!(counts::get_total))
         .routes(routes!(counts::get_timeseries))
         .routes(routes!(counts::get_breakdown))
@@ -56,9 +57,7 @@ pub fn router() -> OpenApiRouter<Arc<ReadSide>> {
         .routes(routes!(anomaly_list::list_anomalies))
         .routes(routes!(user_anomalies::list_user_anomalies))
         .routes(routes!(user::get_user))
-        .routes(routes!(summary::get_summary));
-    schemas::refine(router.get_openapi_mut());
-    router
+        .routes(routes!(summary::get_summary))
 }
 
 /// [`router`] serving `read`, with the read token required when one is

@@ -15,9 +15,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::analytics::params::{
-    AnomalyFilter, EventFilter, ParamError, anomaly_filter, event_filter, instant, limit, present,
-    refuse, user_id,
+use crate::analytics::params::{AnomalyFilter, EventFilter, anomaly_filter, event_filter, user_id};
+use crate::params::{
+    EventTypes, Instant, Limit, Param, ParamError, Rules, Severities, Sources, UserId, present,
+    refuse,
 };
 
 /// Rows per page unless `limit` says otherwise.
@@ -81,6 +82,18 @@ impl Cursor {
     }
 }
 
+/// `cursor`: a page's `next_cursor`, or empty.
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^(v[0-9a-f]{48})?$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
+
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, in microseconds.
 const EARLIEST_MICROS: i64 = -62_167_219_200_000_000;
 const LATEST_MICROS: i64 = 253_402_300_799_999_999;
@@ -99,27 +112,28 @@ pub fn cut<T>(rows: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Opti
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only this user's events.
-    #[param(example = "user-42")]
+    #[param(value_type = Option<UserId>, inline, example = "user-42")]
     pub user_id: Option<String>,
     /// Only these event types (comma-separated).
     #[serde(rename = "type")]
-    #[param(rename = "type", example = "login,purchase")]
+    #[param(value_type = Option<EventTypes>, inline, style = Form, explode = false, rename = "type", example = "login,purchase")]
     pub event_type: Option<String>,
     /// Only these sources (comma-separated).
-    #[param(example = "web")]
+    #[param(value_type = Option<Sources>, inline, style = Form, explode = false, example = "web")]
     pub source: Option<String>,
     /// Only events at or after this time: epoch milliseconds or RFC 3339.
     /// Default: no lower bound.
-    #[param(example = "1795434300000")]
+    #[param(value_type = Option<Instant>, inline, example = "1795434300000")]
     pub from: Option<String>,
     /// Only events before this time: epoch milliseconds or RFC 3339; after
     /// `from` when both are given. Default: no upper bound.
-    #[param(example = "2026-11-24T12:00:00Z")]
+    #[param(value_type = Option<Instant>, inline, example = "2026-11-24T12:00:00Z")]
     pub to: Option<String>,
     /// Events per page: 1 to 1000, default 100.
-    #[param(example = "100")]
+    #[param(value_type = Option<Limit>, inline, example = "100")]
     pub limit: Option<String>,
     /// Where to continue: the previous page's `next_cursor`, as it is.
+    #[param(value_type = Option<Cursor>, inline)]
     pub cursor: Option<String>,
 }
 
@@ -145,13 +159,15 @@ impl EventsQuery {
     pub fn parse(&self) -> Result<EventsPage, ParamError> {
         let user_id = user_id(self.user_id.as_deref())?;
         let (from, to) = open_range(self.from.as_deref(), self.to.as_deref())?;
+        let filter = event_filter(self.event_type.as_deref(), self.source.as_deref())?;
+        let (limit, after) = page(self.limit.as_deref(), self.cursor.as_deref())?;
         Ok(EventsPage {
             user_id,
-            filter: event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+            filter,
             from,
             to,
-            limit: limit(self.limit.as_deref(), DEFAULT_PAGE)?,
-            after: cursor(self.cursor.as_deref())?,
+            limit,
+            after,
         })
     }
 }
@@ -161,8 +177,8 @@ type Bound = Option<DateTime<Utc>>;
 
 /// `[from, to)` with either end open.
 fn open_range(from: Option<&str>, to: Option<&str>) -> Result<(Bound, Bound), ParamError> {
-    let from = present(from).map(|v| instant("from", v)).transpose()?;
-    let to = present(to).map(|v| instant("to", v)).transpose()?;
+    let from = Instant::optional("from", from)?;
+    let to = Instant::optional("to", to)?;
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
@@ -175,54 +191,67 @@ fn cursor(value: Option<&str>) -> Result<Option<Cursor>, ParamError> {
     present(value).map(Cursor::decode).transpose()
 }
 
-/// `GET /api/v1/anomalies`: filters, page size and where to continue.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AnomalyListQuery {
-    /// Only these rules (comma-separated).
-    #[param(example = "high_value_purchase")]
-    pub rule: Option<String>,
-    /// Only these severities (comma-separated): low, medium, high.
-    #[param(example = "high")]
-    pub severity: Option<String>,
-    /// Only this user's anomalies.
-    #[param(example = "user-42")]
-    pub user_id: Option<String>,
-    /// Only anomalies whose event is at or after this time: epoch
-    /// milliseconds or RFC 3339. Default: no lower bound.
-    pub from: Option<String>,
-    /// Only anomalies whose event is before this time; after `from` when
-    /// both are given. Default: no upper bound.
-    pub to: Option<String>,
-    /// Anomalies per page: 1 to 1000, default 100.
-    pub limit: Option<String>,
-    /// Where to continue: the previous page's `next_cursor`, as it is.
-    pub cursor: Option<String>,
+/// Rows per page (`limit`) and where to continue (`cursor`), checked.
+fn page(limit: Option<&str>, after: Option<&str>) -> Result<(u32, Option<Cursor>), ParamError> {
+    Ok((
+        Limit::optional("limit", limit)?.unwrap_or(DEFAULT_PAGE),
+        cursor(after)?,
+    ))
 }
 
-/// `GET /api/v1/users/{user_id}/anomalies`: the anomalies list's
-/// parameters but the user, who is in the path.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UserAnomalyQuery {
-    /// Only these rules (comma-separated).
-    #[param(example = "high_value_purchase")]
-    pub rule: Option<String>,
-    /// Only these severities (comma-separated): low, medium, high.
-    #[param(example = "high")]
-    pub severity: Option<String>,
-    /// Only anomalies whose event is at or after this time: epoch
-    /// milliseconds or RFC 3339. Default: no lower bound.
-    pub from: Option<String>,
-    /// Only anomalies whose event is before this time; after `from` when
-    /// both are given. Default: no upper bound.
-    pub to: Option<String>,
-    /// Anomalies per page: 1 to 1000, default 100.
-    pub limit: Option<String>,
-    /// Where to continue: the previous page's `next_cursor`, as it is.
-    pub cursor: Option<String>,
+/// Declares an anomaly list's query struct: rules and severities, its
+/// own fields (the list of all anomalies takes a user; a user's list has
+/// the user in its path), then the range, page size and cursor.
+macro_rules! anomaly_page_query {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: Option<String>,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// Only these rules (comma-separated).
+            #[param(value_type = Option<Rules>, inline, style = Form, explode = false, example = "high_value_purchase")]
+            pub rule: Option<String>,
+            /// Only these severities (comma-separated): low, medium, high.
+            #[param(value_type = Option<Severities>, inline, style = Form, explode = false, example = "high")]
+            pub severity: Option<String>,
+            $($(#[$field_meta])* pub $field: Option<String>,)*
+            /// Only anomalies whose event is at or after this time: epoch
+            /// milliseconds or RFC 3339. Default: no lower bound.
+            #[param(value_type = Option<Instant>, inline)]
+            pub from: Option<String>,
+            /// Only anomalies whose event is before this time; after `from` when
+            /// both are given. Default: no upper bound.
+            #[param(value_type = Option<Instant>, inline)]
+            pub to: Option<String>,
+            /// Anomalies per page: 1 to 1000, default 100.
+            #[param(value_type = Option<Limit>, inline)]
+            pub limit: Option<String>,
+            /// Where to continue: the previous page's `next_cursor`, as it is.
+            #[param(value_type = Option<Cursor>, inline)]
+            pub cursor: Option<String>,
+        }
+    };
+}
+
+anomaly_page_query! {
+    /// `GET /api/v1/anomalies`: filters, page size and where to continue.
+    pub struct AnomalyListQuery {
+            /// Only this user's anomalies.
+            #[param(value_type = Option<UserId>, inline, example = "user-42")]
+            pub user_id: Option<String>,
+    }
+}
+
+anomaly_page_query! {
+    /// `GET /api/v1/users/{user_id}/anomalies`: the anomalies list's
+    /// parameters but the user, who is in the path.
+    pub struct UserAnomalyQuery {}
 }
 
 impl UserAnomalyQuery {
@@ -260,16 +289,18 @@ impl AnomalyListQuery {
     /// The checked request.
     pub fn parse(&self) -> Result<AnomaliesPage, ParamError> {
         let (from, to) = open_range(self.from.as_deref(), self.to.as_deref())?;
+        let filter = anomaly_filter(
+            self.rule.as_deref(),
+            self.severity.as_deref(),
+            self.user_id.as_deref(),
+        )?;
+        let (limit, after) = page(self.limit.as_deref(), self.cursor.as_deref())?;
         Ok(AnomaliesPage {
-            filter: anomaly_filter(
-                self.rule.as_deref(),
-                self.severity.as_deref(),
-                self.user_id.as_deref(),
-            )?,
+            filter,
             from,
             to,
-            limit: limit(self.limit.as_deref(), DEFAULT_PAGE)?,
-            after: cursor(self.cursor.as_deref())?,
+            limit,
+            after,
         })
     }
 }

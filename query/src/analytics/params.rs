@@ -1,216 +1,191 @@
 //! The analytics endpoints' query parameters: what each endpoint accepts
-//! (the structs double as the OpenAPI parameter documentation) and their
-//! parsing into checked requests. Every refusal names the parameter.
-//!
-//! Every parameter is optional text, so extraction itself never fails and
-//! each value is judged here with a message a dashboard author can act on.
-//! An empty value counts as absent (what a dashboard sends for "All"). An
-//! unknown parameter is refused: a misspelt `group_by` would otherwise
-//! draw the wrong chart without a word.
+//! (the structs double as the OpenAPI parameter documentation, each
+//! field's type declared once from [`crate::params`]) and their parsing
+//! into checked requests. Every refusal names the parameter. An unknown
+//! parameter is refused: a misspelt `group_by` would otherwise draw the
+//! wrong chart without a word.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use eventpipe_contract::validate::{
-    SOURCE_MAX_CHARS, USER_ID_MAX_CHARS, check_event_type, check_text,
-};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{Buckets, Interval, TimeRange};
-
-/// A parameter the request got wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamError {
-    /// The parameter's name.
-    pub parameter: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-pub(crate) fn refuse<T>(
-    parameter: &'static str,
-    message: impl Into<String>,
-) -> Result<T, ParamError> {
-    Err(ParamError {
-        parameter,
-        message: message.into(),
-    })
-}
-
+use crate::params::{
+    AnomalyGroup, AnomalyGroups, EventGroup, EventTypes, Instant, IntervalMs, IntervalName, Limit,
+    Param, Rules, Severities, Sources, UserId, present, refuse,
+};
+pub use crate::params::{AnomalyKey, EventKey, ParamError};
 /// The range used when a request gives no `from`.
 pub const DEFAULT_SPAN: TimeDelta = TimeDelta::hours(24);
 pub use crate::limits::{LATEST_EPOCH_MS, MAX_LIMIT, MAX_LIST};
 
-/// `[from, to)` and the filters every event count takes.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct CountsQuery {
-    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
-    /// Default: 24 hours before `to`.
-    #[param(example = "1795434300000")]
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    #[param(example = "2026-11-24T12:00:00Z")]
-    pub to: Option<String>,
-    /// Only these event types (comma-separated).
-    #[serde(rename = "type")]
-    #[param(rename = "type", example = "login,purchase")]
-    pub event_type: Option<String>,
-    /// Only these sources (comma-separated).
-    #[param(example = "web")]
-    pub source: Option<String>,
+/// Declares an event-count endpoint's query struct: the range (`from`,
+/// `to`), its own fields, then the filters every event count takes
+/// (`type`, `source`), in that order in the document.
+macro_rules! event_query {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: Option<String>,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
+            /// Default: 24 hours before `to`.
+            #[param(value_type = Option<Instant>, inline, example = "1795434300000")]
+            pub from: Option<String>,
+            /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+            /// `from`. Default: now.
+            #[param(value_type = Option<Instant>, inline, example = "2026-11-24T12:00:00Z")]
+            pub to: Option<String>,
+            $($(#[$field_meta])* pub $field: Option<String>,)*
+            /// Only these event types (comma-separated).
+            #[serde(rename = "type")]
+            #[param(value_type = Option<EventTypes>, inline, style = Form, explode = false, rename = "type", example = "login,purchase")]
+            pub event_type: Option<String>,
+            /// Only these sources (comma-separated).
+            #[param(value_type = Option<Sources>, inline, style = Form, explode = false, example = "web")]
+            pub source: Option<String>,
+        }
+
+        impl $name {
+            /// `[from, to)` with the defaults filled in.
+            fn range(&self, now: DateTime<Utc>) -> Result<TimeRange, ParamError> {
+                range(self.from.as_deref(), self.to.as_deref(), now)
+            }
+
+            /// Types and sources, each checked.
+            fn filter(&self) -> Result<EventFilter, ParamError> {
+                event_filter(self.event_type.as_deref(), self.source.as_deref())
+            }
+        }
+    };
 }
 
-/// A time series of event counts.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct TimeseriesQuery {
-    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
-    /// Default: 24 hours before `to`.
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    pub to: Option<String>,
-    /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d (not with
-    /// `interval_ms`). Default: the shortest giving at most 200 buckets. A
-    /// series has at most WORKER_ANALYTICS_MAX_BUCKETS buckets (10000).
-    #[param(example = "5m")]
-    pub interval: Option<String>,
-    /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
-    /// up to the nearest of the widths `interval` offers (not with
-    /// `interval`).
-    #[param(example = "60000")]
-    pub interval_ms: Option<String>,
-    /// One series per `type` or per `source`. Default: one series.
-    #[param(example = "type")]
-    pub group_by: Option<String>,
-    /// Only these event types (comma-separated).
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub event_type: Option<String>,
-    /// Only these sources (comma-separated).
-    pub source: Option<String>,
+event_query! {
+    /// `[from, to)` and the filters every event count takes.
+    pub struct CountsQuery {}
 }
 
-/// The largest groups of event counts.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct BreakdownQuery {
-    /// Start of the range, inclusive: epoch milliseconds or RFC 3339.
-    /// Default: 24 hours before `to`.
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    pub to: Option<String>,
-    /// Group by `type` (default) or `source`.
-    #[param(example = "type")]
-    pub by: Option<String>,
-    /// Most groups to return, largest first: 1..=1000, default 10.
-    #[param(example = "5")]
-    pub limit: Option<String>,
-    /// Only these event types (comma-separated).
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub event_type: Option<String>,
-    /// Only these sources (comma-separated).
-    pub source: Option<String>,
+event_query! {
+    /// A time series of event counts.
+    pub struct TimeseriesQuery {
+        /// Bucket width: 1m, 5m, 10m, 15m, 30m, 1h, 6h, 12h or 1d (not with
+        /// `interval_ms`). Default: the shortest giving at most 200 buckets. A
+        /// series has at most WORKER_ANALYTICS_MAX_BUCKETS buckets (10000).
+        #[param(value_type = Option<IntervalName>, inline, example = "5m")]
+        pub interval: Option<String>,
+        /// Bucket width in milliseconds (Grafana's `$__interval_ms`), snapped
+        /// up to the nearest of the widths `interval` offers (not with
+        /// `interval`).
+        #[param(value_type = Option<IntervalMs>, inline, example = "60000")]
+        pub interval_ms: Option<String>,
+        /// One series per `type` or per `source`. Default: one series.
+        #[param(value_type = Option<EventGroup>, inline, example = "type")]
+        pub group_by: Option<String>,
+    }
 }
 
-/// Anomalies counted.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AnomalyCountsQuery {
-    /// Start of the range (of the triggering events' times), inclusive:
-    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    pub to: Option<String>,
-    /// Only these rules (comma-separated).
-    #[param(example = "high_value_purchase")]
-    pub rule: Option<String>,
-    /// Only these severities (comma-separated): low, medium, high.
-    #[param(example = "high")]
-    pub severity: Option<String>,
-    /// Only this user's anomalies.
-    #[param(example = "user-42")]
-    pub user_id: Option<String>,
-    /// Group by `rule`, `severity` or both (default).
-    pub group_by: Option<String>,
+event_query! {
+    /// The largest groups of event counts.
+    pub struct BreakdownQuery {
+        /// Group by `type` (default) or `source`.
+        #[param(value_type = Option<EventGroup>, inline, example = "type")]
+        pub by: Option<String>,
+        /// Most groups to return, largest first: 1..=1000, default 10.
+        #[param(value_type = Option<Limit>, inline, example = "5")]
+        pub limit: Option<String>,
+    }
 }
 
-/// A time series of anomaly counts.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AnomalySeriesQuery {
-    /// Start of the range (of the triggering events' times), inclusive:
-    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    pub to: Option<String>,
-    /// Only these rules (comma-separated).
-    #[param(example = "high_value_purchase")]
-    pub rule: Option<String>,
-    /// Only these severities (comma-separated): low, medium, high.
-    #[param(example = "high")]
-    pub severity: Option<String>,
-    /// Only this user's anomalies.
-    #[param(example = "user-42")]
-    pub user_id: Option<String>,
-    /// One series per `rule` or `severity` (default: one series).
-    pub group_by: Option<String>,
-    /// Bucket width, as for event counts (not with `interval_ms`).
-    pub interval: Option<String>,
-    /// Bucket width in milliseconds, snapped up (not with `interval`).
-    pub interval_ms: Option<String>,
+/// Declares an anomaly endpoint's query struct: the range and the filters
+/// every anomaly query takes (`from`, `to`, `rule`, `severity`,
+/// `user_id`, in that order in the document), then its own fields.
+macro_rules! anomaly_query {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: Option<String>,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// Start of the range (of the triggering events' times), inclusive:
+            /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+            #[param(value_type = Option<Instant>, inline)]
+            pub from: Option<String>,
+            /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+            /// `from`. Default: now.
+            #[param(value_type = Option<Instant>, inline)]
+            pub to: Option<String>,
+            /// Only these rules (comma-separated).
+            #[param(value_type = Option<Rules>, inline, style = Form, explode = false, example = "high_value_purchase")]
+            pub rule: Option<String>,
+            /// Only these severities (comma-separated): low, medium, high.
+            #[param(value_type = Option<Severities>, inline, style = Form, explode = false, example = "high")]
+            pub severity: Option<String>,
+            /// Only this user's anomalies.
+            #[param(value_type = Option<UserId>, inline, example = "user-42")]
+            pub user_id: Option<String>,
+            $($(#[$field_meta])* pub $field: Option<String>,)*
+        }
+
+        impl $name {
+            /// `[from, to)` with the defaults filled in.
+            fn range(&self, now: DateTime<Utc>) -> Result<TimeRange, ParamError> {
+                range(self.from.as_deref(), self.to.as_deref(), now)
+            }
+
+            /// Rules, severities and a user, each checked.
+            fn filter(&self) -> Result<AnomalyFilter, ParamError> {
+                anomaly_filter(
+                    self.rule.as_deref(),
+                    self.severity.as_deref(),
+                    self.user_id.as_deref(),
+                )
+            }
+        }
+    };
 }
 
-/// The most recent anomalies.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RecentAnomaliesQuery {
-    /// Start of the range (of the triggering events' times), inclusive:
-    /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-    pub from: Option<String>,
-    /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-    /// `from`. Default: now.
-    pub to: Option<String>,
-    /// Only these rules (comma-separated).
-    #[param(example = "high_value_purchase")]
-    pub rule: Option<String>,
-    /// Only these severities (comma-separated): low, medium, high.
-    #[param(example = "high")]
-    pub severity: Option<String>,
-    /// Only this user's anomalies.
-    #[param(example = "user-42")]
-    pub user_id: Option<String>,
-    /// Most anomalies to return, newest first: 1..=1000, default 100.
-    pub limit: Option<String>,
+anomaly_query! {
+    /// Anomalies counted.
+    pub struct AnomalyCountsQuery {
+        /// Group by `rule`, `severity` or both (default).
+        #[param(value_type = Option<AnomalyGroups>, inline)]
+        pub group_by: Option<String>,
+    }
 }
 
-/// Which event column a count is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKey {
-    /// `type`.
-    Type,
-    /// `source`.
-    Source,
+anomaly_query! {
+    /// A time series of anomaly counts.
+    pub struct AnomalySeriesQuery {
+        /// One series per `rule` or `severity` (default: one series).
+        #[param(value_type = Option<AnomalyGroup>, inline)]
+        pub group_by: Option<String>,
+        /// Bucket width, as for event counts (not with `interval_ms`).
+        #[param(value_type = Option<IntervalName>, inline)]
+        pub interval: Option<String>,
+        /// Bucket width in milliseconds, snapped up (not with `interval`).
+        #[param(value_type = Option<IntervalMs>, inline)]
+        pub interval_ms: Option<String>,
+    }
 }
 
-/// Which anomaly column a count is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnomalyKey {
-    /// `rule`.
-    Rule,
-    /// `severity`.
-    Severity,
+anomaly_query! {
+    /// The most recent anomalies.
+    pub struct RecentAnomaliesQuery {
+        /// Most anomalies to return, newest first: 1..=1000, default 100.
+        #[param(value_type = Option<Limit>, inline)]
+        pub limit: Option<String>,
+    }
 }
 
 /// Filters on event counts; empty lists filter nothing.
@@ -246,13 +221,31 @@ pub struct Series<K, F> {
     pub filter: F,
 }
 
+impl<K, F> Series<K, F> {
+    /// The series over `range` in the buckets `interval` (`interval`,
+    /// `interval_ms`) asks for, at most `max_buckets` of them, grouped by
+    /// `group`, counting what `filter` checks.
+    fn plan(
+        range: TimeRange,
+        (interval, interval_ms): (Option<&str>, Option<&str>),
+        max_buckets: usize,
+        group: Option<K>,
+        filter: impl FnOnce() -> Result<F, ParamError>,
+    ) -> Result<Self, ParamError> {
+        // Checked in this order, so the first bad parameter is the one named.
+        Ok(Series {
+            buckets: buckets(&range, interval, interval_ms, max_buckets)?,
+            range,
+            group,
+            filter: filter()?,
+        })
+    }
+}
+
 impl CountsQuery {
     /// The range and filter.
     pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, EventFilter), ParamError> {
-        Ok((
-            range(self.from.as_deref(), self.to.as_deref(), now)?,
-            event_filter(self.event_type.as_deref(), self.source.as_deref())?,
-        ))
+        Ok((self.range(now)?, self.filter()?))
     }
 }
 
@@ -263,23 +256,13 @@ impl TimeseriesQuery {
         now: DateTime<Utc>,
         max_buckets: usize,
     ) -> Result<Series<EventKey, EventFilter>, ParamError> {
-        let range = range(self.from.as_deref(), self.to.as_deref(), now)?;
-        let group = choice(
-            "group_by",
-            self.group_by.as_deref(),
-            &[("type", EventKey::Type), ("source", EventKey::Source)],
-        )?;
-        Ok(Series {
-            buckets: buckets(
-                &range,
-                self.interval.as_deref(),
-                self.interval_ms.as_deref(),
-                max_buckets,
-            )?,
-            range,
-            group,
-            filter: event_filter(self.event_type.as_deref(), self.source.as_deref())?,
-        })
+        Series::plan(
+            self.range(now)?,
+            (self.interval.as_deref(), self.interval_ms.as_deref()),
+            max_buckets,
+            EventGroup::optional("group_by", self.group_by.as_deref())?,
+            || self.filter(),
+        )
     }
 }
 
@@ -289,16 +272,12 @@ impl BreakdownQuery {
         &self,
         now: DateTime<Utc>,
     ) -> Result<(TimeRange, EventKey, u32, EventFilter), ParamError> {
-        let by = choice(
-            "by",
-            self.by.as_deref(),
-            &[("type", EventKey::Type), ("source", EventKey::Source)],
-        )?;
+        let by = EventGroup::optional("by", self.by.as_deref())?;
         Ok((
-            range(self.from.as_deref(), self.to.as_deref(), now)?,
+            self.range(now)?,
             by.unwrap_or(EventKey::Type),
-            limit(self.limit.as_deref(), 10)?,
-            event_filter(self.event_type.as_deref(), self.source.as_deref())?,
+            Limit::optional("limit", self.limit.as_deref())?.unwrap_or(10),
+            self.filter()?,
         ))
     }
 }
@@ -309,27 +288,9 @@ impl AnomalyCountsQuery {
         &self,
         now: DateTime<Utc>,
     ) -> Result<(TimeRange, bool, bool, AnomalyFilter), ParamError> {
-        let (by_rule, by_severity) = choice(
-            "group_by",
-            self.group_by.as_deref(),
-            &[
-                ("rule", (true, false)),
-                ("severity", (false, true)),
-                ("rule,severity", (true, true)),
-                ("severity,rule", (true, true)),
-            ],
-        )?
-        .unwrap_or((true, true));
-        Ok((
-            range(self.from.as_deref(), self.to.as_deref(), now)?,
-            by_rule,
-            by_severity,
-            anomaly_filter(
-                self.rule.as_deref(),
-                self.severity.as_deref(),
-                self.user_id.as_deref(),
-            )?,
-        ))
+        let (by_rule, by_severity) =
+            AnomalyGroups::optional("group_by", self.group_by.as_deref())?.unwrap_or((true, true));
+        Ok((self.range(now)?, by_rule, by_severity, self.filter()?))
     }
 }
 
@@ -340,30 +301,13 @@ impl AnomalySeriesQuery {
         now: DateTime<Utc>,
         max_buckets: usize,
     ) -> Result<Series<AnomalyKey, AnomalyFilter>, ParamError> {
-        let range = range(self.from.as_deref(), self.to.as_deref(), now)?;
-        let group = choice(
-            "group_by",
-            self.group_by.as_deref(),
-            &[
-                ("rule", AnomalyKey::Rule),
-                ("severity", AnomalyKey::Severity),
-            ],
-        )?;
-        Ok(Series {
-            buckets: buckets(
-                &range,
-                self.interval.as_deref(),
-                self.interval_ms.as_deref(),
-                max_buckets,
-            )?,
-            range,
-            group,
-            filter: anomaly_filter(
-                self.rule.as_deref(),
-                self.severity.as_deref(),
-                self.user_id.as_deref(),
-            )?,
-        })
+        Series::plan(
+            self.range(now)?,
+            (self.interval.as_deref(), self.interval_ms.as_deref()),
+            max_buckets,
+            AnomalyGroup::optional("group_by", self.group_by.as_deref())?,
+            || self.filter(),
+        )
     }
 }
 
@@ -371,13 +315,9 @@ impl RecentAnomaliesQuery {
     /// The range, the row limit, the filter.
     pub fn parse(&self, now: DateTime<Utc>) -> Result<(TimeRange, u32, AnomalyFilter), ParamError> {
         Ok((
-            range(self.from.as_deref(), self.to.as_deref(), now)?,
-            limit(self.limit.as_deref(), 100)?,
-            anomaly_filter(
-                self.rule.as_deref(),
-                self.severity.as_deref(),
-                self.user_id.as_deref(),
-            )?,
+            self.range(now)?,
+            Limit::optional("limit", self.limit.as_deref())?.unwrap_or(100),
+            self.filter()?,
         ))
     }
 }
@@ -389,60 +329,15 @@ pub(crate) fn anomaly_filter(
     user: Option<&str>,
 ) -> Result<AnomalyFilter, ParamError> {
     Ok(AnomalyFilter {
-        rules: list("rule", rule, |r| check_text(r, 128))?,
-        severities: list("severity", severity, |s| {
-            if ["low", "medium", "high"].contains(&s) {
-                Ok(())
-            } else {
-                Err(format!("must be low, medium or high, got {s:?}"))
-            }
-        })?,
+        rules: Rules::optional("rule", rule)?.unwrap_or_default(),
+        severities: Severities::optional("severity", severity)?.unwrap_or_default(),
         user_id: user_id(user)?,
     })
 }
 
 /// One user id, checked as the contract checks it; `None` when absent.
 pub(crate) fn user_id(value: Option<&str>) -> Result<Option<String>, ParamError> {
-    present(value)
-        .map(|u| {
-            check_text(u, USER_ID_MAX_CHARS)
-                .map(|()| u.to_owned())
-                .or_else(|m| refuse("user_id", m))
-        })
-        .transpose()
-}
-
-/// `value` unless it is absent or empty. Not trimmed: `" 5"` is not a
-/// number, and a user id may hold spaces.
-pub(crate) fn present(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.is_empty())
-}
-
-/// An instant: epoch milliseconds (what Grafana's `${__from}` gives; 0 to
-/// [`LATEST_EPOCH_MS`]) or any RFC 3339 time (events may be older than
-/// 1970, and reading them back must be possible).
-pub fn instant(parameter: &'static str, value: &str) -> Result<DateTime<Utc>, ParamError> {
-    if value.bytes().all(|b| b.is_ascii_digit()) {
-        return match digits(value) {
-            Some(ms) if ms <= LATEST_EPOCH_MS => DateTime::from_timestamp_millis(ms)
-                .map_or_else(|| refuse(parameter, "out of range"), Ok),
-            _ => refuse(
-                parameter,
-                format!(
-                    "epoch milliseconds must be at most {LATEST_EPOCH_MS} (9999-12-31), got {value:?}"
-                ),
-            ),
-        };
-    }
-    match DateTime::parse_from_rfc3339(value) {
-        Ok(t) => Ok(t.to_utc()),
-        Err(_) => refuse(
-            parameter,
-            format!(
-                "must be epoch milliseconds or an RFC 3339 time such as 2026-11-24T12:00:00Z, got {value:?}"
-            ),
-        ),
-    }
+    UserId::optional("user_id", value)
 }
 
 /// `[from, to)` with the defaults filled in.
@@ -452,11 +347,11 @@ pub fn range(
     now: DateTime<Utc>,
 ) -> Result<TimeRange, ParamError> {
     let to = present(to)
-        .map(|v| instant("to", v))
+        .map(|v| Instant::parse("to", v))
         .transpose()?
         .unwrap_or(now);
     let from = match present(from) {
-        Some(v) => instant("from", v)?,
+        Some(v) => Instant::parse("from", v)?,
         None => to - DEFAULT_SPAN,
     };
     if from >= to {
@@ -483,25 +378,11 @@ fn buckets(
         (Some(_), Some(_)) => {
             return refuse("interval", "give interval or interval_ms, not both");
         }
-        (Some(name), None) => (
-            Interval::named(name).ok_or_else(|| ParamError {
-                parameter: "interval",
-                message: format!(
-                    "must be one of {}, got {name:?}",
-                    super::INTERVALS.map(|i| i.name).join(", ")
-                ),
-            })?,
-            "interval",
+        (Some(name), None) => (IntervalName::parse("interval", name)?, "interval"),
+        (None, Some(ms)) => (
+            Interval::snapped(IntervalMs::parse("interval_ms", ms)?),
+            "interval_ms",
         ),
-        (None, Some(ms)) => match digits(ms) {
-            Some(ms) if ms > 0 => (Interval::snapped(ms), "interval_ms"),
-            _ => {
-                return refuse(
-                    "interval_ms",
-                    format!("must be a positive integer, got {ms:?}"),
-                );
-            }
-        },
         (None, None) => (Interval::auto(range), "from"),
     };
     Buckets::plan(range, chosen, max).or_else(|too_many| {
@@ -515,102 +396,14 @@ fn buckets(
     })
 }
 
-/// One of `allowed`, by name.
-fn choice<T: Copy>(
-    parameter: &'static str,
-    value: Option<&str>,
-    allowed: &[(&str, T)],
-) -> Result<Option<T>, ParamError> {
-    let Some(value) = present(value) else {
-        return Ok(None);
-    };
-    match allowed.iter().find(|(name, _)| *name == value) {
-        Some((_, chosen)) => Ok(Some(*chosen)),
-        None => refuse(
-            parameter,
-            format!(
-                "must be one of {}, got {value:?}",
-                allowed
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-    }
-}
-
-/// A row limit in 1..=[`MAX_LIMIT`].
-pub(crate) fn limit(value: Option<&str>, default: u32) -> Result<u32, ParamError> {
-    counted("limit", value, default, MAX_LIMIT)
-}
-
-/// An integer in 1..=`max`, `default` when absent.
-pub(crate) fn counted(
-    parameter: &'static str,
-    value: Option<&str>,
-    default: u32,
-    max: u32,
-) -> Result<u32, ParamError> {
-    match present(value) {
-        None => Ok(default),
-        Some(v) => match digits(v).and_then(|n| u32::try_from(n).ok()) {
-            Some(n) if (1..=max).contains(&n) => Ok(n),
-            _ => refuse(
-                parameter,
-                format!("must be an integer from 1 to {max}, got {v:?}"),
-            ),
-        },
-    }
-}
-
-/// `value` as a non-negative integer written in plain digits (no sign, no
-/// spaces), if it is one that fits.
-fn digits(value: &str) -> Option<i64> {
-    value
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| value.parse().ok())
-        .flatten()
-}
-
-/// A comma-separated list, each value checked; empty values are skipped
-/// (`login,` is `login`, and an empty list means no filter, which is what
-/// a dashboard's empty text box sends). Values are not trimmed.
-fn list(
-    parameter: &'static str,
-    value: Option<&str>,
-    check: impl Fn(&str) -> Result<(), String>,
-) -> Result<Vec<String>, ParamError> {
-    let Some(value) = present(value) else {
-        return Ok(Vec::new());
-    };
-    // Counted as written, empty ones too, as the document's maxItems counts.
-    let written = value.split(',').count();
-    if written > MAX_LIST {
-        return refuse(
-            parameter,
-            format!("at most {MAX_LIST} values, got {written}"),
-        );
-    }
-    let items: Vec<String> = value
-        .split(',')
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for item in &items {
-        check(item).or_else(|m| refuse(parameter, m))?;
-    }
-    Ok(items)
-}
-
+/// Types and sources, each checked.
 pub(crate) fn event_filter(
     types: Option<&str>,
     sources: Option<&str>,
 ) -> Result<EventFilter, ParamError> {
     Ok(EventFilter {
-        types: list("type", types, check_event_type)?,
-        sources: list("source", sources, |s| check_text(s, SOURCE_MAX_CHARS))?,
+        types: EventTypes::optional("type", types)?.unwrap_or_default(),
+        sources: Sources::optional("source", sources)?.unwrap_or_default(),
     })
 }
 

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics::params::{ParamError, counted};
-use crate::limits::MAX_HOURS;
+use crate::params::{Hours, Param, ParamError};
 
 /// The window of the counts, in hours before now.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -13,14 +12,14 @@ use crate::limits::MAX_HOURS;
 #[into_params(parameter_in = Query)]
 pub struct WindowQuery {
     /// The window, in hours before now: 1 to 8760, default 24.
-    #[param(example = "24")]
+    #[param(value_type = Option<Hours>, inline, example = "24")]
     pub hours: Option<String>,
 }
 
 impl WindowQuery {
     /// The window's length in hours, checked.
     pub fn hours(&self) -> Result<u32, ParamError> {
-        counted("hours", self.hours.as_deref(), 24, MAX_HOURS)
+        Ok(Hours::optional("hours", self.hours.as_deref())?.unwrap_or(24))
     }
 }
 

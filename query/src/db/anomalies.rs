@@ -2,7 +2,9 @@
 //! list, pages, and the anomalies of one event.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::pg::data_types::PgInterval;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_query;
 use diesel::sql_types::{Array, BigInt, Interval, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
@@ -17,6 +19,21 @@ event_ts >= $1 AND event_ts < $2
   AND ($3::text[] IS NULL OR rule = ANY($3))
   AND ($4::text[] IS NULL OR severity = ANY($4))
   AND ($5::text IS NULL OR user_id = $5)";
+
+/// `sql` with [`ANOMALY_FILTER`]'s binds `$1`–`$5`: `range` and `filter`.
+fn filtered(
+    sql: &str,
+    range: &TimeRange,
+    filter: &AnomalyFilter,
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamptz, _>(range.from)
+        .bind::<Timestamptz, _>(range.to)
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
+        .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
+        .bind::<Nullable<Text>, _>(filter.user_id.clone())
+}
 
 /// One anomaly as the recent list shows it.
 #[derive(Debug, diesel::QueryableByName)]
@@ -86,12 +103,7 @@ impl Analytics {
              GROUP BY 1, 2, 3
              ORDER BY 1, 4 DESC, 2, 3"
         );
-        let query = sql_query(sql)
-            .bind::<Timestamptz, _>(range.from)
-            .bind::<Timestamptz, _>(range.to)
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
-            .bind::<Nullable<Text>, _>(filter.user_id.clone())
+        let query = filtered(&sql, range, filter)
             .bind::<Nullable<Interval>, _>(
                 interval.map(|i| PgInterval::from_microseconds(i.micros())),
             )
@@ -139,13 +151,7 @@ impl Analytics {
              ORDER BY event_ts DESC, anomaly_id
              LIMIT $6"
         );
-        let query = sql_query(sql)
-            .bind::<Timestamptz, _>(range.from)
-            .bind::<Timestamptz, _>(range.to)
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.rules))
-            .bind::<Nullable<Array<Text>>, _>(nonempty(&filter.severities))
-            .bind::<Nullable<Text>, _>(filter.user_id.clone())
-            .bind::<BigInt, _>(i64::from(limit));
+        let query = filtered(&sql, range, filter).bind::<BigInt, _>(i64::from(limit));
         self.load(query).await
     }
 

@@ -10,8 +10,8 @@ use eventpipe_contract::validate::{
 use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use super::param::{Param, ParamError, digits, refuse};
 use super::schema::{empty, integer, list, list_text, one_of, text};
-use super::{Param, ParamError, digits, refuse};
 use crate::analytics::{INTERVALS, Interval};
 use crate::limits::{LATEST_EPOCH_MS, MAX_HOURS, MAX_LIMIT, MAX_LIST};
 

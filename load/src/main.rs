@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use clap::error::ErrorKind;
 use eventpipe_load::Exit;
 use eventpipe_load::config::{InvalidConfig, Options};
@@ -13,7 +13,10 @@ use eventpipe_load::config::{InvalidConfig, Options};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let options = match Options::try_parse() {
+    let parsed = Options::with_defaults()
+        .try_get_matches()
+        .and_then(|matches| Options::from_arg_matches(&matches));
+    let options = match parsed {
         Ok(options) => options,
         Err(e) => {
             let _ = e.print();

@@ -1,5 +1,7 @@
 use super::*;
+use crate::sink::BATCH_BYTES;
 use crate::sink::{Delivered, FailureKind, SendError};
+use eventpipe_contract::kafka::REDRIVE_UNCOMMITTED_BYTES;
 
 const MAX: u64 = 8 * 1024 * 1024;
 

@@ -2,26 +2,28 @@
 //! offsets are committed only when the caller says the batch is durable,
 //! and the producer that puts poison messages on the dead-letter topic.
 //! Nothing else in the worker imports rdkafka.
+//!
+//! [`context`] is what librdkafka calls back into (logs, rebalances, the
+//! positions to check); [`received`] is a message as the worker holds it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod context;
+mod received;
+
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eventpipe_contract::kafka;
 use eventpipe_service::kafka as kafka_client;
 use eventpipe_service::producer_health::{HealingProducer, ProducerHealth, SendOutcome};
-use eventpipe_service::telemetry::{self, TraceHeaders};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use eventpipe_service::telemetry::TraceHeaders;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
@@ -32,112 +34,8 @@ pub use eventpipe_contract::kafka::{
     HEADER_DLQ_SOURCE_TOPIC,
 };
 
-/// Logs librdkafka and rebalances through `tracing`; remembers where each
-/// assigned partition should continue, to notice offsets that were never
-/// read.
-pub struct SourceContext {
-    metrics: Metrics,
-    /// Bumped on every revoke; see [`Source::revocations`].
-    revocations: AtomicU64,
-    /// The next offset expected from each assigned partition: its committed
-    /// offset at assignment, then one past the last message read.
-    expected: Mutex<HashMap<i32, i64>>,
-}
-
-impl SourceContext {
-    fn expected(&self) -> std::sync::MutexGuard<'_, HashMap<i32, i64>> {
-        self.expected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Notes that `offset` of `partition` was read. A jump past the
-    /// expected offset means messages were skipped: the log no longer held
-    /// them when the worker got there (retention deleted them while the
-    /// worker lagged; the consumer then resets to the log start), which is
-    /// data loss the operator must hear about.
-    fn read(&self, topic: &str, partition: i32, offset: i64) {
-        let mut expected = self.expected();
-        let next = expected.entry(partition).or_insert(offset);
-        if offset > *next {
-            let skipped = offset - *next;
-            self.metrics
-                .offsets_skipped
-                .with_label_values(&[topic, &partition.to_string()])
-                .inc_by(skipped as u64);
-            tracing::error!(
-                partition,
-                from = *next,
-                to = offset,
-                skipped,
-                "offsets skipped: the topic no longer held them when the worker got there (retention while lagging?); those events were not stored"
-            );
-        }
-        *next = offset + 1;
-    }
-}
-
-impl ClientContext for SourceContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        kafka_client::log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        kafka_client::error(&error, reason);
-    }
-}
-
-impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        // Offsets are committed after every durable batch, so a revoke has
-        // nothing durable left to commit but the batch being written, which
-        // sees the bump and leaves its offsets alone (see Source::commit);
-        // data not yet stored is redelivered to the partition's next owner.
-        if let Rebalance::Revoke(partitions) = rebalance {
-            self.revocations.fetch_add(1, Ordering::SeqCst);
-            let mut expected = self.expected();
-            for p in partitions.elements() {
-                expected.remove(&p.partition());
-            }
-            drop(expected);
-            tracing::info!(partitions = partitions.count(), "partitions revoked");
-        }
-    }
-
-    fn post_rebalance(
-        &self,
-        consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = partitions.count(), "partitions assigned");
-            // Where the group left off: reading resumes there unless the
-            // log no longer starts that early.
-            match consumer.committed_offsets((*partitions).clone(), Duration::from_secs(10)) {
-                Ok(committed) => {
-                    // Nothing committed yet: reading starts at the log's
-                    // start as it is now; whatever it loses after this
-                    // was never read either.
-                    let starts: Vec<(i32, i64)> = committed
-                        .elements()
-                        .iter()
-                        .filter_map(|p| match p.offset() {
-                            Offset::Offset(offset) => Some((p.partition(), offset)),
-                            _ => consumer
-                                .fetch_watermarks(p.topic(), p.partition(), Duration::from_secs(10))
-                                .ok()
-                                .map(|(low, _)| (p.partition(), low)),
-                        })
-                        .collect();
-                    self.expected().extend(starts);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read committed offsets; skipped offsets go unnoticed until the first message")
-                }
-            }
-        }
-    }
-}
+pub use context::SourceContext;
+pub use received::{Received, Record};
 
 /// The events consumer, and the producer for the DLQ and anomalies topics.
 pub struct Source {
@@ -173,11 +71,7 @@ impl Source {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(SourceContext {
-                metrics,
-                revocations: AtomicU64::new(0),
-                expected: Mutex::default(),
-            })
+            .create_with_context(SourceContext::new(metrics))
             .context("creating the Kafka consumer (check KAFKA_CONFIG)")?;
         let watcher = client_config(config)
             .set("group.id", &config.group_id)
@@ -477,119 +371,5 @@ impl Source {
             self.consumer.fetch_metadata(None, Timeout::After(timeout)),
             topics,
         )
-    }
-}
-
-/// One message read from the events topic.
-pub struct Received(OwnedMessage);
-
-/// A message as a function platform hands it over (decoded from its
-/// event; see [`crate::function`]).
-pub struct Record {
-    /// The topic it was read from.
-    pub topic: String,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset there.
-    pub offset: i64,
-    /// Its timestamp, in milliseconds since the epoch.
-    pub timestamp_ms: i64,
-    /// Its key.
-    pub key: Option<Vec<u8>>,
-    /// Its value.
-    pub value: Option<Vec<u8>>,
-    /// Its headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl From<Record> for Received {
-    fn from(record: Record) -> Self {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        Received(OwnedMessage::new(
-            record.value,
-            record.key,
-            record.topic,
-            rdkafka::Timestamp::CreateTime(record.timestamp_ms),
-            record.partition,
-            record.offset,
-            Some(headers),
-        ))
-    }
-}
-
-impl From<OwnedMessage> for Received {
-    fn from(message: OwnedMessage) -> Self {
-        Received(message)
-    }
-}
-
-impl Received {
-    /// The topic it was read from.
-    pub fn topic(&self) -> &str {
-        self.0.topic()
-    }
-
-    /// The message key.
-    pub fn key(&self) -> Option<&[u8]> {
-        self.0.key()
-    }
-
-    /// Its timestamp in milliseconds since the epoch, if it has one.
-    pub fn timestamp_ms(&self) -> Option<i64> {
-        self.0.timestamp().to_millis()
-    }
-
-    /// Its headers, in order (a header without a value has an empty one).
-    pub fn headers(&self) -> Vec<(&str, &[u8])> {
-        self.0
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The message value.
-    pub fn payload(&self) -> Option<&[u8]> {
-        self.0.payload()
-    }
-
-    /// The partition it was read from.
-    pub fn partition(&self) -> i32 {
-        self.0.partition()
-    }
-
-    /// Its offset in that partition.
-    pub fn offset(&self) -> i64 {
-        self.0.offset()
-    }
-
-    /// The schema version header, if present.
-    pub fn schema_version(&self) -> Option<&[u8]> {
-        self.header(kafka::HEADER_SCHEMA_VERSION)
-    }
-
-    /// The W3C trace context the API put on the message, as it came
-    /// (checked only by [`TraceHeaders::context`]).
-    pub fn trace(&self) -> Option<TraceHeaders> {
-        let text = |name| self.header(name).and_then(|v| std::str::from_utf8(v).ok());
-        Some(TraceHeaders {
-            traceparent: text(telemetry::TRACEPARENT)?.to_owned(),
-            tracestate: text(telemetry::TRACESTATE).map(str::to_owned),
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .headers()
-            .and_then(|hs| hs.iter().find(|h| h.key == name).and_then(|h| h.value))
     }
 }

@@ -48,6 +48,12 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+mod raw;
+mod traces;
+
+use raw::raw_produce;
+use traces::tracing_cost;
+
 const TOPIC: &str = "events";
 
 /// Set in the API's process: serve, print the address, run until killed.
@@ -214,76 +220,6 @@ async fn child() {
     telemetry.shutdown();
 }
 
-/// Counts failed deliveries; the cheapest possible delivery handling.
-struct CountFailures(Arc<AtomicU64>);
-
-impl ClientContext for CountFailures {}
-
-impl ProducerContext for CountFailures {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Produces `n` messages shaped exactly like the API's with the API's
-/// producer settings as fast as rdkafka allows (no per-message future:
-/// enqueue everything, then flush), and checks every one was acknowledged.
-fn raw_produce(bootstrap: &str, values: &[(String, Vec<u8>)], n: usize) -> Duration {
-    let failures = Arc::new(AtomicU64::new(0));
-    let producer: ThreadedProducer<CountFailures> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(CountFailures(failures.clone()))
-        .unwrap();
-    let started = Instant::now();
-    for i in 0..n {
-        let (key, value) = &values[i % values.len()];
-        loop {
-            let headers = OwnedHeaders::new_with_capacity(3)
-                .insert(Header {
-                    key: "eventpipe-schema-version",
-                    value: Some("1"),
-                })
-                .insert(Header {
-                    key: "eventpipe-request-id",
-                    value: Some("01a208af-a42a-7758-a5af-e48e2bbf2254"),
-                })
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/json"),
-                });
-            let record = BaseRecord::to(TOPIC)
-                .key(key.as_bytes())
-                .payload(value)
-                .headers(headers);
-            match producer.send(record) {
-                Ok(()) => break,
-                // Queue full: let deliveries drain it.
-                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err((e, _)) => panic!("produce failed: {e}"),
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(60)).unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "some messages were not acknowledged"
-    );
-    elapsed
-}
-
 /// The 99th percentile of accepted (202) requests from the API's own
 /// latency histogram: the upper bound of the bucket it falls in, in ms.
 fn accepted_p99_ms(metrics: &str) -> f64 {
@@ -371,89 +307,6 @@ fn main() {
     } else {
         runtime.block_on(run());
     }
-}
-
-/// Counts the spans OTLP/HTTP requests carry.
-async fn count_spans(
-    axum::extract::State(spans): axum::extract::State<Arc<AtomicU64>>,
-    body: bytes::Bytes,
-) -> axum::http::StatusCode {
-    use prost::Message;
-    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-        return axum::http::StatusCode::BAD_REQUEST;
-    };
-    let n: usize = request
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    spans.fetch_add(n as u64, Ordering::Relaxed);
-    axum::http::StatusCode::OK
-}
-
-/// Each tracing mode in an API process of its own, `rounds` times in turn;
-/// prints the rates and the spans exported.
-async fn tracing_cost(bootstrap: &str, secs: u64, rounds: usize) {
-    let spans = Arc::new(AtomicU64::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .route("/v1/traces", axum::routing::post(count_spans))
-        .with_state(spans.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let modes: [(&str, Option<&str>); 3] = [
-        ("off (no endpoint)", None),
-        ("1 % sampled", Some("0.01")),
-        ("100 % sampled", Some("1")),
-    ];
-    // Per mode: (batch events/s, singles/s, spans) of each round.
-    let mut results: Vec<Vec<(f64, f64, u64)>> = vec![Vec::new(); modes.len()];
-    for round in 0..rounds {
-        for (i, (name, ratio)) in modes.iter().enumerate() {
-            let before = spans.load(Ordering::Relaxed);
-            let env: Vec<(&str, &str)> = match ratio {
-                Some(ratio) => vec![
-                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-                    ("OTEL_TRACES_SAMPLER_ARG", ratio),
-                ],
-                None => Vec::new(),
-            };
-            let api = ApiProcess::start(bootstrap, &env);
-            let batch = drive(&api.url, 100, 32, secs).await.events;
-            let single = drive(&api.url, 1, 256, secs).await.requests;
-            api.stop();
-            let exported = spans.load(Ordering::Relaxed) - before;
-            eprintln!(
-                "  round {}: {name:<18} {batch:>9.0} events/s in batches, {single:>7.0} singles/s, {exported} spans",
-                round + 1
-            );
-            results[i].push((batch, single, exported));
-        }
-    }
-    let mean = |xs: &[(f64, f64, u64)], f: fn(&(f64, f64, u64)) -> f64| {
-        xs.iter().map(f).sum::<f64>() / xs.len() as f64
-    };
-    let (off_batch, off_single) = (mean(&results[0], |r| r.0), mean(&results[0], |r| r.1));
-    println!(
-        "  tracing cost (mean of {rounds} round(s), each mode an API process of its own, taking turns):"
-    );
-    println!(
-        "  {:<20}{:>16}{:>10}{:>14}{:>10}{:>16}",
-        "", "batches (ev/s)", "vs off", "singles (/s)", "vs off", "spans exported"
-    );
-    for ((name, _), runs) in modes.iter().zip(&results) {
-        let batch = mean(runs, |r| r.0);
-        let single = mean(runs, |r| r.1);
-        let exported: u64 = runs.iter().map(|r| r.2).sum();
-        println!(
-            "  {name:<20}{batch:>16.0}{:>9.1}%{single:>14.0}{:>9.1}%{exported:>16}",
-            100.0 * (batch / off_batch - 1.0),
-            100.0 * (single / off_single - 1.0),
-        );
-    }
-    println!();
 }
 
 async fn run() {

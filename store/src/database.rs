@@ -28,6 +28,12 @@ pub async fn connection(pool: &DbPool) -> Result<Connection<'_>, crate::error::S
         .map_err(|e| crate::error::StoreError::Unavailable(e.to_string()))
 }
 
+/// One connection of its own to `database_url` (for a command, outside
+/// any pool).
+pub async fn connect(database_url: &str) -> Result<AsyncPgConnection, diesel::ConnectionError> {
+    AsyncPgConnection::establish(database_url).await
+}
+
 /// Builds the pool. Connections are made lazily, so this succeeds while the
 /// database is down; [`ping`] says whether it answers.
 pub async fn pool(database_url: &str, size: u32) -> anyhow::Result<DbPool> {

@@ -72,16 +72,29 @@ Usage: eventpipe-worker [migrate | openapi | retention [--dry-run] [--json]]
     served
 }
 
+/// The `retention` command's flags.
+#[derive(clap::Parser)]
+#[command(name = "eventpipe-worker retention", no_binary_name = true)]
+struct RetentionFlags {
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// The `retention` command.
 async fn retention(flags: Vec<String>) -> anyhow::Result<()> {
-    let dry_run = flags.iter().any(|f| f == "--dry-run");
-    let json = flags.iter().any(|f| f == "--json");
-    if let Some(unknown) = flags
-        .iter()
-        .find(|f| !["--dry-run", "--json"].contains(&f.as_str()))
-    {
-        anyhow::bail!("unknown flag {unknown:?} for retention; see --help");
-    }
+    let RetentionFlags { dry_run, json } = <RetentionFlags as clap::Parser>::try_parse_from(flags)
+        .map_err(|e| {
+            let said = e.to_string();
+            let first = said.lines().next().unwrap_or_default();
+            anyhow::anyhow!(
+                "retention: {}; see --help",
+                first.trim_start_matches("error: ")
+            )
+        })?;
     let lookup = |name: &str| std::env::var(name).ok();
     let url = config::database_url(lookup)?;
     let settings = config::maintenance_config(lookup)?;

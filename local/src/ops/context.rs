@@ -190,61 +190,43 @@ pub struct Flags {
     pub limit: Option<usize>,
     /// `--offset P:O`, repeatable.
     pub offsets: Vec<(i32, i64)>,
-    /// What is not a flag.
-    pub words: Vec<String>,
+}
+
+impl From<&clap::ArgMatches> for Flags {
+    /// The flags of the command `matches` holds (clap checked them).
+    fn from(matches: &clap::ArgMatches) -> Self {
+        let taken = |id: &str| matches.try_get_one::<bool>(id).ok().flatten().copied();
+        Flags {
+            json: taken("json").unwrap_or(false),
+            dry_run: taken("dry_run").unwrap_or(false),
+            exact: taken("exact").unwrap_or(false),
+            include_redriven: taken("include_redriven").unwrap_or(false),
+            reason: matches
+                .try_get_one::<String>("reason")
+                .ok()
+                .flatten()
+                .cloned(),
+            limit: matches
+                .try_get_one::<usize>("limit")
+                .ok()
+                .flatten()
+                .copied(),
+            offsets: matches
+                .try_get_many::<(i32, i64)>("offset")
+                .ok()
+                .flatten()
+                .map(|o| o.copied().collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Flags {
-    /// Parses `args`, refusing flags `allowed` does not list.
+    /// Parses `args` as a command taking only the flags `allowed` (clap
+    /// refuses the others, naming them).
     pub fn parse(args: &[String], allowed: &[&str]) -> anyhow::Result<Self> {
-        let mut flags = Flags::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
-                _ => (arg.as_str(), None),
-            };
-            if !name.starts_with("--") {
-                flags.words.push(arg.clone());
-                continue;
-            }
-            anyhow::ensure!(
-                allowed.contains(&name),
-                "unknown option {name}; this command takes {}",
-                allowed.join(", ")
-            );
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next().cloned())
-                    .with_context(|| format!("{name} needs a value"))
-            };
-            match name {
-                "--json" => flags.json = true,
-                "--dry-run" => flags.dry_run = true,
-                "--exact" => flags.exact = true,
-                "--include-redriven" => flags.include_redriven = true,
-                "--reason" => flags.reason = Some(value()?),
-                "--limit" => {
-                    let text = value()?;
-                    flags.limit =
-                        Some(text.parse().with_context(|| {
-                            format!("--limit takes a whole number, not {text:?}")
-                        })?);
-                }
-                "--offset" => {
-                    let text = value()?;
-                    let parsed = text
-                        .split_once(':')
-                        .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
-                    flags.offsets.push(parsed.with_context(|| {
-                        format!("--offset takes PARTITION:OFFSET, e.g. 0:42, not {text:?}")
-                    })?);
-                }
-                _ => unreachable!("every allowed flag is handled"),
-            }
-        }
-        Ok(flags)
+        let matches = super::cli::parse_flags(args, allowed)?;
+        Ok(Flags::from(&matches))
     }
 }
 

@@ -11,6 +11,7 @@
 
 use anyhow::Context as _;
 
+mod cli;
 mod context;
 pub mod db_stats;
 pub mod dlq;
@@ -49,60 +50,22 @@ pub fn help() -> String {
 
 /// Runs command `args[0]` with the rest of `args`; the exit status.
 pub async fn run(args: &[String]) -> anyhow::Result<i32> {
+    let matches = cli::parse(args)?;
     let target = Target::from_lookup(|name| std::env::var(name).ok(), LocalRun::running())?;
-    let (command, rest) = args.split_first().context("no command")?;
-    match command.as_str() {
-        "status" => {
-            let flags = Flags::parse(rest, &["--json"])?;
-            print(&status::status(&target).await, flags.json)
+    let (command, sub, given) = cli::chosen(&matches)?;
+    let flags = Flags::from(given);
+    match (command, sub) {
+        ("status", _) => print(&status::status(&target).await, flags.json),
+        ("db-stats", _) => print(&db_stats::db_stats(&target, flags.exact).await?, flags.json),
+        ("topics", None) => print(&topics::list(&target)?, flags.json),
+        ("topics", Some(_)) => {
+            let topic = given
+                .get_one::<String>("topic")
+                .context("topics describe takes a TOPIC")?;
+            print(&topics::describe(&target, topic)?, flags.json)
         }
-        "db-stats" => {
-            let flags = Flags::parse(rest, &["--json", "--exact"])?;
-            print(&db_stats::db_stats(&target, flags.exact).await?, flags.json)
-        }
-        "topics" => {
-            let flags = Flags::parse(rest, &["--json"])?;
-            match flags.words.as_slice() {
-                [] => print(&topics::list(&target)?, flags.json),
-                [describe, topic] if describe == "describe" => {
-                    print(&topics::describe(&target, topic)?, flags.json)
-                }
-                other => anyhow::bail!("topics takes nothing or `describe TOPIC`, not {other:?}"),
-            }
-        }
-        "dlq" => {
-            let (sub, rest) = rest
-                .split_first()
-                .context("dlq takes `list` or `redrive`; see --help")?;
-            match sub.as_str() {
-                "list" => {
-                    let flags = Flags::parse(rest, &["--json", "--reason", "--limit"])?;
-                    print(&dlq::list(&target, &flags).await?, flags.json)
-                }
-                "redrive" => {
-                    let flags = Flags::parse(
-                        rest,
-                        &[
-                            "--json",
-                            "--reason",
-                            "--offset",
-                            "--dry-run",
-                            "--include-redriven",
-                        ],
-                    )?;
-                    print(&dlq::redrive(&target, &flags).await?, flags.json)
-                }
-                other => anyhow::bail!("dlq takes `list` or `redrive`, not {other:?}"),
-            }
-        }
-        "invalid" => {
-            let (sub, rest) = rest
-                .split_first()
-                .context("invalid takes `list`; see --help")?;
-            anyhow::ensure!(sub == "list", "invalid takes `list`, not {sub:?}");
-            let flags = Flags::parse(rest, &["--json", "--limit"])?;
-            print(&invalid::list(&target, &flags)?, flags.json)
-        }
-        other => anyhow::bail!("unknown command {other:?}; see --help"),
+        ("dlq", Some("list")) => print(&dlq::list(&target, &flags).await?, flags.json),
+        ("dlq", Some(_)) => print(&dlq::redrive(&target, &flags).await?, flags.json),
+        (_, _) => print(&invalid::list(&target, &flags)?, flags.json),
     }
 }

@@ -64,9 +64,9 @@ pub const REBUILD_BACKOFF: Duration = Duration::from_secs(5);
 /// When a producer counts as failing and when it is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthRule {
-    /// `KAFKA_UNREADY_AFTER_FAILED_SENDS`, default 5.
+    /// `KAFKA_UNREADY_AFTER_FAILED_SENDS`.
     pub unready_after: u32,
-    /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`, default 20; 0 means only a
+    /// `KAFKA_REBUILD_AFTER_REFUSED_SENDS`; 0 means only a
     /// fatal error replaces the producer.
     pub rebuild_after: u32,
 }

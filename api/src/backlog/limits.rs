@@ -37,7 +37,7 @@ pub struct BacklogLimits {
     pub max_messages: Option<u64>,
     /// `KAFKA_GROUP_ID`: the workers' consumer group.
     pub group_id: String,
-    /// `API_BACKLOG_CHECK_MS`, default 100.
+    /// `API_BACKLOG_CHECK_MS`.
     pub check_interval: Duration,
 }
 

@@ -36,3 +36,31 @@ fn readme_documents_every_flag_variable_and_metric() {
         "load/README.md does not document {missing:?}"
     );
 }
+
+/// Each default the README's table states is the one the code fills in
+/// and `--help` shows (`config::defaults`).
+#[test]
+fn readme_states_the_code_s_defaults() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let command = Options::command();
+    let mut wrong = Vec::new();
+    for (id, shown) in eventpipe_load::config::defaults::shown() {
+        let long = command
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("no flag {id}"));
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `--{long}")))
+            .unwrap_or_else(|| panic!("no row for --{long}"));
+        // The value, without the note after it.
+        let value = shown.split("; ").next().unwrap().split(", or ").next().unwrap();
+        let default = row.rsplit('|').nth(1).unwrap_or_default();
+        if !default.contains(value) {
+            wrong.push(format!("--{long}: README says {default:?}, the code {value:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

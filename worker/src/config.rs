@@ -600,10 +600,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(
-            c.analytics_token.as_ref().map(|t| t.expose().as_str()),
-            Some("t0ken-s3cret")
-        );
+        assert_eq!(c.analytics_token.as_deref(), Some("t0ken-s3cret"));
         assert!(!format!("{c:?}").contains("t0ken-s3cret"));
     }
 }

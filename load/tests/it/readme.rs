@@ -56,10 +56,18 @@ fn readme_states_the_code_s_defaults() {
             .find(|l| l.starts_with(&format!("| `--{long}")))
             .unwrap_or_else(|| panic!("no row for --{long}"));
         // The value, without the note after it.
-        let value = shown.split("; ").next().unwrap().split(", or ").next().unwrap();
+        let value = shown
+            .split("; ")
+            .next()
+            .unwrap()
+            .split(", or ")
+            .next()
+            .unwrap();
         let default = row.rsplit('|').nth(1).unwrap_or_default();
         if !default.contains(value) {
-            wrong.push(format!("--{long}: README says {default:?}, the code {value:?}"));
+            wrong.push(format!(
+                "--{long}: README says {default:?}, the code {value:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -19,6 +19,16 @@ impl<T> Secret<T> {
     }
 }
 
+/// A secret text reads as `str` where it is used (`Option::as_deref`);
+/// only `Debug` hides it.
+impl std::ops::Deref for Secret<String> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")

@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 use crate::analytics::params::{AnomalyFilter, EventFilter, anomaly_filter, event_filter, user_id};
 use crate::params::{
-    EventTypes, Instant, Limit, Param, ParamError, Rules, Severities, Sources, UserId, present,
-    refuse,
+    EventTypes, Instant, Limit, Param, ParamError, Sources, UserId, present, refuse,
 };
 
 /// Rows per page unless `limit` says otherwise.
@@ -199,53 +198,41 @@ fn page(limit: Option<&str>, after: Option<&str>) -> Result<(u32, Option<Cursor>
     ))
 }
 
-/// Declares an anomaly list's query struct: rules and severities, its
-/// own fields (the list of all anomalies takes a user; a user's list has
-/// the user in its path), then the range, page size and cursor.
+/// Declares an anomaly list's query struct: the filters
+/// ([`crate::params::anomaly_filter_query`]; the list of all anomalies
+/// takes a user, a user's list has the user in its path), then the range,
+/// page size and cursor.
 macro_rules! anomaly_page_query {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident {
-            $($(#[$field_meta:meta])* pub $field:ident: Option<String>,)*
-        }
+        pub struct $name:ident { $($with:tt)* }
     ) => {
-        $(#[$meta])*
-        #[derive(Debug, Deserialize, IntoParams)]
-        #[serde(deny_unknown_fields)]
-        #[into_params(parameter_in = Query)]
-        pub struct $name {
-            /// Only these rules (comma-separated).
-            #[param(value_type = Option<Rules>, inline, style = Form, explode = false, example = "high_value_purchase")]
-            pub rule: Option<String>,
-            /// Only these severities (comma-separated): low, medium, high.
-            #[param(value_type = Option<Severities>, inline, style = Form, explode = false, example = "high")]
-            pub severity: Option<String>,
-            $($(#[$field_meta])* pub $field: Option<String>,)*
-            /// Only anomalies whose event is at or after this time: epoch
-            /// milliseconds or RFC 3339. Default: no lower bound.
-            #[param(value_type = Option<Instant>, inline)]
-            pub from: Option<String>,
-            /// Only anomalies whose event is before this time; after `from` when
-            /// both are given. Default: no upper bound.
-            #[param(value_type = Option<Instant>, inline)]
-            pub to: Option<String>,
-            /// Anomalies per page: 1 to 1000, default 100.
-            #[param(value_type = Option<Limit>, inline)]
-            pub limit: Option<String>,
-            /// Where to continue: the previous page's `next_cursor`, as it is.
-            #[param(value_type = Option<Cursor>, inline)]
-            pub cursor: Option<String>,
+        crate::params::anomaly_filter_query! {
+            $(#[$meta])*
+            pub struct $name {
+                ..filters $($with)*;
+                /// Only anomalies whose event is at or after this time: epoch
+                /// milliseconds or RFC 3339. Default: no lower bound.
+                #[param(value_type = Option<Instant>, inline)]
+                pub from: Option<String>,
+                /// Only anomalies whose event is before this time; after `from` when
+                /// both are given. Default: no upper bound.
+                #[param(value_type = Option<Instant>, inline)]
+                pub to: Option<String>,
+                /// Anomalies per page: 1 to 1000, default 100.
+                #[param(value_type = Option<Limit>, inline)]
+                pub limit: Option<String>,
+                /// Where to continue: the previous page's `next_cursor`, as it is.
+                #[param(value_type = Option<Cursor>, inline)]
+                pub cursor: Option<String>,
+            }
         }
     };
 }
 
 anomaly_page_query! {
     /// `GET /api/v1/anomalies`: filters, page size and where to continue.
-    pub struct AnomalyListQuery {
-            /// Only this user's anomalies.
-            #[param(value_type = Option<UserId>, inline, example = "user-42")]
-            pub user_id: Option<String>,
-    }
+    pub struct AnomalyListQuery { with user_id }
 }
 
 anomaly_page_query! {

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Buckets, Interval, TimeRange};
+use super::{Buckets, Interval, Point, TimeRange, zero_fill};
 use crate::params::{
     AnomalyGroup, AnomalyGroups, EventGroup, EventTypes, Instant, IntervalMs, IntervalName, Limit,
     Param, Rules, Severities, Sources, UserId, present, refuse,
@@ -102,39 +102,30 @@ event_query! {
     }
 }
 
-/// Declares an anomaly endpoint's query struct: the range and the filters
-/// every anomaly query takes (`from`, `to`, `rule`, `severity`,
-/// `user_id`, in that order in the document), then its own fields.
+/// Declares an anomaly endpoint's query struct: the range, the filters
+/// every anomaly query takes ([`crate::params::anomaly_filter_query`]),
+/// then its own fields.
 macro_rules! anomaly_query {
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
-            $($(#[$field_meta:meta])* pub $field:ident: Option<String>,)*
+            $($own:tt)*
         }
     ) => {
-        $(#[$meta])*
-        #[derive(Debug, Default, Deserialize, IntoParams)]
-        #[serde(deny_unknown_fields)]
-        #[into_params(parameter_in = Query)]
-        pub struct $name {
-            /// Start of the range (of the triggering events' times), inclusive:
-            /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
-            #[param(value_type = Option<Instant>, inline)]
-            pub from: Option<String>,
-            /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
-            /// `from`. Default: now.
-            #[param(value_type = Option<Instant>, inline)]
-            pub to: Option<String>,
-            /// Only these rules (comma-separated).
-            #[param(value_type = Option<Rules>, inline, style = Form, explode = false, example = "high_value_purchase")]
-            pub rule: Option<String>,
-            /// Only these severities (comma-separated): low, medium, high.
-            #[param(value_type = Option<Severities>, inline, style = Form, explode = false, example = "high")]
-            pub severity: Option<String>,
-            /// Only this user's anomalies.
-            #[param(value_type = Option<UserId>, inline, example = "user-42")]
-            pub user_id: Option<String>,
-            $($(#[$field_meta])* pub $field: Option<String>,)*
+        crate::params::anomaly_filter_query! {
+            $(#[$meta])*
+            pub struct $name {
+                /// Start of the range (of the triggering events' times), inclusive:
+                /// epoch milliseconds or RFC 3339. Default: 24 hours before `to`.
+                #[param(value_type = Option<Instant>, inline)]
+                pub from: Option<String>,
+                /// End of the range, exclusive: epoch milliseconds or RFC 3339; after
+                /// `from`. Default: now.
+                #[param(value_type = Option<Instant>, inline)]
+                pub to: Option<String>,
+                ..filters with user_id;
+                $($own)*
+            }
         }
 
         impl $name {
@@ -219,6 +210,41 @@ pub struct Series<K, F> {
     pub group: Option<K>,
     /// What to count.
     pub filter: F,
+}
+
+/// The groups a filter names for a grouping: a series shows them even
+/// where they counted nothing.
+pub trait Named<K> {
+    /// The values of `key` this filter asks for (empty: any).
+    fn named(&self, key: K) -> &[String];
+}
+
+impl Named<EventKey> for EventFilter {
+    fn named(&self, key: EventKey) -> &[String] {
+        match key {
+            EventKey::Type => &self.types,
+            EventKey::Source => &self.sources,
+        }
+    }
+}
+
+impl Named<AnomalyKey> for AnomalyFilter {
+    fn named(&self, key: AnomalyKey) -> &[String] {
+        match key {
+            AnomalyKey::Rule => &self.rules,
+            AnomalyKey::Severity => &self.severities,
+        }
+    }
+}
+
+impl<K: Copy, F: Named<K>> Series<K, F> {
+    /// `rows` with every bucket and every group present, in time order:
+    /// the groups found and those the filter names, zero where nothing
+    /// was counted.
+    pub fn filled(&self, rows: Vec<Point>) -> Vec<Point> {
+        let named = self.group.map_or(&[][..], |key| self.filter.named(key));
+        zero_fill(&self.buckets, self.group.is_some(), named, rows)
+    }
 }
 
 impl<K, F> Series<K, F> {

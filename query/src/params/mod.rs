@@ -23,5 +23,43 @@ pub(crate) use param::{present, refuse};
 
 pub use types::{
     AnomalyGroup, AnomalyGroups, AnomalyKey, EventGroup, EventKey, EventTypes, Hours, Instant,
-    IntervalMs, IntervalName, Limit, Rules, Severities, Sources, UserId,
+    IntervalMs, IntervalName, Limit, Rules, Severities, Sources, UserId, UserPath,
 };
+
+/// Declares a query struct that filters anomalies: its own fields before
+/// the filters, the filters (`rule`, `severity`, and `user_id` when it
+/// says `with user_id`), then its own fields after them, in that order in
+/// the document. The filters' documentation and types are written here
+/// once for every anomaly endpoint.
+macro_rules! anomaly_filter_query {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$before_meta:meta])* pub $before:ident: Option<String>,)*
+            ..filters $(with $user:ident)?;
+            $($(#[$after_meta:meta])* pub $after:ident: Option<String>,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            $($(#[$before_meta])* pub $before: Option<String>,)*
+            /// Only these rules (comma-separated).
+            #[param(value_type = Option<$crate::params::Rules>, inline, style = Form, explode = false, example = "high_value_purchase")]
+            pub rule: Option<String>,
+            /// Only these severities (comma-separated): low, medium, high.
+            #[param(value_type = Option<$crate::params::Severities>, inline, style = Form, explode = false, example = "high")]
+            pub severity: Option<String>,
+            $(
+                /// Only this user's anomalies.
+                #[param(value_type = Option<$crate::params::UserId>, inline, example = "user-42")]
+                pub $user: Option<String>,
+            )?
+            $($(#[$after_meta])* pub $after: Option<String>,)*
+        }
+    };
+}
+
+pub(crate) use anomaly_filter_query;

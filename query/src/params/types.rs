@@ -347,3 +347,17 @@ schema!(
         .pattern(Some(format!("^[^{NO_CONTROL}]{{0,{USER_ID_MAX_CHARS}}}$")))
         .into()
 );
+
+/// The `{user_id}` of a `/api/v1/users/{user_id}/…` route: percent-encoded
+/// in the path, checked as [`UserId`] checks it.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// The user, percent-encoded: 1 to 128 characters, none a control character
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    pub user_id: String,
+}

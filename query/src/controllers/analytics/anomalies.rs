@@ -12,10 +12,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Retained, query, time};
+use crate::analytics::TimeRange;
 use crate::analytics::params::{
     AnomalyCountsQuery, AnomalyKey, AnomalySeriesQuery, RecentAnomaliesQuery,
 };
-use crate::analytics::{TimeRange, zero_fill};
 use crate::db::AnomalyRow;
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
@@ -219,12 +219,8 @@ pub async fn get_anomaly_timeseries(
             &series.filter,
         )
         .await?;
-    let known = match series.group {
-        Some(AnomalyKey::Rule) => series.filter.rules.as_slice(),
-        Some(AnomalyKey::Severity) => series.filter.severities.as_slice(),
-        None => &[],
-    };
-    let data = zero_fill(&series.buckets, series.group.is_some(), known, rows)
+    let data = series
+        .filled(rows)
         .into_iter()
         .map(|(start, group, count)| AnomalyPoint {
             time: time(&start),

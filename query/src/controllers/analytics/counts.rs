@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Retained, query, time};
+use crate::analytics::TimeRange;
 use crate::analytics::params::{BreakdownQuery, CountsQuery, EventKey, TimeseriesQuery};
-use crate::analytics::{TimeRange, zero_fill};
 use crate::error::{AnalyticsErrors, HttpError};
 use crate::state::ReadSide;
 
@@ -173,12 +173,8 @@ pub async fn get_timeseries(
             &series.filter,
         )
         .await?;
-    let known = match series.group {
-        Some(EventKey::Type) => series.filter.types.as_slice(),
-        Some(EventKey::Source) => series.filter.sources.as_slice(),
-        None => &[],
-    };
-    let data = zero_fill(&series.buckets, series.group.is_some(), known, rows)
+    let data = series
+        .filled(rows)
         .into_iter()
         .map(|(start, group, count)| point(time(&start), group, series.group, count))
         .collect();

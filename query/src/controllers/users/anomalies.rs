@@ -19,11 +19,7 @@ use crate::state::ReadSide;
 /// One user's anomalies, newest first, a page at a time; 404 for a user
 /// with no event or anomaly kept.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/anomalies", tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user, percent-encoded: 1 to 128 characters, none a control character",
-            min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
-        UserAnomalyQuery,
-    ),
+    params(crate::params::UserPath, UserAnomalyQuery),
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "A page of the user's anomalies", body = AnomalyList),

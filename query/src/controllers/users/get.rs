@@ -58,11 +58,7 @@ pub struct UserProfile {
 
 /// One user's profile; 404 for a user with no event or anomaly kept.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
-    params(
-        ("user_id" = String, Path, description = "The user, percent-encoded: 1 to 128 characters, none a control character",
-            min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"),
-        WindowQuery,
-    ),
+    params(crate::params::UserPath, WindowQuery),
     security((), ("read_token" = [])),
     responses(
         (status = 200, description = "The user's profile", body = UserProfile),

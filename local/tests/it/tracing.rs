@@ -33,6 +33,7 @@ const CLIENT_TRACE: &str = "5b8efff798038103d269b633813fc60c";
 const CLIENT_SPAN: &str = "eee19b7ec3c1b174";
 const REJECTED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const POISON_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PROFILE_TRACE: &str = "7d1a2c9e5f3b48a6b0c4e8f2a6d9c3b1";
 
 /// One exported span, flattened for assertions.
 #[derive(Debug, Clone)]
@@ -531,6 +532,46 @@ async fn one_event_is_followed_from_the_client_through_kafka_to_its_row() {
     let line: serde_json::Value = serde_json::from_str(&logged).unwrap();
     assert_eq!(line["trace_id"], dead.trace_id);
     assert_eq!(line["span_id"].as_str().map(str::len), Some(16));
+
+    // A user's id is in their rows, never in a log line or an exported span,
+    // whatever the run did with their events: stored, an anomaly raised, a
+    // request refused, their profile read (traced, by the client's flag).
+    let user = "user-traced";
+    let profile = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/{user}", pipeline.worker))
+        .header(
+            "traceparent",
+            format!("00-{PROFILE_TRACE}-{CLIENT_SPAN}-01"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.status(), 200);
+    receiver
+        .wait_for("the profile's request", |s| s.trace_id == PROFILE_TRACE)
+        .await;
+    let logged: Vec<String> = pipeline
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains(user))
+        .collect();
+    assert!(
+        logged.is_empty(),
+        "log lines naming the user:\n{}",
+        logged.join("\n")
+    );
+    let names = |values: &HashMap<String, String>| values.values().any(|v| v.contains(user));
+    let traced: Vec<String> = receiver
+        .spans()
+        .iter()
+        .filter(|s| {
+            names(&s.attributes)
+                || s.status_message.contains(user)
+                || s.links.iter().any(|(_, _, attributes)| names(attributes))
+        })
+        .map(|s| format!("{} {:?}", s.name, s.attributes))
+        .collect();
+    assert!(traced.is_empty(), "spans naming the user: {traced:#?}");
 }
 
 /// With no endpoint set nothing is exported, not even to the default

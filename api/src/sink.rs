@@ -325,7 +325,7 @@ impl EventSink {
                 config,
                 &self.topic,
                 config.events_partitions,
-                "KAFKA_EVENTS_TOPIC",
+                eventpipe_service::settings::kafka::EVENTS_TOPIC.name,
             )
             .await?;
         if i32::try_from(partitions).ok() != Some(config.events_partitions) {

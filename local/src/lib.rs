@@ -99,7 +99,7 @@ impl Pipeline {
         let external = setting("KAFKA_BOOTSTRAP_SERVERS").filter(|s| !s.trim().is_empty());
         let embedded = match external {
             Some(_) => None,
-            None => Some(start_embedded_kafka(setting.clone())?),
+            None => Some(EmbeddedKafka::start(EMBEDDED_BROKERS)?),
         };
         let bootstrap = match &embedded {
             Some(kafka) => kafka.bootstrap_servers(),
@@ -141,6 +141,9 @@ impl Pipeline {
         };
         let api_config = ApiConfig::from_lookup(lookup)?;
         let worker_config = WorkerConfig::from_lookup(lookup)?;
+        if let Some(kafka) = &embedded {
+            create_topics(kafka, &api_config, &worker_config)?;
+        }
         if is_embedded && let Some(max) = api_config.backlog.max_bytes {
             anyhow::ensure!(
                 max <= KEEPS_BYTES_PER_PARTITION,
@@ -336,24 +339,23 @@ async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<tokio::net::TcpList
         .with_context(|| format!("binding {var}={addr} (is another eventpipe running?)"))
 }
 
-/// Starts the in-process cluster with the topics the services use, named
-/// and sized as configured.
-fn start_embedded_kafka(setting: impl Fn(&str) -> Option<String>) -> anyhow::Result<EmbeddedKafka> {
-    let kafka = EmbeddedKafka::start(EMBEDDED_BROKERS)?;
-    for (name_var, partitions_var) in eventpipe_service::settings::kafka::TOPICS {
-        let partitions_text = setting(partitions_var.name)
-            .or_else(|| partitions_var.default.map(str::to_owned))
-            .unwrap_or_default();
-        let partitions: i32 = partitions_text
-            .parse()
-            .with_context(|| format!("{} must be a whole number", partitions_var.name))?;
-        let name = setting(name_var.name)
-            .or_else(|| name_var.default.map(str::to_owned))
-            .unwrap_or_default();
-        kafka.create_topic(&name, partitions)?;
+/// Makes the topics the services use in the embedded cluster, named and
+/// sized as configured (the services do not create them there).
+fn create_topics(
+    kafka: &EmbeddedKafka,
+    api: &ApiConfig,
+    worker: &WorkerConfig,
+) -> anyhow::Result<()> {
+    let topics = &worker.topics;
+    for (name, partitions) in [
+        (&worker.events_topic, topics.events_partitions),
+        (&worker.dlq_topic, topics.dlq_partitions),
+        (&worker.anomalies_topic, topics.anomalies_partitions),
+    ] {
+        kafka.create_topic(name, partitions)?;
     }
-    if let Some(invalid) = setting("API_INVALID_TOPIC").filter(|t| !t.trim().is_empty()) {
-        kafka.create_topic(&invalid, 1)?;
+    if let Some(invalid) = &api.kafka.invalid {
+        kafka.create_topic(&invalid.topic, 1)?;
     }
-    Ok(kafka)
+    Ok(())
 }

@@ -227,27 +227,24 @@ pub async fn store_batch(
     let rows: Vec<&NewEvent> = rows.iter().collect();
     let mut conn = crate::database::connection(pool).await?;
     conn.transaction::<Stored, StoreError, _>(async |conn| {
-        let mut new = insert(conn, &rows, dedup_window).await?;
-        let inserted = new.len();
-        let new_rows: Vec<&NewEvent> = rows
-            .iter()
-            .copied()
-            .filter(|r| new.remove(&r.event_id))
-            .collect();
+        let new_rows = insert(conn, &rows, dedup_window).await?;
         add_to_rollups(conn, &new_rows).await?;
-        Ok(Stored { inserted })
+        Ok(Stored {
+            inserted: new_rows.len(),
+        })
     })
     .await
 }
 
 /// Inserts `rows` on `conn` (in the caller's transaction), skipping each
 /// one whose id is stored in the same partition or with a time within
-/// `dedup_window` of its own; returns the ids that were new.
-pub async fn insert(
+/// `dedup_window` of its own; returns the rows that were new, in batch
+/// order, each once (a batch repeating an id stores its first copy).
+pub async fn insert<'r>(
     conn: &mut AsyncPgConnection,
-    rows: &[&NewEvent],
+    rows: &[&'r NewEvent],
     dedup_window: Duration,
-) -> Result<HashSet<Uuid>, StoreError> {
+) -> Result<Vec<&'r NewEvent>, StoreError> {
     let mut ids = HashSet::with_capacity(rows.len());
     // A batch holding an id twice stores its first copy (copies on two
     // sides of a midnight would otherwise both be new to the statement).
@@ -298,5 +295,10 @@ pub async fn insert(
             .bind::<Array<Bool>, _>(near);
     }
     let returned: Vec<Inserted> = statement.load(conn).await?;
-    Ok(returned.into_iter().map(|r| r.event_id).collect())
+    let mut new: HashSet<Uuid> = returned.into_iter().map(|r| r.event_id).collect();
+    Ok(rows
+        .iter()
+        .copied()
+        .filter(|r| new.remove(&r.event_id))
+        .collect())
 }

@@ -433,19 +433,19 @@ impl WorkerConfig {
         let mut needed = vec![
             NeededTopic {
                 name: &self.events_topic,
-                var: "KAFKA_EVENTS_TOPIC",
+                var: kafka::EVENTS_TOPIC.name,
                 partitions: self.topics.events_partitions,
             },
             NeededTopic {
                 name: &self.dlq_topic,
-                var: "KAFKA_DLQ_TOPIC",
+                var: kafka::DLQ_TOPIC.name,
                 partitions: self.topics.dlq_partitions,
             },
         ];
         if self.rules.is_some() {
             needed.push(NeededTopic {
                 name: &self.anomalies_topic,
-                var: "KAFKA_ANOMALIES_TOPIC",
+                var: kafka::ANOMALIES_TOPIC.name,
                 partitions: self.topics.anomalies_partitions,
             });
         }

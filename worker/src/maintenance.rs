@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use eventpipe_store::AsyncPgConnection;
 use eventpipe_store::partitions::{self, PARTITIONED, day_start};
 use eventpipe_store::redact_url;
 use eventpipe_store::retention::{self, Plan, Policy, Removal, Removed};
@@ -64,7 +64,7 @@ fn prepared_days(
 }
 
 async fn connect(database_url: &str) -> anyhow::Result<AsyncPgConnection> {
-    AsyncPgConnection::establish(database_url)
+    eventpipe_store::connect(database_url)
         .await
         .with_context(|| {
             format!(

@@ -119,6 +119,7 @@ fn explain(error: clap::Error) -> anyhow::Error {
 }
 
 /// Parses `args` as a command taking only `flags` (and `--json`).
+#[cfg(test)]
 pub fn parse_flags(args: &[String], flags: &[&str]) -> anyhow::Result<ArgMatches> {
     let others: Vec<&str> = flags.iter().copied().filter(|f| *f != "--json").collect();
     with("command", &others)

@@ -221,9 +221,11 @@ impl From<&clap::ArgMatches> for Flags {
     }
 }
 
+#[cfg(test)]
 impl Flags {
     /// Parses `args` as a command taking only the flags `allowed` (clap
-    /// refuses the others, naming them).
+    /// refuses the others, naming them): the flags' own checks, apart
+    /// from any command.
     pub fn parse(args: &[String], allowed: &[&str]) -> anyhow::Result<Self> {
         let matches = super::cli::parse_flags(args, allowed)?;
         Ok(Flags::from(&matches))

@@ -362,7 +362,12 @@ fn topics_are_created_with_the_contract_names_and_partitions() {
         .as_str()
         .unwrap()
         .to_owned();
-    for (topic, partitions) in eventpipe_service::settings::kafka::TOPICS {
+    use eventpipe_service::settings::kafka;
+    for (topic, partitions) in [
+        (kafka::EVENTS_TOPIC, kafka::EVENTS_PARTITIONS),
+        (kafka::DLQ_TOPIC, kafka::DLQ_PARTITIONS),
+        (kafka::ANOMALIES_TOPIC, kafka::ANOMALIES_PARTITIONS),
+    ] {
         let (topic, partitions) = (topic.default.unwrap(), partitions.default.unwrap());
         assert!(
             init.contains(&format!(" {topic}:{partitions}"))

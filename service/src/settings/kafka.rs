@@ -83,14 +83,6 @@ pub const ANOMALIES_PARTITIONS: Var = var(
     "partitions of the anomalies topic when the worker creates it",
 );
 
-/// The topics the pipeline needs: (name variable, partitions variable),
-/// their defaults in the variables.
-pub const TOPICS: [(Var, Var); 3] = [
-    (EVENTS_TOPIC, EVENTS_PARTITIONS),
-    (DLQ_TOPIC, DLQ_PARTITIONS),
-    (ANOMALIES_TOPIC, ANOMALIES_PARTITIONS),
-];
-
 /// Where Kafka is and how to reach it.
 #[derive(Debug, Clone)]
 pub struct KafkaConnection {

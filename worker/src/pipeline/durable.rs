@@ -204,8 +204,6 @@ async fn store_rows(worker: &Worker, rows: &[Row]) -> Result<Vec<(usize, String)
                 metrics.anomaly_detection.observe(latency as f64 / 1e6);
             }
         }
-    }
-    if !stored.anomalies.is_empty() {
         let raised_by: std::collections::HashMap<_, _> = rows
             .iter()
             .filter_map(|r| Some((r.event.event_id, r.trace.as_ref()?)))
@@ -272,14 +270,8 @@ async fn write(
                 .unwrap_or_else(Utc::now);
             detection.replay(anomalies::history(tx, &users, &lookbacks, since).await?);
         }
-        let mut new = events::insert(tx, all, dedup_window).await?;
-        let inserted = new.len();
         // A new row is evaluated once, even if the batch repeats it.
-        let new_rows: Vec<&NewEvent> = all
-            .iter()
-            .copied()
-            .filter(|e| new.remove(&e.event_id))
-            .collect();
+        let new_rows = events::insert(tx, all, dedup_window).await?;
         let mut found = match detection {
             Some(detection) => detection.evaluate(&new_rows),
             None => Vec::new(),
@@ -289,7 +281,7 @@ async fn write(
         found.retain(|a| written.contains(&a.anomaly_id));
         events::add_to_rollups(tx, &new_rows).await?;
         Ok(Written {
-            inserted,
+            inserted: new_rows.len(),
             anomalies: found,
         })
     })
